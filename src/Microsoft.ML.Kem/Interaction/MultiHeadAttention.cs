@@ -1,0 +1,46 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Interaction;
+
+/// <summary>
+/// Multi-head attention with its own projections: queries Lin(d→d), keys and values one fused Lin(d→2d),
+/// output Lin(d→d). forward(query B×Lq×d, keyValue B×Lk×d) → B×Lq×d; self-attention is forward(x, x).
+/// Used by cross-task attention (MODEL-SPEC §4) and by the transformer blocks.
+/// </summary>
+public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly Linear query;
+    private readonly Linear keyValue;
+    private readonly Linear output;
+    private readonly int heads;
+    private readonly float? scale;
+
+    /// <summary>Creates the projections for width <paramref name="width"/> split into <paramref name="heads"/> heads.</summary>
+    /// <param name="name">Module name.</param>
+    /// <param name="width">Token width d.</param>
+    /// <param name="heads">Heads h; must divide d.</param>
+    /// <param name="scale">Score scale; null means 1/√d_h.</param>
+    public MultiHeadAttention(string name, int width, int heads, float? scale = null) : base(name)
+    {
+        if (heads < 1 || width % heads != 0)
+            throw new ArgumentException($"Width {width} must be a positive multiple of heads {heads}.", nameof(heads));
+        this.heads = heads;
+        this.scale = scale;
+        query = nn.Linear(width, width);
+        keyValue = nn.Linear(width, 2 * width);
+        output = nn.Linear(width, width);
+        RegisterComponents();
+    }
+
+    /// <summary>Attends from <paramref name="query"/> (B×Lq×d) to <paramref name="keyValue"/> (B×Lk×d); returns B×Lq×d.</summary>
+    public override Tensor forward(Tensor query, Tensor keyValue)
+    {
+        var q = AttentionKernel.SplitHeads(this.query.call(query), heads);    // B×h×Lq×d_h
+        var kv = this.keyValue.call(keyValue).chunk(2, -1);                   // 2 × B×Lk×d
+        var k = AttentionKernel.SplitHeads(kv[0], heads);                     // B×h×Lk×d_h
+        var v = AttentionKernel.SplitHeads(kv[1], heads);
+        return output.call(AttentionKernel.MergeHeads(AttentionKernel.Attend(q, k, v, scale)));
+    }
+}

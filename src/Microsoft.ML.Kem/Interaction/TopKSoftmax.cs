@@ -1,0 +1,79 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Interaction;
+
+/// <summary>
+/// TopKSoftmax_k along the last axis (MODEL-SPEC §2): every row keeps only its k largest scores; all other
+/// weights are exactly zero. Gradients flow only through the kept entries; the choice of indices is not
+/// differentiated. k is clamped to the row length, so k ≥ row length gives the plain softmax.
+/// </summary>
+public static class TopKSoftmax
+{
+    /// <summary>Top-k weights of every row of <paramref name="scores"/> (joint scope: one top-k over the whole row).</summary>
+    /// <param name="scores">Scores, any shape; the last axis is the one competed over.</param>
+    /// <param name="k">Winners per row (≥ 1), clamped to the row length.</param>
+    /// <param name="mode"><see cref="TopKMode.Masked"/>: softmax over the row, then keep the k largest (row sums ≤ 1);
+    /// <see cref="TopKMode.Renormalized"/>: −∞ outside the top-k, then softmax (row sums to 1).</param>
+    public static Tensor Apply(Tensor scores, int k, TopKMode mode)
+    {
+        CheckK(k);
+        if (k >= scores.shape[^1]) return scores.softmax(-1);
+        return Weigh(scores, Keep(scores, k), mode);
+    }
+
+    /// <summary>
+    /// Per-task scope (ablation, MODEL-SPEC §2 <c>TopKScope.PerTask</c>): the last axis holds T blocks of n
+    /// columns, one per task; each block keeps its own k largest (k·T non-zeros per row). Weights are then
+    /// formed over the whole row exactly as in <see cref="Apply(Tensor, int, TopKMode)"/>.
+    /// </summary>
+    /// <param name="scores">Scores whose last axis has length T·n, task-major.</param>
+    /// <param name="k">Winners per task block (≥ 1), clamped to n.</param>
+    /// <param name="mode">Weighting of the kept entries.</param>
+    /// <param name="tasks">Number of task blocks T.</param>
+    public static Tensor ApplyPerTask(Tensor scores, int k, TopKMode mode, int tasks)
+    {
+        CheckK(k);
+        var length = scores.shape[^1];
+        if (tasks < 1 || length % tasks != 0)
+            throw new ArgumentException($"Row length {length} is not a whole number of {tasks} task blocks.", nameof(tasks));
+        var perTask = length / tasks;
+        if (k >= perTask) return scores.softmax(-1);
+        // …×(T·n) → …×T×n: top-k inside each task block, then back to …×(T·n)
+        var blocks = scores.unflatten(scores.dim() - 1, [tasks, perTask]);
+        var keep = Keep(blocks, k).flatten(-2);
+        return Weigh(scores, keep, mode);
+    }
+
+    /// <summary>Applies the scope chosen in the options: <see cref="TopKScope.Joint"/> or <see cref="TopKScope.PerTask"/>.</summary>
+    public static Tensor Apply(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks) =>
+        scope == TopKScope.Joint ? Apply(scores, k, mode) : ApplyPerTask(scores, k, mode, tasks);
+
+    /// <summary>Boolean mask of the k largest entries of every row (k must be ≤ the row length).</summary>
+    public static Tensor Keep(Tensor scores, int k)
+    {
+        CheckK(k);
+        using var noGrad = no_grad();
+        var indices = scores.topk(k, dim: -1, sorted: false).indexes;
+        return zeros_like(scores, dtype: ScalarType.Bool).scatter_(-1, indices, ones_like(indices, dtype: ScalarType.Bool));
+    }
+
+    /// <summary>Weights of the entries marked in <paramref name="keep"/>; zero elsewhere, with zero gradient there.</summary>
+    public static Tensor Weigh(Tensor scores, Tensor keep, TopKMode mode)
+    {
+        if (mode == TopKMode.Renormalized)
+            return scores.masked_fill(keep.logical_not(), double.NegativeInfinity).softmax(-1);
+
+        // Masked: the kept entries of softmax over the whole row. The dropped entries still count in the
+        // denominator, but as constants, so no gradient reaches them (MODEL-SPEC §2).
+        var exp = (scores - scores.amax([-1], keepdim: true).detach()).exp();
+        var kept = exp.masked_fill(keep.logical_not(), 0.0);
+        var dropped = exp.detach().masked_fill(keep, 0.0);
+        return kept / (kept.sum(-1, keepdim: true) + dropped.sum(-1, keepdim: true));
+    }
+
+    private static void CheckK(int k)
+    {
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "Top-k needs k ≥ 1.");
+    }
+}
