@@ -1,0 +1,193 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Interaction;
+
+/// <summary>
+/// What one KEM pass computed, for inspection (slot visualisation, noise toy, tests). The tensors belong to
+/// the caller's dispose scope.
+/// </summary>
+/// <param name="Output">X' = X + λ·O, B×T×n×d.</param>
+/// <param name="Memory">R_new after Retrieve, B×m×d.</param>
+/// <param name="RetrieveWeights">A = TopKSoftmax_k(S), B×h×m×N: which tokens each slot read (column j = task j / n, token j mod n).</param>
+/// <param name="WriteWeights">softmax over the slots, B×h×N×m: how much of every slot each token read.</param>
+public sealed record KemTrace(Tensor Output, Tensor Memory, Tensor RetrieveWeights, Tensor WriteWeights);
+
+/// <summary>
+/// Knowledge Extraction Module, KEM and sKEM (MODEL-SPEC §2–§3). forward(X B×T×n×d) → X' B×T×n×d:
+/// <code>
+/// Retrieve:   R_new = R_0 + TopKSoftmax_k(S) V Wo_r,   S = (LN(R_0) Wq_r)(LN(F) Wk_r)ᵀ/√d_h,  F = [X_1;…;X_T]
+/// Write:      O     = softmax_m((LN(F) Wq_w)(LN(R_new) Wk_w)ᵀ/√d_h)(LN(R_new) Wv_w) Wo_w
+/// Broadcast:  X'    = X + λ·O
+/// </code>
+/// sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
+/// paper: its Retrieve is SGW's "write", its Write is SGW's "broadcast" (MODEL-SPEC §15.20).
+/// </summary>
+public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
+{
+    // Children in the order they run.
+    private readonly TaskEmbedding? taskEmbedding;
+    private readonly LayerNorm normTokens;                 // LN_x
+    private readonly Parameter? memorySlots;               // R_0: m×d (absent only for SlotVertices + Replace, where nothing reads it)
+    private readonly LayerNorm normMemory;                 // LN_r
+    private readonly Linear? retrieveQuery;                // Wq_r (absent for SlotVertices: the ETF vertices are the slot queries)
+    private readonly Linear retrieveKeyValue;              // [Wk_r | Wv_r]
+    private readonly HeadwiseLinear? etfQueryProjection;   // sKEM TaskVertices + EtfInputProjection
+    private readonly HeadwiseLinear? etfKeyProjection;     // sKEM + EtfInputProjection
+    private readonly Tensor? etfVertices;                  // buffer h×d_h×K, K = T (TaskVertices) or m (SlotVertices)
+    private readonly Parameter? logTemperature;            // log γ, init ln √d_h
+    private readonly Linear retrieveOutput;                // Wo_r
+    private readonly Linear writeQuery;                    // Wq_w
+    private readonly Linear writeKeyValue;                 // [Wk_w | Wv_w]
+    private readonly Linear writeOutput;                   // Wo_w
+
+    private readonly int heads;
+    private readonly int tasks;
+    private readonly InteractionOptions options;
+    private readonly EtfMode etfMode;
+    private readonly float? scoreScale;                    // null: 1/√d_h
+
+    /// <summary>Builds KEM (<see cref="InteractionKind.Kem"/>) or sKEM (<see cref="InteractionKind.StableKem"/>).</summary>
+    /// <param name="name">Module name.</param>
+    /// <param name="width">Token width d.</param>
+    /// <param name="heads">Heads h; must divide d.</param>
+    /// <param name="tasks">Number of tasks T.</param>
+    /// <param name="options">Interaction options; validated here.</param>
+    public KnowledgeExtraction(string name, int width, int heads, int tasks, InteractionOptions options) : base(name)
+    {
+        if (options.Kind is not (InteractionKind.Kem or InteractionKind.StableKem))
+            throw new ArgumentException($"KnowledgeExtraction builds Kem or StableKem, not {options.Kind}: use InteractionFactory.Create.", nameof(options));
+        if (heads < 1 || width % heads != 0)
+            throw new ArgumentException($"Width {width} must be a positive multiple of Heads {heads}.", nameof(heads));
+        if (tasks < 1) throw new ArgumentOutOfRangeException(nameof(tasks), tasks, "KEM needs at least one task.");
+        options.Validate(width, heads, tasks);
+
+        this.heads = heads;
+        this.tasks = tasks;
+        this.options = options;
+        etfMode = options.Kind == InteractionKind.StableKem ? options.EtfMode : EtfMode.Off;
+        scoreScale = options.ScoreScale == ScoreScale.None ? 1f : null;
+        var headWidth = width / heads;
+        var projectEtfInput = etfMode != EtfMode.Off && options.EtfInputProjection;
+
+        if (options.TaskEmbedding) taskEmbedding = new TaskEmbedding("task_embedding", tasks, width);
+        normTokens = nn.LayerNorm(width);
+        if (etfMode != EtfMode.SlotVertices || options.MemoryUpdate == MemoryUpdate.Residual)
+            memorySlots = new Parameter(TruncatedNormal.Fill(empty(options.MemorySlots, width), std: 0.02));
+        normMemory = nn.LayerNorm(width);
+        if (etfMode != EtfMode.SlotVertices) retrieveQuery = nn.Linear(width, width);
+        retrieveKeyValue = nn.Linear(width, 2 * width);
+        if (projectEtfInput && etfMode == EtfMode.TaskVertices) etfQueryProjection = new HeadwiseLinear("etf_query_projection", heads, headWidth);
+        if (projectEtfInput) etfKeyProjection = new HeadwiseLinear("etf_key_projection", heads, headWidth);
+        if (etfMode != EtfMode.Off)
+            etfVertices = HeadFrames(heads, headWidth, etfMode == EtfMode.TaskVertices ? tasks : options.MemorySlots, options.EtfSeed);
+        if (projectEtfInput || etfMode == EtfMode.SlotVertices)
+            logTemperature = new Parameter(tensor(Math.Log(Math.Sqrt(headWidth)), dtype: ScalarType.Float32));
+        retrieveOutput = nn.Linear(width, width);
+        writeQuery = nn.Linear(width, width);
+        writeKeyValue = nn.Linear(width, 2 * width);
+        writeOutput = nn.Linear(width, width);
+        RegisterComponents();
+    }
+
+    /// <summary>X (B×T×n×d) → X' = X + λ·O (B×T×n×d).</summary>
+    public override Tensor forward(Tensor x) => Run(x, trace: false).Output;
+
+    /// <summary>Runs forward and also returns the retrieve and write weights (see <see cref="KemTrace"/>).</summary>
+    public KemTrace Trace(Tensor x)
+    {
+        var (output, memory, retrieveWeights, writeWeights) = Run(x, trace: true);
+        return new KemTrace(output, memory, retrieveWeights, writeWeights!);
+    }
+
+    /// <summary>The fixed ETF of every head, h×d_h×K (a buffer, never trained); null for plain KEM.</summary>
+    public Tensor? EtfVertices => etfVertices;
+
+    private (Tensor Output, Tensor Memory, Tensor RetrieveWeights, Tensor? WriteWeights) Run(Tensor x, bool trace)
+    {
+        if (x.dim() != 4 || x.shape[1] != tasks)
+            throw new ArgumentException($"KEM expects task tokens B×T×n×d with T = {tasks}, got [{string.Join("×", x.shape)}].", nameof(x));
+        var (batch, perTask, width) = (x.shape[0], x.shape[2], x.shape[3]);
+        var embedded = taskEmbedding?.call(x) ?? x;
+        // F = [X_1; …; X_T]: B×T×n×d → B×N×d, N = T·n (a view of the stack)
+        var tokens = normTokens.call(embedded.reshape(batch, tasks * perTask, width));
+
+        // MODEL-SPEC §2, Retrieve (SGW "write"): every slot reads its k best tokens of all tasks
+        var (memory, retrieveWeights) = Retrieve(tokens);                       // R_new B×m×d, A B×h×m×N
+        // MODEL-SPEC §2, Write (SGW "broadcast"): every token reads the memory, softmax over the m slots
+        var (written, writeWeights) = Write(tokens, memory, trace);             // O B×N×d
+        // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d)
+        var output = x + written.reshape(batch, tasks, perTask, width).mul(options.Lambda);
+        return (output, memory, retrieveWeights, writeWeights);
+    }
+
+    private (Tensor Memory, Tensor Weights) Retrieve(Tensor tokens)
+    {
+        var keyValue = retrieveKeyValue.call(tokens).chunk(2, -1);
+        var keys = AttentionKernel.SplitHeads(keyValue[0], heads);              // K: B×h×N×d_h
+        var values = AttentionKernel.SplitHeads(keyValue[1], heads);            // V: B×h×N×d_h
+        var retrieveScores = RetrieveScores(keys);                              // S: B×h×m×N
+        var weights = TopKSoftmax.Apply(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks); // A: B×h×m×N
+        var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(weights.matmul(values)));          // R: B×h×m×d_h → B×m×d
+        var memory = options.MemoryUpdate == MemoryUpdate.Residual ? memorySlots! + retrieved : retrieved; // R_new
+        return (memory, weights);
+    }
+
+    /// <summary>S (B×h×m×N): MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes.</summary>
+    private Tensor RetrieveScores(Tensor keys)
+    {
+        switch (etfMode)
+        {
+            case EtfMode.Off:
+                return AttentionKernel.Scores(SlotQueries(), keys, scoreScale);
+            case EtfMode.TaskVertices:
+            {
+                // Q̃ = Q W_h (1×h×m×T), K̃ = K W_h (B×h×N×T); S = Q̃ K̃ᵀ/√K, or γ·Q̃ K̃ᵀ on L2-normalised projections
+                var queries = SlotQueries();
+                if (etfQueryProjection is not null && etfKeyProjection is not null)
+                {
+                    var queryCoordinates = UnitRows(etfQueryProjection.call(queries)).matmul(etfVertices!);
+                    var keyCoordinates = UnitRows(etfKeyProjection.call(keys)).matmul(etfVertices!);
+                    return AttentionKernel.Scores(queryCoordinates, keyCoordinates, 1f).mul(logTemperature!.exp());
+                }
+                var etfScale = options.ScoreScale == ScoreScale.None ? 1f : AttentionKernel.DefaultScale(tasks);
+                return AttentionKernel.Scores(queries.matmul(etfVertices!), keys.matmul(etfVertices!), etfScale);
+            }
+            case EtfMode.SlotVertices:
+            {
+                // S_ij = γ·⟨w_i, k_j/‖k_j‖⟩: the fixed vertex w_i is slot i's query (h×d_h×m → 1×h×m×d_h)
+                var slotVertices = etfVertices!.transpose(-2, -1).unsqueeze(0);
+                var unitKeys = UnitRows(etfKeyProjection?.call(keys) ?? keys);
+                return AttentionKernel.Scores(slotVertices, unitKeys, 1f).mul(logTemperature!.exp());
+            }
+            default:
+                throw new InvalidOperationException($"EtfMode {etfMode} is not known.");
+        }
+    }
+
+    /// <summary>Q = split(LN_r(R_0) Wq_r): the same for every sample, 1×h×m×d_h.</summary>
+    private Tensor SlotQueries() =>
+        AttentionKernel.SplitHeads(retrieveQuery!.call(normMemory.call(memorySlots!)).unsqueeze(0), heads);
+
+    private (Tensor Written, Tensor? Weights) Write(Tensor tokens, Tensor memory, bool trace)
+    {
+        var queries = AttentionKernel.SplitHeads(writeQuery.call(tokens), heads);   // Q: B×h×N×d_h, all tasks in one call
+        var keyValue = writeKeyValue.call(normMemory.call(memory)).chunk(2, -1);
+        var keys = AttentionKernel.SplitHeads(keyValue[0], heads);                  // K_m: B×h×m×d_h
+        var values = AttentionKernel.SplitHeads(keyValue[1], heads);                // V_m: B×h×m×d_h
+        var read = AttentionKernel.Attend(queries, keys, values, scoreScale);       // B×h×N×d_h
+        var weights = trace ? AttentionKernel.Weights(queries, keys, scoreScale) : null; // B×h×N×m
+        return (writeOutput.call(AttentionKernel.MergeHeads(read)), weights);       // O: B×N×d
+    }
+
+    /// <summary>One independent ETF per head (seed + h), stacked to h×d_h×K.</summary>
+    private static Tensor HeadFrames(int heads, int headWidth, int vertices, long seed)
+    {
+        using var scope = NewDisposeScope();
+        var frames = Enumerable.Range(0, heads).Select(h => EquiangularTightFrame.Build(headWidth, vertices, seed + h)).ToArray();
+        return stack(frames).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor UnitRows(Tensor x) => nn.functional.normalize(x, p: 2, dim: -1);
+}
