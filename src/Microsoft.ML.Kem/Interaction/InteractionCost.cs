@@ -1,0 +1,47 @@
+namespace Microsoft.ML.Kem.Interaction;
+
+/// <summary>
+/// Analytic multiply-add count of one interaction module for one sample (MODEL-SPEC §2 "Complexity";
+/// heads, LayerNorms, biases, softmax and the top-k selection not counted).
+/// </summary>
+/// <param name="Projections">Multiply-adds of the linear projections.</param>
+/// <param name="AttentionPart">Multiply-adds of the score products and the weighted sums.</param>
+public sealed record InteractionCost(long Projections, long AttentionPart)
+{
+    /// <summary>Projections + AttentionPart.</summary>
+    public long Total => Projections + AttentionPart;
+
+    /// <summary>
+    /// KEM: Projections = 4·T·n·d² + 4·m·d² (Retrieve 2N d² + 2m d², Write 2N d² + 2m d²);
+    /// AttentionPart = 4·m·T·n·d (retrieve scores, retrieve sum, write scores, write sum: m·N·d each), linear in n and T.
+    /// The dense weighted sum is counted; sKEM's per-head ETF projections are not.
+    /// </summary>
+    /// <param name="tasks">T.</param>
+    /// <param name="tokensPerTask">n.</param>
+    /// <param name="width">d.</param>
+    /// <param name="memorySlots">m.</param>
+    public static InteractionCost Kem(long tasks, long tokensPerTask, long width, long memorySlots)
+    {
+        var n = tasks * tokensPerTask;
+        return new InteractionCost(
+            Projections: 4 * n * width * width + 4 * memorySlots * width * width,
+            AttentionPart: 4 * memorySlots * n * width);
+    }
+
+    /// <summary>
+    /// All-pairs cross-task attention (MODEL-SPEC §4) with its own projections per target task:
+    /// Projections = 2·T·n·d² (queries and outputs) + 2·T(T−1)·n·d² (keys and values of the other tasks, per target),
+    /// which is the spec's 4·T·n·d² for T = 2 and grows as T² beyond;
+    /// AttentionPart = 2·T(T−1)·n²·d, quadratic in n and in T.
+    /// </summary>
+    /// <param name="tasks">T.</param>
+    /// <param name="tokensPerTask">n.</param>
+    /// <param name="width">d.</param>
+    public static InteractionCost CrossAttention(long tasks, long tokensPerTask, long width)
+    {
+        var n = tokensPerTask;
+        return new InteractionCost(
+            Projections: 2 * tasks * n * width * width + 2 * tasks * (tasks - 1) * n * width * width,
+            AttentionPart: 2 * tasks * (tasks - 1) * n * n * width);
+    }
+}

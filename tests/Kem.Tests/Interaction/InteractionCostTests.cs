@@ -1,0 +1,101 @@
+using Microsoft.ML.Kem.Interaction;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static Kem.Tests.Interaction.InteractionFixtures;
+
+namespace Kem.Tests.Interaction;
+
+[TestClass]
+public sealed class InteractionCostTests
+{
+    [TestMethod]
+    public void Kem_cost_grows_linearly_in_tokens_and_tasks()
+    {
+        var baseline = InteractionCost.Kem(2, 1008, 384, 20);
+        Assert.AreEqual(2 * baseline.AttentionPart, InteractionCost.Kem(2, 2016, 384, 20).AttentionPart, "doubling n");
+        Assert.AreEqual(2 * baseline.AttentionPart, InteractionCost.Kem(4, 1008, 384, 20).AttentionPart, "doubling T");
+        Assert.AreEqual(4L * 2 * 1008 * 384 * 384, InteractionCost.Kem(2, 2016, 384, 20).Projections - baseline.Projections, "projections grow by 4·T·Δn·d²");
+    }
+
+    [TestMethod]
+    public void Cross_attention_cost_grows_quadratically_in_tokens_and_tasks()
+    {
+        var baseline = InteractionCost.CrossAttention(2, 1008, 384);
+        Assert.AreEqual(4 * baseline.AttentionPart, InteractionCost.CrossAttention(2, 2016, 384).AttentionPart, "doubling n");
+        Assert.AreEqual(6 * baseline.AttentionPart, InteractionCost.CrossAttention(4, 1008, 384).AttentionPart, "T = 2 → 4: T(T−1) 2 → 12");
+        Assert.AreEqual(4L * 2 * 1008 * 384 * 384, baseline.Projections, "the spec's 4·T·n·d² at T = 2");
+    }
+
+    [TestMethod]
+    public void Costs_reproduce_the_spec_numbers()
+    {
+        // MODEL-SPEC §2: NYUD paper size (T=2, n=4800, d=256, m=20) and Gpu448 (T=2, n=1008, d=384, m=20).
+        Assert.AreEqual(2.0e8, InteractionCost.Kem(2, 4800, 256, 20).AttentionPart, 0.05e8);
+        Assert.AreEqual(2.4e10, InteractionCost.CrossAttention(2, 4800, 256).AttentionPart, 0.05e10);
+        Assert.AreEqual(6.2e7, InteractionCost.Kem(2, 1008, 384, 20).AttentionPart, 0.05e7);
+        Assert.AreEqual(1.56e9, InteractionCost.CrossAttention(2, 1008, 384).AttentionPart, 0.005e9);
+        Assert.AreEqual(1.19e9, InteractionCost.CrossAttention(2, 1008, 384).Projections, 0.005e9);
+        Assert.AreEqual(1.19e9, InteractionCost.Kem(2, 1008, 384, 20).Projections, 0.02e9);   // + 4·m·d² = 1.2e7
+    }
+
+    [TestMethod]
+    public void Kem_cost_equals_the_products_the_module_runs()
+    {
+        const int tasks = 3;
+        using var kem = (KnowledgeExtraction)Create("Kem", tasks);
+        var projections = new LinearCounter(kem);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var trace = kem.Trace(Tokens(tasks: tasks, batch: 1));
+
+        // Attention part from the shapes the module produced: S and A V (B×h×m×N, each term ·d_h), Write scores and sum (B×h×N×m ·d_h).
+        var headWidth = Width / Heads;
+        var retrieve = 2 * trace.RetrieveWeights.numel() * headWidth;
+        var write = 2 * trace.WriteWeights.numel() * headWidth;
+        var expected = InteractionCost.Kem(tasks, PerTask, Width, Slots);
+        Assert.AreEqual(expected.AttentionPart, retrieve + write, "attention part");
+        Assert.AreEqual(expected.Projections, projections.MultiplyAdds, "projections");
+    }
+
+    [TestMethod]
+    [DataRow(2)]
+    [DataRow(3)]
+    public void Cross_attention_cost_equals_the_products_the_module_runs(int tasks)
+    {
+        using var module = Create("CrossAttention", tasks);
+        var projections = new LinearCounter(module);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        module.call(Tokens(tasks: tasks, batch: 1));
+
+        // Every target's attention: scores and weighted sum, Lq·Lk·d each, with Lq, Lk the rows its q and kv projections saw.
+        var attention = Enumerable.Range(0, tasks).Sum(t =>
+            2 * projections.Rows[$"targets.{t}.attention.query"] * projections.Rows[$"targets.{t}.attention.keyValue"] * Width);
+        var expected = InteractionCost.CrossAttention(tasks, PerTask, Width);
+        Assert.AreEqual(expected.AttentionPart, attention, "attention part");
+        Assert.AreEqual(expected.Projections, projections.MultiplyAdds, "projections");
+    }
+
+    /// <summary>Counts rows·in·out of every Linear call of a module through forward hooks.</summary>
+    private sealed class LinearCounter
+    {
+        public long MultiplyAdds { get; private set; }
+        public Dictionary<string, long> Rows { get; } = [];
+
+        public LinearCounter(nn.Module module)
+        {
+            foreach (var (name, child) in module.named_modules())
+            {
+                if (child is not Linear linear) continue;
+                linear.register_forward_hook((_, input, output) =>
+                {
+                    var rows = input.numel() / input.shape[^1];
+                    Rows[name] = Rows.GetValueOrDefault(name) + rows;
+                    MultiplyAdds += rows * input.shape[^1] * output.shape[^1];
+                    return output;
+                });
+            }
+        }
+    }
+}
