@@ -1,0 +1,12 @@
+namespace Microsoft.ML.Kem.Tasks;
+
+/// <summary>How <see cref="MultiTaskLoss"/> combines the per-task losses L_t (MODEL-SPEC §8, option <c>LossWeighting</c>).</summary>
+public enum LossWeighting
+{
+    /// <summary>Default (MTFormer's code): L = Σ_t [ w_t · 10 · exp(−s_t) · L_t + s_t ], s_t learned, initialised 0.</summary>
+    MtformerUncertainty,
+    /// <summary>L = Σ_t w_t · L_t with the fixed weights of the task specs.</summary>
+    Fixed,
+    /// <summary>Kendall et al. 2018: L = Σ_t [ exp(−s_t) · w_t · L_t + s_t ] / 2, s_t = log σ_t² learned, initialised 0.</summary>
+    Uncertainty,
+}

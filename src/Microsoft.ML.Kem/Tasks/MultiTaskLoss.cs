@@ -1,0 +1,74 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Tasks;
+
+/// <summary>
+/// Combines the per-task losses into the training loss (MODEL-SPEC §8, combination modes). Holds one learnable
+/// scalar s_t per task, the parameter <c>s</c> of shape [T], initialised 0; in <see cref="LossWeighting.Fixed"/>
+/// mode it is kept (so checkpoints have the same layout) but frozen and unused.
+/// </summary>
+public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
+{
+    /// <summary>Factor on the weighted task loss in <see cref="LossWeighting.MtformerUncertainty"/> (MTFormer's code).</summary>
+    public const float MtformerScale = 10f;
+
+    readonly TaskSpec[] _tasks;
+    readonly Parameter _s;
+
+    /// <summary>Creates the combiner for <paramref name="tasks"/> (their <see cref="TaskSpec.LossWeight"/> are the w_t).</summary>
+    public MultiTaskLoss(string name, IReadOnlyList<TaskSpec> tasks, LossWeighting mode = LossWeighting.MtformerUncertainty) : base(name)
+    {
+        ArgumentNullException.ThrowIfNull(tasks);
+        if (tasks.Count == 0)
+            throw new ArgumentException("MultiTaskLoss needs at least one task.", nameof(tasks));
+        if (!Enum.IsDefined(mode))
+            throw new ArgumentOutOfRangeException(nameof(mode), mode, "Unknown LossWeighting.");
+        foreach (var task in tasks)
+            task.Validate();
+        _tasks = [.. tasks];
+        Mode = mode;
+        _s = new Parameter(torch.zeros(_tasks.Length), requires_grad: mode != LossWeighting.Fixed);
+        register_parameter("s", _s);
+    }
+
+    /// <summary>The combination mode.</summary>
+    public LossWeighting Mode { get; }
+
+    /// <summary>The tasks, in the order <see cref="forward"/> expects their losses.</summary>
+    public IReadOnlyList<TaskSpec> Tasks => _tasks;
+
+    /// <summary>The learnable log-variances s_t, shape [T] (not used in <see cref="LossWeighting.Fixed"/> mode).</summary>
+    public Parameter LogVariances => _s;
+
+    /// <summary>The combined loss (a scalar) from one scalar loss per task, in the order of <see cref="Tasks"/>.</summary>
+    public override Tensor forward(Tensor[] perTaskLosses)
+    {
+        ArgumentNullException.ThrowIfNull(perTaskLosses);
+        if (perTaskLosses.Length != _tasks.Length)
+            throw new ArgumentException(
+                $"MultiTaskLoss expects {_tasks.Length} per-task losses ({string.Join(", ", _tasks.Select(t => t.Name))}), got {perTaskLosses.Length}.",
+                nameof(perTaskLosses));
+        using var scope = torch.NewDisposeScope();
+        Tensor? total = null;
+        for (int t = 0; t < _tasks.Length; t++)
+        {
+            var loss = perTaskLosses[t];
+            var w = _tasks[t].LossWeight;
+            var s = _s[t];
+            var term = Mode switch
+            {
+                // MODEL-SPEC §8: w_t · 10 · exp(−s_t) · L_t + s_t
+                LossWeighting.MtformerUncertainty => w * MtformerScale * torch.exp(-s) * loss + s,
+                // MODEL-SPEC §8: w_t · L_t
+                LossWeighting.Fixed => w * loss,
+                // MODEL-SPEC §8: (exp(−s_t) · w_t · L_t + s_t) / 2
+                LossWeighting.Uncertainty => (torch.exp(-s) * w * loss + s) / 2,
+                _ => throw new InvalidOperationException($"Unknown LossWeighting {Mode}."),
+            };
+            total = total is null ? term : total + term;
+        }
+        return scope.MoveToOuter(total!);
+    }
+}
