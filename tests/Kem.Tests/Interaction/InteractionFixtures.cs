@@ -7,7 +7,7 @@ namespace Kem.Tests.Interaction;
 /// <summary>Tiny interaction configurations shared by the module tests (d = 16, h = 2 → d_h = 8 ≥ m = 4).</summary>
 internal static class InteractionFixtures
 {
-    public const int Batch = 2, Tasks = 2, PerTask = 5, Width = 16, Heads = 2, Slots = 4, TopK = 3;
+    public const int Batch = 2, TaskCount = 2, PerTask = 5, Width = 16, Heads = 2, Slots = 4, TopK = 3;
 
     /// <summary>Options for a named variant used in DataRows.</summary>
     public static InteractionOptions Options(string variant) => variant switch
@@ -35,13 +35,13 @@ internal static class InteractionFixtures
     };
 
     /// <summary>The module for a variant, built with a fixed torch seed.</summary>
-    public static nn.Module<Tensor, Tensor> Create(string variant, int tasks = Tasks)
+    public static nn.Module<Tensor, Tensor> Create(string variant, int tasks = TaskCount)
     {
         manual_seed(42);
         return InteractionFactory.Create(variant, Options(variant), Width, Heads, tasks);
     }
 
     /// <summary>Seeded task tokens B×T×n×d.</summary>
-    public static Tensor Tokens(long seed = 3, int tasks = Tasks, int batch = Batch) =>
+    public static Tensor Tokens(long seed = 3, int tasks = TaskCount, int batch = Batch) =>
         TensorAssert.Randn(seed, batch, tasks, PerTask, Width);
 }

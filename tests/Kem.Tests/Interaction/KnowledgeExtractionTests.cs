@@ -8,7 +8,7 @@ namespace Kem.Tests.Interaction;
 [TestClass]
 public sealed class KnowledgeExtractionTests
 {
-    private static KnowledgeExtraction Kem(string variant, int tasks = Tasks) => (KnowledgeExtraction)Create(variant, tasks);
+    private static KnowledgeExtraction Kem(string variant, int tasks = TaskCount) => (KnowledgeExtraction)Create(variant, tasks);
 
     [TestMethod]
     [DataRow("Kem")]
@@ -39,14 +39,14 @@ public sealed class KnowledgeExtractionTests
     [DataRow("Kem", TopK)]
     [DataRow("TaskVertices", TopK)]
     [DataRow("SlotVertices", TopK)]
-    [DataRow("KemPerTask", TopK * Tasks)]
+    [DataRow("KemPerTask", TopK * TaskCount)]
     public void Each_slot_reads_exactly_k_tokens(string variant, int nonZerosPerRow)
     {
         using var kem = Kem(variant);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var trace = kem.Trace(Tokens());
-        CollectionAssert.AreEqual(new long[] { Batch, Heads, Slots, Tasks * PerTask }, trace.RetrieveWeights.shape);
+        CollectionAssert.AreEqual(new long[] { Batch, Heads, Slots, TaskCount * PerTask }, trace.RetrieveWeights.shape);
         Assert.IsTrue(trace.RetrieveWeights.ne(0).sum(-1).eq(nonZerosPerRow).all().item<bool>(), "non-zeros per (b, h, slot) row");
     }
 
@@ -59,8 +59,8 @@ public sealed class KnowledgeExtractionTests
         var x = Tokens();
         var trace = kem.Trace(x);
         TensorAssert.Close(kem.call(x), trace.Output, 1e-6, "Trace output = forward output");
-        CollectionAssert.AreEqual(new long[] { Batch, Heads, Tasks * PerTask, Slots }, trace.WriteWeights.shape);
-        TensorAssert.Close(ones(Batch, Heads, Tasks * PerTask), trace.WriteWeights.sum(-1), 1e-6, "write rows sum to 1");
+        CollectionAssert.AreEqual(new long[] { Batch, Heads, TaskCount * PerTask, Slots }, trace.WriteWeights.shape);
+        TensorAssert.Close(ones(Batch, Heads, TaskCount * PerTask), trace.WriteWeights.sum(-1), 1e-6, "write rows sum to 1");
         Assert.IsTrue(trace.WriteWeights.gt(0).all().item<bool>(), "Write has no top-k");
         CollectionAssert.AreEqual(new long[] { Batch, Slots, Width }, trace.Memory.shape);
     }
@@ -91,7 +91,7 @@ public sealed class KnowledgeExtractionTests
     }
 
     [TestMethod]
-    [DataRow("TaskVertices", Tasks)]
+    [DataRow("TaskVertices", TaskCount)]
     [DataRow("SlotVertices", Slots)]
     public void Every_head_has_its_own_seeded_frame(string variant, int vertices)
     {
@@ -165,9 +165,9 @@ public sealed class KnowledgeExtractionTests
         using var noGrad = no_grad();
         var x = Tokens();
         manual_seed(1);
-        using var full = new KnowledgeExtraction("kem", Width, Heads, Tasks, Options("Kem"));
+        using var full = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("Kem"));
         manual_seed(1);
-        using var half = new KnowledgeExtraction("kem", Width, Heads, Tasks, Options("Kem") with { Lambda = 0.5f });
+        using var half = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("Kem") with { Lambda = 0.5f });
         TensorAssert.Close((full.call(x) - x) * 0.5, half.call(x) - x, 1e-6, "λ·O");
     }
 
@@ -175,10 +175,10 @@ public sealed class KnowledgeExtractionTests
     public void Invalid_shapes_and_options_are_rejected_with_a_message()
     {
         var slotVertices = Options("SlotVertices") with { MemorySlots = 9 };    // d_h = 8 < m = 9
-        var error = Assert.ThrowsExactly<ArgumentException>(() => new KnowledgeExtraction("kem", Width, Heads, Tasks, slotVertices));
+        var error = Assert.ThrowsExactly<ArgumentException>(() => new KnowledgeExtraction("kem", Width, Heads, TaskCount, slotVertices));
         StringAssert.Contains(error.Message, "MemorySlots");
-        Assert.ThrowsExactly<ArgumentException>(() => new KnowledgeExtraction("kem", 15, Heads, Tasks, Options("Kem")));
-        Assert.ThrowsExactly<ArgumentException>(() => new KnowledgeExtraction("kem", Width, Heads, Tasks, Options("CrossAttention")));
+        Assert.ThrowsExactly<ArgumentException>(() => new KnowledgeExtraction("kem", 15, Heads, TaskCount, Options("Kem")));
+        Assert.ThrowsExactly<ArgumentException>(() => new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("CrossAttention")));
         using var kem = Kem("Kem");
         using var scope = NewDisposeScope();
         Assert.ThrowsExactly<ArgumentException>(() => kem.call(Tokens(tasks: 3)));

@@ -1,0 +1,199 @@
+// KemMl quickstart: generate indoor scenes, fit a multi-task sKEM network (segmentation + depth + normals) through an
+// ML.NET pipeline, compare it with the trivial baseline, and write PNG panels (input | ground truth | prediction).
+// Usage: dotnet run -c Release --project examples/Kem.Quickstart -- [--train 480] [--val 96] [--size 128x128]
+//        [--epochs 7] [--batch 8] [--device auto|cpu|cuda] [--interaction StableKem|Kem|CrossAttention|None] [--out out/quickstart]
+using System.Diagnostics;
+using Kem.Trainers;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Kem.Data;
+using Microsoft.ML.Kem.Interaction;
+using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Tasks;
+using Microsoft.ML.Kem.Training;
+using Microsoft.ML.Kem.Visualization;
+
+var settings = QuickstartSettings.Parse(args);
+var clock = Stopwatch.StartNew();
+string outDir = Path.GetFullPath(settings.Out);
+string dataRoot = Path.Combine(outDir, "data");
+Directory.CreateDirectory(outDir);
+
+// 1. Data: deterministic ray-cast scenes written in the NYUD-v2 multi-task folder layout.
+Console.WriteLine($"Generating {settings.Train} + {settings.Val} scenes at {settings.Width}×{settings.Height} into {dataRoot} ...");
+var generator = new SceneGenerator(new SceneOptions { Width = settings.Width, Height = settings.Height, Seed = settings.Seed });
+var layout = NyudLayoutWriter.Write(dataRoot, generator, settings.Train, settings.Val);
+Console.WriteLine($"  done in {clock.Elapsed.TotalSeconds:F1} s");
+
+var ml = new MLContext(seed: settings.Seed);
+ml.Log += (_, e) => { if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info && e.Source.StartsWith(nameof(MultiTaskKemTrainer))) Console.WriteLine("  " + e.RawMessage); };
+IDataView Files(IEnumerable<string> ids) => ml.Data.LoadFromEnumerable(ids.Select(id => new SceneFiles
+{
+    ImagePath = Path.Combine(NyudLayout.ImagesFolder, id + ".png"),
+    SegmentationPath = Path.Combine(NyudLayout.SegmentationFolder, id + ".png"),
+    DepthPath = Path.Combine(NyudLayout.DepthFolder, id + ".npy"),
+    NormalsPath = Path.Combine(NyudLayout.NormalsFolder, id + ".npy"),
+}));
+
+// 2. ML.NET pipeline: images through ImageAnalytics, dense labels through KemMl's own readers.
+int h = settings.Height, w = settings.Width;
+var tasks = new[]
+{
+    new TaskColumn(TaskSpec.Segmentation(SceneGenerator.ClassCount)),
+    new TaskColumn(TaskSpec.DepthTask()),
+    new TaskColumn(TaskSpec.NormalsTask()),
+};
+var prepare = ml.Transforms.LoadImages("ImageObject", dataRoot, nameof(SceneFiles.ImagePath))
+    .Append(ml.Transforms.ResizeImages("ImageObject", w, h, "ImageObject"))
+    .Append(ml.Transforms.ExtractPixels("Image", "ImageObject"))
+    .Append(ml.MultiTask().Transforms.LoadDenseLabels("Segmentation", nameof(SceneFiles.SegmentationPath), h, w, folder: dataRoot, encoding: DenseLabelEncoding.NyudSegmentation))
+    .Append(ml.MultiTask().Transforms.LoadDenseLabels("Depth", nameof(SceneFiles.DepthPath), h, w, folder: dataRoot))
+    .Append(ml.MultiTask().Transforms.LoadDenseLabels("Normals", nameof(SceneFiles.NormalsPath), h, w, planes: 3, folder: dataRoot));
+var trainFiles = Files(layout.TrainIds);
+var valFiles = Files(layout.ValIds);
+var prepared = prepare.Fit(trainFiles);
+var train = prepared.Transform(trainFiles);
+var val = prepared.Transform(valFiles);
+
+// 3. Fit the multi-task network (validation each epoch, keep the best).
+var trainer = ml.MultiTask().Trainers.Kem(new MultiTaskKemTrainer.Options
+{
+    Tasks = tasks,
+    Backbone = BackboneKind.TinyViT, Width = settings.ModelWidth, Heads = 4, BackboneDepth = 3,
+    Interaction = new InteractionOptions { Kind = settings.Interaction, MemorySlots = 20, TopK = 3, EtfMode = EtfMode.TaskVertices },
+    Training = new TrainingOptions
+    {
+        Epochs = settings.Epochs, BatchSize = settings.Batch, LearningRate = 1e-3, WarmupSteps = 100, Device = settings.Device,
+        Seed = settings.Seed, ReportEverySteps = 25,
+    },
+});
+Console.WriteLine($"Training {settings.Interaction} on {settings.Train} images ...");
+var model = trainer.Fit(train, val);
+
+// 4. Evaluate against the trivial baseline.
+var scored = model.Transform(val);
+var metrics = ml.MultiTask().Evaluate(scored, tasks);
+var baseline = ml.MultiTask().EvaluateTrivialBaseline(train, val, tasks);
+Console.WriteLine();
+Console.WriteLine($"Validation metrics ({settings.Val} images, {w}×{h}, {model.TrainingResult.Device}, {model.TrainingResult.Steps} steps):");
+Console.WriteLine($"  {"task",-14}{"metric",-22}{"model",10}{"baseline",10}");
+bool beats = true;
+foreach (var (m, b) in metrics.Tasks.Zip(baseline.Tasks))
+{
+    foreach (var (name, mv, bv, lower) in Rows(m, b))
+        Console.WriteLine($"  {m.TaskName,-14}{name,-22}{mv,10:F3}{bv,10:F3}");
+    // "Clearly beat": at least 10% better on the Δm metric.
+    double gain = (m.LowerIsBetter ? -1 : 1) * (m.Primary - b.Primary) / Math.Abs(b.Primary);
+    beats &= gain > 0.10;
+}
+double deltaM = DeltaM.Compute(metrics.Tasks, baseline.Tasks);
+Console.WriteLine($"  Δm vs trivial baseline: {deltaM:+0.0;-0.0} %  → {(beats ? "the model clearly beats the baseline on every task" : "the model does NOT clearly beat the baseline")}");
+
+// 5. Panels for the first validation images.
+string panels = Path.Combine(outDir, "panels");
+Directory.CreateDirectory(panels);
+int written = PanelWriter.Write(scored, tasks, h, w, panels, count: 6);
+Console.WriteLine($"Wrote {written} panels (input | ground truth | prediction, one row per task) to {panels}");
+Console.WriteLine($"Total time {clock.Elapsed.TotalSeconds:F0} s.");
+return beats ? 0 : 1;
+
+static IEnumerable<(string Name, double Model, double Baseline, bool Lower)> Rows(TaskMetrics m, TaskMetrics b) => (m, b) switch
+{
+    (SegmentationMetrics s, SegmentationMetrics t) => new[] { ("mIoU %", s.MeanIoU, t.MeanIoU, false), ("pixel accuracy %", s.PixelAccuracy, t.PixelAccuracy, false) },
+    (DepthMetrics s, DepthMetrics t) => new[] { ("RMSE m", s.Rmse, t.Rmse, true), ("abs-rel", s.AbsRel, t.AbsRel, true), ("δ<1.25 %", s.Delta1, t.Delta1, false) },
+    (NormalsMetrics s, NormalsMetrics t) => new[] { ("mean angle °", s.MeanAngle, t.MeanAngle, true), ("within 11.25° %", s.Within11_25, t.Within11_25, false) },
+    _ => new[] { ("primary", m.Primary, b.Primary, m.LowerIsBetter) },
+};
+
+/// <summary>One scene's files, relative to the data root.</summary>
+internal sealed class SceneFiles
+{
+    public string ImagePath { get; set; } = "";
+    public string SegmentationPath { get; set; } = "";
+    public string DepthPath { get; set; } = "";
+    public string NormalsPath { get; set; } = "";
+}
+
+/// <summary>Reads image, labels and predictions of scored rows and renders them with <see cref="PanelRenderer"/>.</summary>
+internal static class PanelWriter
+{
+    public static int Write(IDataView scored, IReadOnlyList<TaskColumn> tasks, int height, int width, string folder, int count)
+    {
+        var s = scored.Schema;
+        var columns = new List<DataViewSchema.Column> { s["Image"] };
+        foreach (var t in tasks)
+        {
+            columns.Add(s[t.LabelColumn]);
+            columns.Add(s[t.Task.IsClassification ? t.PredictedLabelColumn : t.ScoreColumn]);
+        }
+        using var cursor = scored.GetRowCursor(columns);
+        var image = cursor.GetGetter<VBuffer<float>>(s["Image"]);
+        int written = 0;
+        while (written < count && cursor.MoveNext())
+        {
+            var rows = tasks.Select(t => new PanelRenderer.Row(t.Task,
+                Read(cursor, s[t.LabelColumn]),
+                t.Task.IsClassification ? ReadInt(cursor, s[t.PredictedLabelColumn]) : Read(cursor, s[t.ScoreColumn]))).ToList();
+            VBuffer<float> pixels = default;
+            image(ref pixels);
+            PanelRenderer.Write(Path.Combine(folder, $"val_{written:D2}.png"), pixels.DenseValues().ToArray(), height, width, rows);
+            written++;
+        }
+        return written;
+    }
+
+    private static float[] Read(DataViewRowCursor c, DataViewSchema.Column column)
+    {
+        VBuffer<float> v = default;
+        c.GetGetter<VBuffer<float>>(column)(ref v);
+        return v.DenseValues().ToArray();
+    }
+
+    private static float[] ReadInt(DataViewRowCursor c, DataViewSchema.Column column)
+    {
+        VBuffer<int> v = default;
+        c.GetGetter<VBuffer<int>>(column)(ref v);
+        return v.DenseValues().Select(x => (float)x).ToArray();
+    }
+}
+
+/// <summary>Command-line settings with the CPU defaults (≤ 5 minutes on 2 cores).</summary>
+internal sealed record QuickstartSettings
+{
+    public int Train { get; init; } = 480;
+    public int Val { get; init; } = 96;
+    public int Height { get; init; } = 128;
+    public int Width { get; init; } = 128;
+    public int Epochs { get; init; } = 7;
+    public int Batch { get; init; } = 8;
+    public int ModelWidth { get; init; } = 96;
+    public int Seed { get; init; } = 1;
+    public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
+    public InteractionKind Interaction { get; init; } = InteractionKind.StableKem;
+    public string Out { get; init; } = Path.Combine("out", "quickstart");
+
+    public static QuickstartSettings Parse(string[] args)
+    {
+        var s = new QuickstartSettings();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"Option {args[i]} needs a value.");
+            s = args[i] switch
+            {
+                "--train" => s with { Train = int.Parse(value) },
+                "--val" => s with { Val = int.Parse(value) },
+                "--size" => value.Split('x') is [var hh, var ww] ? s with { Height = int.Parse(hh), Width = int.Parse(ww) } : throw new ArgumentException("--size takes HxW, e.g. 128x128."),
+                "--epochs" => s with { Epochs = int.Parse(value) },
+                "--batch" => s with { Batch = int.Parse(value) },
+                "--width" => s with { ModelWidth = int.Parse(value) },
+                "--seed" => s with { Seed = int.Parse(value) },
+                "--device" => s with { Device = Enum.Parse<ComputeDevice>(value, ignoreCase: true) },
+                "--interaction" => s with { Interaction = Enum.Parse<InteractionKind>(value, ignoreCase: true) },
+                "--out" => s with { Out = value },
+                _ => throw new ArgumentException($"Unknown option {args[i]}. Options: --train --val --size HxW --epochs --batch --width --seed --device --interaction --out."),
+            };
+            i++;
+        }
+        return s;
+    }
+}

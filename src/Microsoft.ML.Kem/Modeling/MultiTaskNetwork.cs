@@ -1,0 +1,69 @@
+using Microsoft.ML.Kem.Interaction;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Modeling;
+
+/// <summary>
+/// The whole network of MODEL-SPEC §1 (paper Fig. 3): (a) backbone → shared tokens Z; (b) one encoder per task;
+/// (c) the interaction (None / CrossAttention / Kem / StableKem); (d) one decoder + dense head per task.
+/// Input: raw pixels B×3×H×W (e.g. from ExtractPixels); they are scaled by PixelScale and ImageNet-normalised here,
+/// so the exported graph and the trained graph see the same numbers.
+/// Output: one raw map per task, B×C_t×H×W, in <see cref="MultiTaskNetworkOptions.Tasks"/> order.
+/// </summary>
+public sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor[]>
+{
+    private static readonly float[] ImageNetMean = { 0.485f, 0.456f, 0.406f };
+    private static readonly float[] ImageNetStd = { 0.229f, 0.224f, 0.225f };
+
+    private readonly Tensor pixelMean;
+    private readonly Tensor pixelStd;
+    private readonly Backbone backbone;
+    private readonly ModuleList<nn.Module<Tensor, Tensor>> encoders;
+    private readonly nn.Module<Tensor, Tensor> interaction;
+    private readonly ModuleList<nn.Module<Tensor, Tensor>> decoders;
+    private readonly ModuleList<DenseHead> heads;
+
+    /// <summary>The options this network was built from (validated).</summary>
+    public MultiTaskNetworkOptions Options { get; }
+
+    /// <summary>Builds the network; validates <paramref name="options"/> first.</summary>
+    public MultiTaskNetwork(MultiTaskNetworkOptions options, string name = "kem") : base(name)
+    {
+        options.Validate();
+        Options = options;
+        var o = options;
+        int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
+
+        pixelMean = torch.tensor(ImageNetMean.Select(m => m / o.PixelScale).ToArray(), new long[] { 1, 3, 1, 1 });
+        pixelStd = torch.tensor(ImageNetStd.Select(s => s / o.PixelScale).ToArray(), new long[] { 1, 3, 1, 1 });
+        backbone = new Backbone("backbone", o);
+        encoders = nn.ModuleList(o.Tasks.Select(t => TransformerBlock.Stack($"encoder_{t.Name}", o.EncoderDepth, o.Width, o.Heads, o.MlpRatio)).ToArray());
+        interaction = InteractionFactory.Create("interaction", o.Interaction, o.Width, o.Heads, o.Tasks.Count);
+        decoders = nn.ModuleList(o.Tasks.Select(t => TransformerBlock.Stack($"decoder_{t.Name}", o.DecoderDepth, o.Width, o.Heads, o.MlpRatio)).ToArray());
+        heads = nn.ModuleList(o.Tasks.Select(t => new DenseHead($"head_{t.Name}", t, o.Width, rows, cols, o.ImageHeight, o.ImageWidth)).ToArray());
+        RegisterComponents();
+        if (o.FreezeBackbone)
+            foreach (var p in backbone.parameters()) p.requires_grad = false;
+    }
+
+    /// <summary>The interaction module at stage (c), for inspection (e.g. KEM's retrieve trace).</summary>
+    public nn.Module<Tensor, Tensor> Interaction => interaction;
+
+    /// <summary>images: B×3×H×W raw pixels → per task B×C_t×H×W.</summary>
+    public override Tensor[] forward(Tensor images)
+    {
+        var normalised = (images - pixelMean) / pixelStd;                      // MODEL-SPEC §1, input
+        var shared = backbone.forward(normalised);                             // (a) B×n×d
+        var taskTokens = torch.stack(encoders.Select(e => e.forward(shared)), 1); // (b) B×T×n×d
+        var mixed = interaction.forward(taskTokens);                           // (c) B×T×n×d
+        var outputs = new Tensor[heads.Count];
+        for (int t = 0; t < outputs.Length; t++)                               // (d) B×C_t×H×W
+            outputs[t] = heads[t].forward(decoders[t].forward(mixed.select(1, t)));
+        return outputs;
+    }
+
+    /// <summary>Number of trainable parameters.</summary>
+    public long TrainableParameterCount => parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+}

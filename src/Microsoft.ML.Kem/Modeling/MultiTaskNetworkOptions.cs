@@ -1,0 +1,82 @@
+using Microsoft.ML.Kem.Interaction;
+using Microsoft.ML.Kem.Tasks;
+
+namespace Microsoft.ML.Kem.Modeling;
+
+/// <summary>The image encoder at stage (a) (MODEL-SPEC §1, backbone options).</summary>
+public enum BackboneKind
+{
+    /// <summary>Three 3×3 stride-2 convolutions to stride 8 (32/64/d channels), then global blocks. The `Tiny` configuration.</summary>
+    ConvStem,
+    /// <summary>Patch embedding p×p stride p, fixed 2-D sine-cosine positions, global pre-norm blocks, final LN.</summary>
+    TinyViT,
+}
+
+/// <summary>
+/// Sizes of a multi-task network: configuration is data (STYLE.md). Defaults are the spec's `Tiny` row
+/// (MODEL-SPEC §1, "Configurations to ship"); <see cref="Small"/> is the CPU training configuration.
+/// </summary>
+public sealed record MultiTaskNetworkOptions
+{
+    /// <summary>The tasks, in output order. At least one.</summary>
+    public required IReadOnlyList<TaskSpec> Tasks { get; init; }
+    /// <summary>Network input height H (a multiple of <see cref="TokenStride"/>).</summary>
+    public int ImageHeight { get; init; } = 64;
+    /// <summary>Network input width W (a multiple of <see cref="TokenStride"/>).</summary>
+    public int ImageWidth { get; init; } = 64;
+    /// <summary>Image encoder kind.</summary>
+    public BackboneKind Backbone { get; init; } = BackboneKind.ConvStem;
+    /// <summary>Stride s of the token grid: 8 (ConvStem is fixed at 8; TinyViT uses it as patch size).</summary>
+    public int TokenStride { get; init; } = 8;
+    /// <summary>Token width d.</summary>
+    public int Width { get; init; } = 64;
+    /// <summary>Attention heads h (d must be divisible by h).</summary>
+    public int Heads { get; init; } = 4;
+    /// <summary>Global transformer blocks in the backbone after the stem / patch embedding.</summary>
+    public int BackboneDepth { get; init; } = 1;
+    /// <summary>Blocks of each task encoder E_t (paper 2; 0 with <see cref="InteractionKind.None"/> = hard sharing).</summary>
+    public int EncoderDepth { get; init; } = 2;
+    /// <summary>Blocks of each task decoder D_t before the dense head (paper 2).</summary>
+    public int DecoderDepth { get; init; } = 2;
+    /// <summary>MLP width as a multiple of d in every transformer block (4).</summary>
+    public int MlpRatio { get; init; } = 4;
+    /// <summary>The interaction stage (c).</summary>
+    public InteractionOptions Interaction { get; init; } = new() { MemorySlots = 8, TopK = 3 };
+    /// <summary>Freeze the backbone's stem/patch embedding and blocks (paper: true with pre-trained weights).</summary>
+    public bool FreezeBackbone { get; init; }
+    /// <summary>Multiplier from the input pixel values to [0,1] before ImageNet normalisation (1/255 for ExtractPixels' default).</summary>
+    public float PixelScale { get; init; } = 1f / 255f;
+
+    /// <summary>Tokens per task n = (H/s)(W/s).</summary>
+    public int TokensPerTask => (ImageHeight / TokenStride) * (ImageWidth / TokenStride);
+
+    /// <summary>The spec's `Tiny` configuration: 64×64, conv stem, d 64, h 4, m 8, k 3 (unit tests).</summary>
+    public static MultiTaskNetworkOptions Tiny(params TaskSpec[] tasks) => new() { Tasks = tasks };
+
+    /// <summary>The spec's `Small` configuration at <paramref name="height"/>×<paramref name="width"/>: TinyViT p 8, d 128, h 4, m 20, k 3.</summary>
+    public static MultiTaskNetworkOptions Small(int height, int width, params TaskSpec[] tasks) => new()
+    {
+        Tasks = tasks, ImageHeight = height, ImageWidth = width, Backbone = BackboneKind.TinyViT,
+        Width = 128, Heads = 4, BackboneDepth = 4, Interaction = new InteractionOptions { MemorySlots = 20, TopK = 3 },
+    };
+
+    /// <summary>Checks every size once, at the edge; messages say what to change.</summary>
+    public void Validate()
+    {
+        if (Tasks is null || Tasks.Count == 0) throw new ArgumentException("Give at least one task (Tasks is empty).");
+        foreach (var t in Tasks) t.Validate();
+        var dup = Tasks.GroupBy(t => t.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new ArgumentException($"Task name '{dup.Key}' is used twice: task names must be unique (they name the output columns).");
+        if (Backbone == BackboneKind.ConvStem && TokenStride != 8)
+            throw new ArgumentException($"The ConvStem backbone has stride 8; TokenStride is {TokenStride}. Set TokenStride = 8 or use BackboneKind.TinyViT.");
+        if (TokenStride < 1) throw new ArgumentOutOfRangeException(nameof(TokenStride), TokenStride, "TokenStride must be ≥ 1 (8 or 16).");
+        if (ImageHeight < TokenStride || ImageWidth < TokenStride || ImageHeight % TokenStride != 0 || ImageWidth % TokenStride != 0)
+            throw new ArgumentException($"Image size {ImageHeight}×{ImageWidth} must be positive multiples of TokenStride {TokenStride}: resize the images (ResizeImages) to such a size.");
+        if (Width < 1 || Heads < 1 || Width % Heads != 0)
+            throw new ArgumentException($"Width {Width} must be a positive multiple of Heads {Heads}.");
+        if (BackboneDepth < 0 || EncoderDepth < 0 || DecoderDepth < 0 || MlpRatio < 1)
+            throw new ArgumentException("BackboneDepth, EncoderDepth and DecoderDepth must be ≥ 0 and MlpRatio ≥ 1.");
+        if (!(PixelScale > 0) || float.IsInfinity(PixelScale)) throw new ArgumentOutOfRangeException(nameof(PixelScale), PixelScale, "PixelScale must be positive (1/255 for 0..255 pixels, 1 for 0..1 pixels).");
+        Interaction.Validate(Width, Heads, Tasks.Count);
+    }
+}

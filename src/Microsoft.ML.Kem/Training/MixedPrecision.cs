@@ -1,0 +1,60 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Training;
+
+/// <summary>
+/// bf16 training by hand (TorchSharp 0.107 has no autocast): the module runs forward and backward in bfloat16,
+/// the optimizer owns fp32 master copies of the trainable parameters. Each step: bf16 grads → fp32 master grads,
+/// optimizer step on the masters, masters → bf16 module weights. bf16 needs no loss scaling (fp32 exponent range).
+/// </summary>
+public sealed class MixedPrecision : IDisposable
+{
+    private readonly Parameter[] working;
+    private readonly Parameter[] masters;
+
+    /// <summary>Takes fp32 master copies of <paramref name="module"/>'s trainable parameters, then casts the module to bf16.</summary>
+    public MixedPrecision(nn.Module module)
+    {
+        working = module.parameters().Where(p => p.requires_grad).ToArray();
+        masters = working.Select(p => new Parameter(p.detach().to(ScalarType.Float32).clone(), requires_grad: true)).ToArray();
+        module.to(ScalarType.BFloat16);
+        working = module.parameters().Where(p => p.requires_grad).ToArray();
+    }
+
+    /// <summary>The fp32 parameters to give to the optimizer.</summary>
+    public IReadOnlyList<Parameter> MasterParameters => masters;
+
+    /// <summary>Copies the bf16 gradients into fp32 master gradients.</summary>
+    public void GradientsToMasters()
+    {
+        using var _ = torch.no_grad();
+        for (int i = 0; i < working.Length; i++)
+        {
+            var g = working[i].grad;
+            if (g is null) { masters[i].grad = null; continue; }
+            if (masters[i].grad is null) masters[i].grad = g.to(ScalarType.Float32).DetachFromDisposeScope();
+            else masters[i].grad!.copy_(g);
+        }
+    }
+
+    /// <summary>Writes the updated fp32 masters back into the bf16 module.</summary>
+    public void MastersToModule()
+    {
+        using var _ = torch.no_grad();
+        for (int i = 0; i < working.Length; i++) working[i].copy_(masters[i]);
+    }
+
+    /// <summary>Zeroes the bf16 gradients.</summary>
+    public void ZeroModuleGradients()
+    {
+        foreach (var p in working) p.grad?.zero_();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var m in masters) m.Dispose();
+    }
+}

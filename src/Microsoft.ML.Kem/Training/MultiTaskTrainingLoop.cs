@@ -1,0 +1,228 @@
+using System.Diagnostics;
+using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Tasks;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Training;
+
+/// <summary>
+/// The training loop (MODEL-SPEC §11): AdamW, warm-up + polynomial decay, gradient clipping, bf16 on CUDA,
+/// one dispose scope per step (memory stays flat), validation with keep-best, cancellation and progress.
+/// </summary>
+public static class MultiTaskTrainingLoop
+{
+    /// <summary>
+    /// Trains <paramref name="network"/> in place on <paramref name="train"/>; validates on <paramref name="validation"/>
+    /// when given. Progress goes to <paramref name="progress"/> and, as text, to <paramref name="log"/>.
+    /// Cancelling <paramref name="cancellation"/> stops between steps with <see cref="OperationCanceledException"/>.
+    /// The network is left on the training device, in fp32 and eval mode.
+    /// </summary>
+    public static TrainingResult Fit(
+        MultiTaskNetwork network, DenseDataset train, DenseDataset? validation, TrainingOptions options,
+        IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken cancellation = default)
+    {
+        options.Validate();
+        var tasks = network.Options.Tasks;
+        CheckData(network.Options, train, "training data");
+        if (validation is not null) CheckData(network.Options, validation, "validation data");
+        if (train.Count < 2) throw new ArgumentException($"The training data holds {train.Count} image(s); at least 2 are needed.");
+
+        var device = options.ResolveDevice();
+        bool bf16 = options.MixedPrecision && device.type == DeviceType.CUDA;
+        torch.manual_seed(options.Seed);
+        network.to(device);
+        using var lossModule = new MultiTaskLoss("loss", tasks, options.LossWeighting);
+        lossModule.to(device);
+
+        using var mixed = bf16 ? new MixedPrecision(network) : null;
+        var networkParameters = mixed?.MasterParameters ?? network.parameters().Where(p => p.requires_grad).ToList();
+        var optimised = networkParameters.Concat(lossModule.parameters()).ToList();
+        using var optimizer = torch.optim.AdamW(optimised, options.LearningRate, 0.9, 0.999, 1e-8, options.WeightDecay);
+
+        int batch = Math.Min(options.BatchSize, train.Count);
+        int stepsPerEpoch = train.Count / batch; // drop the incomplete last batch (BatchNorm needs ≥ 2 images)
+        int totalSteps = stepsPerEpoch * options.Epochs;
+        int warmup = Math.Min(options.WarmupSteps, totalSteps / 4);
+        var schedule = new LearningRateSchedule(options.LearningRate, totalSteps, warmup, options.PolyPower);
+        log?.Invoke($"Training on {device.type.ToString().ToLowerInvariant()}{(bf16 ? " (bf16, fp32 master weights)" : " (fp32)")}: " +
+                    $"{train.Count} images, batch {batch}, {stepsPerEpoch} steps/epoch × {options.Epochs} epochs, warm-up {warmup}, " +
+                    $"{network.TrainableParameterCount:N0} trainable parameters.");
+
+        var shuffle = new SplitMix(options.Seed);
+        var order = Enumerable.Range(0, train.Count).ToArray();
+        var history = new List<EpochSummary>();
+        Dictionary<string, Tensor>? best = null;
+        double? bestLoss = null;
+        int bestEpoch = options.Epochs, step = 0;
+        var clock = Stopwatch.StartNew();
+        var window = Stopwatch.StartNew();
+        int windowImages = 0;
+        using var windowTaskLoss = torch.zeros(tasks.Count, device: device);
+        using var windowLoss = torch.zeros(1, device: device);
+        int windowSteps = 0;
+
+        for (int epoch = 1; epoch <= options.Epochs; epoch++)
+        {
+            network.train();
+            shuffle.Shuffle(order);
+            double epochLoss = 0;
+            for (int s = 0; s < stepsPerEpoch; s++, step++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                using var scope = torch.NewDisposeScope();
+                double lr = schedule.At(step);
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+
+                var (images, labels) = train.Batch(order.AsSpan(s * batch, batch), device);
+                var outputs = network.forward(bf16 ? images.to(ScalarType.BFloat16) : images);
+                var taskLosses = new Tensor[tasks.Count];
+                for (int t = 0; t < tasks.Count; t++)
+                    taskLosses[t] = TaskLoss.Compute(tasks[t], outputs[t].to(ScalarType.Float32), labels[t]);
+                var loss = lossModule.forward(taskLosses);
+
+                optimizer.zero_grad();
+                mixed?.ZeroModuleGradients();
+                loss.backward();
+                mixed?.GradientsToMasters();
+                if (options.GradientClipNorm > 0) nn.utils.clip_grad_norm_(optimised, options.GradientClipNorm);
+                optimizer.step();
+                mixed?.MastersToModule();
+
+                using (torch.no_grad())
+                {
+                    windowTaskLoss.add_(torch.stack(taskLosses).detach());
+                    windowLoss.add_(loss.detach().reshape(1));
+                }
+                windowSteps++;
+                windowImages += batch;
+
+                bool last = s == stepsPerEpoch - 1;
+                if ((step + 1) % options.ReportEverySteps == 0 || last)
+                {
+                    var perTask = windowTaskLoss.cpu().data<float>().ToArray(); // one host sync per report
+                    double meanLoss = windowLoss.cpu().item<float>() / windowSteps;
+                    if (!double.IsFinite(meanLoss))
+                        throw new InvalidOperationException(
+                            $"The training loss became {meanLoss} at epoch {epoch}, step {step + 1} " +
+                            $"(task losses: {string.Join(", ", tasks.Select((t, i) => $"{t.Name} {perTask[i] / windowSteps}"))}). " +
+                            "Lower LearningRate, keep GradientClipNorm on, or check the labels of that task.");
+                    epochLoss += meanLoss * windowSteps;
+                    double rate = windowImages / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
+                    var eta = TimeSpan.FromSeconds((totalSteps - step - 1) * batch / Math.Max(rate, 1e-9));
+                    Report(progress, log, new TrainingProgress("train", epoch, options.Epochs, step + 1, totalSteps,
+                        tasks.Select((t, i) => (t.Name, perTask[i] / windowSteps)).ToDictionary(x => x.Name, x => (double)x.Item2),
+                        meanLoss, lr, rate, eta));
+                    windowTaskLoss.zero_(); windowLoss.zero_();
+                    windowSteps = 0; windowImages = 0; window.Restart();
+                }
+            }
+
+            double? validationLoss = null;
+            IReadOnlyDictionary<string, double>? validationTaskLosses = null;
+            if (validation is not null && (epoch % options.ValidateEveryEpochs == 0 || epoch == options.Epochs))
+            {
+                (validationLoss, validationTaskLosses) = Validate(network, validation, batch, device, bf16);
+                Report(progress, log, new TrainingProgress("validate", epoch, options.Epochs, step, totalSteps,
+                    validationTaskLosses, validationLoss.Value, schedule.At(Math.Max(step - 1, 0)), 0, TimeSpan.Zero));
+                if (options.KeepBest && (bestLoss is null || validationLoss < bestLoss))
+                {
+                    DisposeAll(best);
+                    best = Snapshot(network);
+                    (bestLoss, bestEpoch) = (validationLoss, epoch);
+                }
+            }
+            history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses));
+        }
+
+        if (mixed is not null) network.to(ScalarType.Float32);
+        if (best is not null)
+        {
+            if (bestEpoch != options.Epochs) log?.Invoke($"Restoring the weights of epoch {bestEpoch} (best validation loss {bestLoss:F4}).");
+            using (torch.no_grad())
+                foreach (var (name, tensor) in network.state_dict())
+                    tensor.copy_(best[name]);
+            DisposeAll(best);
+        }
+        else if (!options.KeepBest || validation is null) bestEpoch = options.Epochs;
+        network.eval();
+        return new TrainingResult(device.type.ToString().ToLowerInvariant(), step, bestEpoch, bestLoss, history, clock.Elapsed);
+    }
+
+    /// <summary>Mean Σ_t w_t L_t and per-task losses over <paramref name="data"/>, in eval mode without gradients.</summary>
+    public static (double Loss, IReadOnlyDictionary<string, double> TaskLosses) Validate(
+        MultiTaskNetwork network, DenseDataset data, int batchSize, Device device, bool bf16 = false)
+    {
+        var tasks = network.Options.Tasks;
+        network.eval();
+        var sums = new double[tasks.Count];
+        int batches = 0;
+        var all = Enumerable.Range(0, data.Count).ToArray();
+        using (torch.no_grad())
+            for (int start = 0; start < data.Count; start += batchSize, batches++)
+            {
+                using var scope = torch.NewDisposeScope();
+                var (images, labels) = data.Batch(all.AsSpan(start, Math.Min(batchSize, data.Count - start)), device);
+                var outputs = network.forward(bf16 ? images.to(ScalarType.BFloat16) : images);
+                for (int t = 0; t < tasks.Count; t++)
+                    sums[t] += TaskLoss.Compute(tasks[t], outputs[t].to(ScalarType.Float32), labels[t]).cpu().item<float>();
+            }
+        var perTask = tasks.Select((t, i) => (t.Name, sums[i] / batches)).ToDictionary(x => x.Name, x => x.Item2);
+        return (tasks.Select((t, i) => t.LossWeight * sums[i] / batches).Sum(), perTask);
+    }
+
+    private static void CheckData(MultiTaskNetworkOptions o, DenseDataset data, string what)
+    {
+        if (data.Height != o.ImageHeight || data.Width != o.ImageWidth)
+            throw new ArgumentException($"The {what} is {data.Height}×{data.Width}, the network expects {o.ImageHeight}×{o.ImageWidth}: resize the images and labels (ResizeImages) or change ImageHeight/ImageWidth.");
+        if (!data.Tasks.Select(t => t.Name).SequenceEqual(o.Tasks.Select(t => t.Name)))
+            throw new ArgumentException($"The {what} has tasks [{string.Join(", ", data.Tasks.Select(t => t.Name))}], the network [{string.Join(", ", o.Tasks.Select(t => t.Name))}].");
+    }
+
+    private static void Report(IProgress<TrainingProgress>? progress, Action<string>? log, TrainingProgress p)
+    {
+        progress?.Report(p);
+        log?.Invoke(p.ToString());
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(nn.Module network)
+    {
+        using var _ = torch.no_grad();
+        return network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    }
+
+    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    {
+        if (tensors is null) return;
+        foreach (var t in tensors.Values) t.Dispose();
+    }
+}
+
+/// <summary>SplitMix64: a small, fixed, deterministic generator (System.Random's algorithm may change between runtimes).</summary>
+public sealed class SplitMix(long seed)
+{
+    private ulong state = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + 0x632BE59BD9B4E019UL);
+
+    /// <summary>Next 64 random bits.</summary>
+    public ulong Next()
+    {
+        ulong z = state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>Uniform integer in [0, <paramref name="bound"/>).</summary>
+    public int NextInt(int bound) => (int)(Next() % (ulong)bound);
+
+    /// <summary>Fisher–Yates shuffle in place.</summary>
+    public void Shuffle(int[] items)
+    {
+        for (int i = items.Length - 1; i > 0; i--)
+        {
+            int j = NextInt(i + 1);
+            (items[i], items[j]) = (items[j], items[i]);
+        }
+    }
+}
