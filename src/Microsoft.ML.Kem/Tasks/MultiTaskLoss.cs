@@ -15,7 +15,8 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
     public const float MtformerScale = 10f;
 
     readonly TaskSpec[] _tasks;
-    readonly Parameter _s;
+    // Field name = registered name: Module.to() swaps the tensor behind the field of that name.
+    readonly Parameter s;
 
     /// <summary>Creates the combiner for <paramref name="tasks"/> (their <see cref="TaskSpec.LossWeight"/> are the w_t).</summary>
     public MultiTaskLoss(string name, IReadOnlyList<TaskSpec> tasks, LossWeighting mode = LossWeighting.MtformerUncertainty) : base(name)
@@ -29,8 +30,8 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
             task.Validate();
         _tasks = [.. tasks];
         Mode = mode;
-        _s = new Parameter(torch.zeros(_tasks.Length), requires_grad: mode != LossWeighting.Fixed);
-        register_parameter("s", _s);
+        s = new Parameter(torch.zeros(_tasks.Length), requires_grad: mode != LossWeighting.Fixed);
+        register_parameter("s", s);
     }
 
     /// <summary>The combination mode.</summary>
@@ -40,7 +41,7 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
     public IReadOnlyList<TaskSpec> Tasks => _tasks;
 
     /// <summary>The learnable log-variances s_t, shape [T] (not used in <see cref="LossWeighting.Fixed"/> mode).</summary>
-    public Parameter LogVariances => _s;
+    public Parameter LogVariances => s;
 
     /// <summary>The combined loss (a scalar) from one scalar loss per task, in the order of <see cref="Tasks"/>.</summary>
     public override Tensor forward(Tensor[] perTaskLosses)
@@ -56,15 +57,15 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
         {
             var loss = perTaskLosses[t];
             var w = _tasks[t].LossWeight;
-            var s = _s[t];
+            var st = s[t];
             var term = Mode switch
             {
                 // MODEL-SPEC §8: w_t · 10 · exp(−s_t) · L_t + s_t
-                LossWeighting.MtformerUncertainty => w * MtformerScale * torch.exp(-s) * loss + s,
+                LossWeighting.MtformerUncertainty => w * MtformerScale * torch.exp(-st) * loss + st,
                 // MODEL-SPEC §8: w_t · L_t
                 LossWeighting.Fixed => w * loss,
                 // MODEL-SPEC §8: (exp(−s_t) · w_t · L_t + s_t) / 2
-                LossWeighting.Uncertainty => (torch.exp(-s) * w * loss + s) / 2,
+                LossWeighting.Uncertainty => (torch.exp(-st) * w * loss + st) / 2,
                 _ => throw new InvalidOperationException($"Unknown LossWeighting {Mode}."),
             };
             total = total is null ? term : total + term;

@@ -30,7 +30,7 @@ public static class MultiTaskTrainingLoop
         if (train.Count < 2) throw new ArgumentException($"The training data holds {train.Count} image(s); at least 2 are needed.");
 
         var device = options.ResolveDevice();
-        bool bf16 = options.MixedPrecision && device.type == DeviceType.CUDA;
+        bool bf16 = options.MixedPrecision && (device.type == DeviceType.CUDA || options.MixedPrecisionOnCpu);
         torch.manual_seed(options.Seed);
         network.to(device);
         using var lossModule = new MultiTaskLoss("loss", tasks, options.LossWeighting);

@@ -41,6 +41,8 @@ public sealed record TrainingOptions
     public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
     /// <summary>bf16 forward/backward with fp32 master weights; applies on CUDA only (CPU always trains in fp32).</summary>
     public bool MixedPrecision { get; init; } = true;
+    /// <summary>Test hook: run the bf16 path on the CPU too, so CI (no GPU) exercises it.</summary>
+    internal bool MixedPrecisionOnCpu { get; init; }
     /// <summary>Seed of weights, shuffling and dropout; CPU runs with the same seed are identical.</summary>
     public int Seed { get; init; } = 1;
     /// <summary>Validate every this many epochs (and after the last one).</summary>

@@ -171,3 +171,42 @@ public sealed class TrainingLoopTests
         public void Report(TrainingProgress value) => onReport(value);
     }
 }
+
+[TestClass]
+public sealed class MixedPrecisionTests
+{
+    [TestMethod]
+    public void Bf16_training_keeps_fp32_masters_and_returns_an_fp32_network_that_learned()
+    {
+        var tasks = TinyData.SegDepth;
+        var train = TinyData.Make(tasks, 16, 32, 32, seed: 31);
+        torch.manual_seed(5);
+        using var net = new MultiTaskNetwork(MultiTaskNetworkOptions.Tiny(tasks) with
+        {
+            ImageHeight = 32, ImageWidth = 32, Width = 32, Heads = 2, Interaction = new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 4 },
+        });
+        var before = net.parameters().First().data<float>().ToArray();
+        var options = new TrainingOptions
+        {
+            Epochs = 3, BatchSize = 8, LearningRate = 2e-3, WarmupSteps = 1, Device = ComputeDevice.Cpu, MixedPrecision = true, MixedPrecisionOnCpu = true,
+        };
+        var lines = new List<string>();
+        var result = MultiTaskTrainingLoop.Fit(net, train, null, options, log: lines.Add);
+        StringAssert.Contains(lines[0], "bf16, fp32 master weights");
+        Assert.IsTrue(net.parameters().All(p => p.dtype == ScalarType.Float32), "the network is handed back in fp32");
+        Assert.IsTrue(net.named_buffers().Where(b => b.buffer.is_floating_point()).All(b => b.buffer.dtype == ScalarType.Float32));
+        CollectionAssert.AreNotEqual(before, net.parameters().First().data<float>().ToArray(), "weights moved");
+        Assert.IsLessThan(result.History[0].TrainLoss, result.History[^1].TrainLoss, "loss fell");
+    }
+
+    [TestMethod]
+    public void Loss_module_follows_Module_to()
+    {
+        using var loss = new MultiTaskLoss("loss", TinyData.SegDepth);
+        loss.to(ScalarType.Float64);
+        using var scope = torch.NewDisposeScope();
+        var total = loss.forward(new[] { torch.tensor(1.0), torch.tensor(2.0) });
+        Assert.AreEqual(ScalarType.Float64, total.dtype);
+        Assert.AreEqual(30.0, total.item<double>(), 1e-9); // 1·10·1 + 1·10·2 with s = 0
+    }
+}
