@@ -19,7 +19,7 @@ public sealed record TrainingProgress(
     public override string ToString() =>
         $"[{Phase}] epoch {Epoch}/{Epochs} step {Step}/{TotalSteps} loss {Loss:F4} (" +
         string.Join(", ", TaskLosses.Select(kv => $"{kv.Key} {kv.Value:F4}")) +
-        $") lr {LearningRate:E2} {ImagesPerSecond:F1} img/s ETA {Eta:hh\\:mm\\:ss}";
+        (Phase == "train" ? $") lr {LearningRate:E2} {ImagesPerSecond:F1} img/s ETA {Eta:hh\\:mm\\:ss}" : ")");
 }
 
 /// <summary>Per-epoch summary kept in <see cref="TrainingResult.History"/>.</summary>
