@@ -31,6 +31,13 @@ public sealed class MultiTaskCatalog
     /// <summary>Trainers of multi-task networks.</summary>
     public MultiTaskTrainers Trainers { get; }
 
+    /// <summary>
+    /// Generated indoor scenes as an IDataView with an Image column and one label column per task kind
+    /// (see <see cref="SceneData"/>); deterministic in (<paramref name="seed"/>, row index).
+    /// </summary>
+    public IDataView GenerateScenes(int count, int height = 128, int width = 128, long seed = 1, int firstIndex = 0)
+        => SceneData.Generate(Context, count, height, width, seed, firstIndex);
+
     /// <summary>Transforms that load dense labels.</summary>
     public MultiTaskTransforms Transforms { get; }
 
