@@ -13,11 +13,14 @@ public sealed class MixedPrecision : IDisposable
 {
     private readonly Parameter[] working;
     private readonly Parameter[] masters;
+    private readonly string[] names;
 
     /// <summary>Takes fp32 master copies of <paramref name="module"/>'s trainable parameters, then casts the module to bf16.</summary>
     public MixedPrecision(nn.Module module)
     {
-        working = module.parameters().Where(p => p.requires_grad).ToArray();
+        var trainable = module.named_parameters().Where(p => p.parameter.requires_grad).ToArray();
+        names = trainable.Select(p => p.name).ToArray();
+        working = trainable.Select(p => p.parameter).ToArray();
         masters = working.Select(p => new Parameter(p.detach().to(ScalarType.Float32).clone(), requires_grad: true)).ToArray();
         module.to(ScalarType.BFloat16);
         working = module.parameters().Where(p => p.requires_grad).ToArray();
@@ -44,6 +47,18 @@ public sealed class MixedPrecision : IDisposable
     {
         using var _ = torch.no_grad();
         for (int i = 0; i < working.Length; i++) working[i].copy_(masters[i]);
+    }
+
+    /// <summary>The fp32 masters by parameter name (state-dict keys), for snapshots that keep full precision.</summary>
+    public IEnumerable<(string Name, Tensor Master)> NamedMasters => names.Zip(masters, (n, m) => (n, (Tensor)m));
+
+    /// <summary>Casts <paramref name="module"/> back to fp32 and loads the fp32 masters into it (not the bf16-rounded weights).</summary>
+    public void RestoreFp32(nn.Module module)
+    {
+        module.to(ScalarType.Float32);
+        using var _ = torch.no_grad();
+        var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, master) in NamedMasters) parameters[name].copy_(master);
     }
 
     /// <summary>Zeroes the bf16 gradients.</summary>

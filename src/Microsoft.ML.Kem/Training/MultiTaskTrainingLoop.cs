@@ -129,14 +129,14 @@ public static class MultiTaskTrainingLoop
                 if (options.KeepBest && (bestLoss is null || validationLoss < bestLoss))
                 {
                     DisposeAll(best);
-                    best = Snapshot(network);
+                    best = Snapshot(network, mixed);
                     (bestLoss, bestEpoch) = (validationLoss, epoch);
                 }
             }
             history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses));
         }
 
-        if (mixed is not null) network.to(ScalarType.Float32);
+        mixed?.RestoreFp32(network);
         if (best is not null)
         {
             if (bestEpoch != options.Epochs) log?.Invoke($"Restoring the weights of epoch {bestEpoch} (best validation loss {bestLoss:F4}).");
@@ -145,7 +145,6 @@ public static class MultiTaskTrainingLoop
                     tensor.copy_(best[name]);
             DisposeAll(best);
         }
-        else if (!options.KeepBest || validation is null) bestEpoch = options.Epochs;
         network.eval();
         return new TrainingResult(device.type.ToString().ToLowerInvariant(), step, bestEpoch, bestLoss, history, clock.Elapsed);
     }
@@ -186,10 +185,18 @@ public static class MultiTaskTrainingLoop
         log?.Invoke(p.ToString());
     }
 
-    private static Dictionary<string, Tensor> Snapshot(nn.Module network)
+    /// <summary>A detached copy of the weights; under bf16 the trainable ones come from the fp32 masters.</summary>
+    private static Dictionary<string, Tensor> Snapshot(nn.Module network, MixedPrecision? mixed)
     {
         using var _ = torch.no_grad();
-        return network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+        var copy = network.state_dict().ToDictionary(kv => kv.Key, kv => (kv.Value.is_floating_point() ? kv.Value.detach().to(ScalarType.Float32) : kv.Value.detach()).clone().DetachFromDisposeScope());
+        if (mixed is not null)
+            foreach (var (name, master) in mixed.NamedMasters)
+            {
+                copy[name].Dispose();
+                copy[name] = master.detach().clone().DetachFromDisposeScope();
+            }
+        return copy;
     }
 
     private static void DisposeAll(Dictionary<string, Tensor>? tensors)

@@ -196,6 +196,9 @@ public sealed class MixedPrecisionTests
         Assert.IsTrue(net.parameters().All(p => p.dtype == ScalarType.Float32), "the network is handed back in fp32");
         Assert.IsTrue(net.named_buffers().Where(b => b.buffer.is_floating_point()).All(b => b.buffer.dtype == ScalarType.Float32));
         CollectionAssert.AreNotEqual(before, net.parameters().First().data<float>().ToArray(), "weights moved");
+        var first = net.parameters().First();
+        using (var rounded = first.to(ScalarType.BFloat16).to(ScalarType.Float32))
+            Assert.IsTrue(first.ne(rounded).any().item<bool>(), "the fp32 masters come back, not bf16-rounded weights");
         Assert.IsLessThan(result.History[0].TrainLoss, result.History[^1].TrainLoss, "loss fell");
     }
 
