@@ -75,7 +75,7 @@ var scored = model.Transform(val);
 var metrics = ml.MultiTask().Evaluate(scored, tasks);
 var baseline = ml.MultiTask().EvaluateTrivialBaseline(train, val, tasks);
 Console.WriteLine();
-Console.WriteLine($"Validation metrics ({settings.Val} images, {w}×{h}, {model.TrainingResult.Device}, {model.TrainingResult.Steps} steps):");
+Console.WriteLine($"Validation metrics ({settings.Val} images, {w}×{h}, {model.TrainingResult!.Device}, {model.TrainingResult.Steps} steps):");
 Console.WriteLine($"  {"task",-14}{"metric",-22}{"model",10}{"baseline",10}");
 bool beats = true;
 foreach (var (m, b) in metrics.Tasks.Zip(baseline.Tasks))
