@@ -29,7 +29,8 @@ public sealed record OnnxExportOptions
 /// <param name="Network">The network's options, tasks included.</param>
 /// <param name="InputName">The graph input's name.</param>
 /// <param name="Batched">Whether the graph takes N×3×H×W (true) or one 3×H×W image (false).</param>
-public sealed record KemOnnxDescription(MultiTaskNetworkOptions Network, string InputName, bool Batched);
+/// <param name="Opset">The version of the standard ONNX operator set the graph imports.</param>
+public sealed record KemOnnxDescription(MultiTaskNetworkOptions Network, string InputName, bool Batched, long Opset);
 
 /// <summary>
 /// Exports a <see cref="MultiTaskNetwork"/> to ONNX (opset <see cref="Opset"/>) and rebuilds one from such a file.
@@ -80,7 +81,6 @@ public static class KemOnnx
         using var noGrad = no_grad();
         var weights = network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().cpu(), StringComparer.Ordinal);
         var g = new OnnxGraph(weights);
-        long? batch = options.Batched ? null : 1;
         var images = options.Batched
             ? g.Input(options.InputName, null, 3, o.ImageHeight, o.ImageWidth)
             : g.Unsqueeze(g.Input(options.InputName, 3, o.ImageHeight, o.ImageWidth), 0);       // 3×H×W → 1×3×H×W
@@ -197,7 +197,8 @@ public static class KemOnnx
         catch (JsonException e) { throw new InvalidDataException($"'{source}': the network options in '{NetworkKey}' do not parse: {e.Message}", e); }
         try { options.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"'{source}': the stored network options are not valid: {e.Message}", e); }
-        return new KemOnnxDescription(options, Meta(InputKey), Meta(LayoutKey) == "batched");
+        long opset = model.OpsetImport.FirstOrDefault(o => o.Domain is "" or "ai.onnx")?.Version ?? 0;
+        return new KemOnnxDescription(options, Meta(InputKey), Meta(LayoutKey) == "batched", opset);
     }
 
     private static Tensor FromProto(TensorProto t, string source)

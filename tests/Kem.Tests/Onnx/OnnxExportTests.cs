@@ -154,6 +154,7 @@ public sealed class OnnxExportTests
         var single = KemOnnx.Export(net, new OnnxExportOptions { Batched = false, InputName = "Pixels" });
         var description = KemOnnx.Describe(single, "single.onnx");
         Assert.IsFalse(description.Batched);
+        Assert.AreEqual(17L, description.Opset);
         Assert.AreEqual("Pixels", description.InputName);
         Assert.AreEqual(InteractionKind.Kem, description.Network.Interaction.Kind);
 
