@@ -26,6 +26,7 @@ public sealed class MultiTaskCatalog
         Context = context;
         Trainers = new MultiTaskTrainers(context);
         Transforms = new MultiTaskTransforms(context);
+        Model = new MultiTaskModelOperations(context);
     }
 
     /// <summary>Trainers of multi-task networks.</summary>
@@ -40,6 +41,9 @@ public sealed class MultiTaskCatalog
 
     /// <summary>Transforms that load dense labels.</summary>
     public MultiTaskTransforms Transforms { get; }
+
+    /// <summary>Model zips: atomic save, load with clear errors, and the TorchSharp network rebuilt from a zip.</summary>
+    public MultiTaskModelOperations Model { get; }
 
     /// <summary>
     /// Per-task metrics of scored <paramref name="data"/> (the output of a fitted transformer, with its label columns),

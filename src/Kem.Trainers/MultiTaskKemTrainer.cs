@@ -100,27 +100,62 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         ArgumentNullException.ThrowIfNull(trainingData);
         GetOutputSchema(SchemaShapeColumns.FromSchema(trainingData.Schema));
         var (height, width) = DenseDataReader.ImageSize(trainingData.Schema, options.ImageColumnName);
-        var tasks = options.Tasks.Select(t => t.Task).ToArray();
         var networkOptions = new MultiTaskNetworkOptions
         {
-            Tasks = tasks, ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
+            Tasks = options.Tasks.Select(t => t.Task).ToArray(), ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
             Width = options.Width, Heads = options.Heads, BackboneDepth = options.BackboneDepth, EncoderDepth = options.EncoderDepth,
             DecoderDepth = options.DecoderDepth, FreezeBackbone = options.FreezeBackbone, Interaction = options.Interaction, PixelScale = options.PixelScale,
         };
+        return FitCore(trainingData, validationData, networkOptions, initialWeights: null);
+    }
+
+    /// <summary>
+    /// Fine-tunes: trains a copy of <paramref name="initialModel"/>'s network (e.g. from
+    /// <c>mlContext.MultiTask().Model.LoadKemTransformer(zip)</c>) instead of a freshly initialised one; <paramref name="initialModel"/>
+    /// itself is left unchanged. The architecture (backbone, widths, interaction, image size) comes from the initial network,
+    /// so the Options' architecture settings are not used; the tasks must be the same (name, kind, classes) and in the same
+    /// order, while their loss weights, FreezeBackbone and the training recipe come from the Options.
+    /// </summary>
+    public MultiTaskKemTransformer Fit(IDataView trainingData, IDataView? validationData, MultiTaskKemTransformer initialModel)
+    {
+        ArgumentNullException.ThrowIfNull(trainingData);
+        ArgumentNullException.ThrowIfNull(initialModel);
+        GetOutputSchema(SchemaShapeColumns.FromSchema(trainingData.Schema));
+        var initial = initialModel.Network.Options;
+        var (height, width) = DenseDataReader.ImageSize(trainingData.Schema, options.ImageColumnName);
+        if ((height, width) != (initial.ImageHeight, initial.ImageWidth))
+            throw new ArgumentException($"Image column '{options.ImageColumnName}' holds {height}×{width} images; the initial model was trained on {initial.ImageHeight}×{initial.ImageWidth}. Resize the images to {initial.ImageWidth}×{initial.ImageHeight}.");
+        var tasks = options.Tasks.Select(t => t.Task).ToArray();
+        static string Describe(IEnumerable<Microsoft.ML.Kem.Tasks.TaskSpec> ts) => string.Join(", ", ts.Select(t => $"{t.Name} ({t.Kind}, {t.Classes})"));
+        if (tasks.Length != initial.Tasks.Count || tasks.Zip(initial.Tasks).Any(p => p.First.Name != p.Second.Name || p.First.Kind != p.Second.Kind || p.First.Classes != p.Second.Classes))
+            throw new ArgumentException($"The tasks [{Describe(tasks)}] differ from the initial model's [{Describe(initial.Tasks)}]: fine-tuning keeps the heads, so give the same tasks in the same order.");
+        var networkOptions = initial with { Tasks = tasks, FreezeBackbone = options.FreezeBackbone };
+        return FitCore(trainingData, validationData, networkOptions, initialModel.Network);
+    }
+
+    private MultiTaskKemTransformer FitCore(IDataView trainingData, IDataView? validationData, MultiTaskNetworkOptions networkOptions, MultiTaskNetwork? initialWeights)
+    {
         networkOptions.Validate();
+        var (height, width) = (networkOptions.ImageHeight, networkOptions.ImageWidth);
+        var tasks = networkOptions.Tasks;
 
         using var ch = host.Start("Training");
         var train = DenseDataReader.Read(trainingData, options.ImageColumnName, options.Tasks.ToArray(), height, width, "training data");
         var validation = validationData is null ? null
             : DenseDataReader.Read(validationData, options.ImageColumnName, options.Tasks.ToArray(), height, width, "validation data");
-        if (options.Interaction.Kind == InteractionKind.StableKem && options.Interaction.EtfMode == EtfMode.TaskVertices && tasks.Length == 2)
+        var interaction = networkOptions.Interaction;
+        if (interaction.Kind == InteractionKind.StableKem && interaction.EtfMode == EtfMode.TaskVertices && tasks.Count == 2)
             ch.Warning(MessageSensitivity.None, "sKEM with EtfMode.TaskVertices and 2 tasks has rank-1 retrieve scores (MODEL-SPEC §3); consider EtfMode.SlotVertices.");
 
         TorchSharp.torch.manual_seed(options.Training.Seed); // seeded weights: same seed, same CPU model
         var network = new MultiTaskNetwork(networkOptions);
+        if (initialWeights is not null)
+        {
+            network.load_state_dict(initialWeights.state_dict());
+            ch.Info(MessageSensitivity.None, "Fine-tuning: starting from the initial model's weights.");
+        }
         var result = MultiTaskTrainingLoop.Fit(network, train, validation, options.Training, options.Progress, message => ch.Info(MessageSensitivity.None, message), options.Cancellation);
         ch.Info(MessageSensitivity.None, $"Trained {result.Steps} steps in {result.Elapsed:hh\\:mm\\:ss} on {result.Device}; holding the weights of epoch {result.BestEpoch}.");
         return new MultiTaskKemTransformer(host, network, options.ImageColumnName, options.Tasks.ToArray(), result);
     }
-
 }

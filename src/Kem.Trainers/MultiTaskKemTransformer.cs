@@ -2,8 +2,10 @@ using Kem.Trainers.DataViews;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Onnx;
 using Microsoft.ML.Kem.Training;
 using Microsoft.ML.Runtime;
+using Microsoft.ML.Transforms.Onnx;
 
 namespace Kem.Trainers;
 
@@ -11,6 +13,13 @@ namespace Kem.Trainers;
 /// A fitted multi-task network. <see cref="Transform"/> adds, per task, "&lt;Task&gt;Score" (float vector C_t×H×W:
 /// logits, metres, probabilities or unit normals) and, for classification tasks, "&lt;Task&gt;PredictedLabel"
 /// (int vector H×W). Works in pipelines and with PredictionEngine.
+/// <para>
+/// Saving: ML.NET has no public way to save a custom transformer, so this one saves as its ONNX twin. <c>mlContext.Model.Save</c>
+/// writes the <see cref="OnnxTransformer"/> of <see cref="ToOnnxTransformer"/> (same columns, names and types) into the zip;
+/// loading that zip gives back that OnnxTransformer, which scores without TorchSharp. To train on or run the TorchSharp
+/// network again, use <c>mlContext.MultiTask().Model.LoadKemTransformer(path)</c>. <c>mlContext.MultiTask().Model.Save</c>
+/// writes the same zip atomically.
+/// </para>
 /// </summary>
 public sealed class MultiTaskKemTransformer : ITransformer
 {
@@ -23,10 +32,10 @@ public sealed class MultiTaskKemTransformer : ITransformer
     public string ImageColumnName { get; }
     /// <summary>The tasks and their column names.</summary>
     public IReadOnlyList<TaskColumn> Tasks { get; }
-    /// <summary>How training went (device, steps, per-epoch losses).</summary>
-    public TrainingResult TrainingResult { get; }
+    /// <summary>How training went (device, steps, per-epoch losses); null for a transformer loaded from a file.</summary>
+    public TrainingResult? TrainingResult { get; }
 
-    internal MultiTaskKemTransformer(IHost host, MultiTaskNetwork network, string imageColumnName, IReadOnlyList<TaskColumn> tasks, TrainingResult result)
+    internal MultiTaskKemTransformer(IHost host, MultiTaskNetwork network, string imageColumnName, IReadOnlyList<TaskColumn> tasks, TrainingResult? result)
     {
         (this.host, Network, ImageColumnName, Tasks, TrainingResult) = (host, network, imageColumnName, tasks, result);
     }
@@ -43,10 +52,62 @@ public sealed class MultiTaskKemTransformer : ITransformer
     /// <inheritdoc />
     public IDataView Transform(IDataView input) => new MappedDataView(input, new KemColumnMapper(this, input.Schema));
 
-    /// <summary>Not yet: ML.NET gives external assemblies no public way to save a custom transformer; model zips will carry the network as ONNX.</summary>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException(
-        "MultiTaskKemTransformer cannot be written into an ML.NET model zip yet: ML.NET offers no public save path for external transformers, " +
-        "and the ONNX carrier is not built yet. Keep the fitted transformer in memory for now.");
+    /// <summary>
+    /// The ONNX graph of the network as it is now, for one image (3×H×W in, C_t×H×W and H×W out): the graph that
+    /// <see cref="ToOnnxTransformer"/> and the model zip carry.
+    /// </summary>
+    public byte[] ToOnnx()
+    {
+        lock (inferenceLock) return KemOnnx.Export(Network, new OnnxExportOptions { InputName = ImageColumnName, Batched = false });
+    }
+
+    /// <summary>
+    /// An ML.NET <see cref="OnnxTransformer"/> that computes the same columns as this transformer (names, types, values
+    /// within float rounding), with ONNX Runtime instead of TorchSharp. ML.NET can save it; it owns a native session, so
+    /// dispose it when done.
+    /// </summary>
+    public OnnxTransformer ToOnnxTransformer(MLContext mlContext)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        var o = Network.Options;
+        using var bytes = new MemoryStream(ToOnnx());
+        var outputs = OutputColumns(Tasks).Select(c => c.Name).ToArray();
+        var estimator = mlContext.Transforms.ApplyOnnxModel(outputs, new[] { ImageColumnName }, bytes);
+        // The estimator only checks the input schema: an empty view with the image column is enough.
+        var schema = SchemaDefinition.Create(typeof(ImageRow));
+        schema[0].ColumnName = ImageColumnName;
+        schema[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 3, o.ImageHeight, o.ImageWidth);
+        return estimator.Fit(mlContext.Data.LoadFromEnumerable(Array.Empty<ImageRow>(), schema));
+    }
+
+    /// <summary>
+    /// Writes a standalone ONNX file for ONNX Runtime in any language: input "&lt;ImageColumnName&gt;" N×3×H×W raw pixels,
+    /// outputs N×C_t×H×W scores and N×H×W int32 labels (<paramref name="batched"/> false: one image, no N axis).
+    /// Written atomically (temporary file, then rename).
+    /// </summary>
+    public void ExportOnnx(string path, bool batched = true)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        lock (inferenceLock) KemOnnx.Save(Network, path, new OnnxExportOptions { InputName = ImageColumnName, Batched = batched });
+    }
+
+    /// <summary>Saves this transformer as its ONNX twin (see the class remarks): ML.NET writes an OnnxTransformer in its place.</summary>
+    void ICanSaveModel.Save(ModelSaveContext ctx)
+    {
+        using var onnx = ToOnnxTransformer(new MLContext());
+        ((ICanSaveModel)onnx).Save(ctx);
+    }
+
+    /// <summary>The columns <see cref="Transform"/> adds, in order: per task its score, then (classification) its label.</summary>
+    internal static IEnumerable<(string Name, TaskColumn Task, bool IsLabel)> OutputColumns(IEnumerable<TaskColumn> tasks) =>
+        tasks.SelectMany(t => t.Task.IsClassification
+            ? new[] { (t.ScoreColumn, t, false), (t.PredictedLabelColumn, t, true) }
+            : new[] { (t.ScoreColumn, t, false) });
+
+    private sealed class ImageRow
+    {
+        public float[] Image { get; set; } = Array.Empty<float>();
+    }
 
     internal TaskPrediction[] Predict(float[] pixels)
     {
@@ -70,7 +131,7 @@ public sealed class MultiTaskKemTransformer : ITransformer
             if (image.Type is not VectorDataViewType { ItemType: NumberDataViewType n, Size: var size } || n != NumberDataViewType.Single || size != expected)
                 throw new ArgumentOutOfRangeException(nameof(inputSchema),
                     $"Image column '{parent.ImageColumnName}' is {image.Type}; this model expects a vector of {expected} Single (3×{o.ImageHeight}×{o.ImageWidth}). Resize images to {o.ImageWidth}×{o.ImageHeight} before ExtractPixels.");
-            slots = parent.Tasks.SelectMany(t => t.Task.IsClassification ? new[] { (t, false), (t, true) } : new[] { (t, false) }).ToArray();
+            slots = OutputColumns(parent.Tasks).Select(c => (c.Task, c.IsLabel)).ToArray();
             OutputColumns = slots.Select(s => s.IsLabel
                     ? new DataViewSchema.DetachedColumn(s.Task.PredictedLabelColumn, new VectorDataViewType(NumberDataViewType.Int32, o.ImageHeight, o.ImageWidth))
                     : new DataViewSchema.DetachedColumn(s.Task.ScoreColumn, new VectorDataViewType(NumberDataViewType.Single, s.Task.Task.Channels, o.ImageHeight, o.ImageWidth)))

@@ -10,7 +10,7 @@ public sealed record TaskColumn(TaskSpec Task, string? LabelColumnName = null)
     /// <summary>The label column's name.</summary>
     public string LabelColumn => LabelColumnName ?? Task.Name;
     /// <summary>Name of the score column the transformer adds: "&lt;Task&gt;Score".</summary>
-    public string ScoreColumn => Task.Name + "Score";
+    public string ScoreColumn => Microsoft.ML.Kem.Onnx.KemOnnx.ScoreOutput(Task);
     /// <summary>Name of the predicted-label column (classification tasks): "&lt;Task&gt;PredictedLabel".</summary>
-    public string PredictedLabelColumn => Task.Name + "PredictedLabel";
+    public string PredictedLabelColumn => Microsoft.ML.Kem.Onnx.KemOnnx.PredictedLabelOutput(Task);
 }

@@ -1,0 +1,196 @@
+using Microsoft.ML.Kem.Interaction;
+using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Onnx.Proto;
+
+namespace Microsoft.ML.Kem.Onnx;
+
+/// <summary>
+/// The ONNX twin of stage (c): <see cref="NoInteraction"/>, <see cref="CrossTaskAttention"/> and
+/// <see cref="KnowledgeExtraction"/> (KEM, sKEM TaskVertices / SlotVertices) with <see cref="TopKSoftmax"/>.
+/// X B×T×n×d → X' B×T×n×d, reading the same state_dict keys as the modules.
+/// </summary>
+internal static class InteractionGraph
+{
+    /// <summary>InteractionFactory.Create's module, applied to <paramref name="x"/>.</summary>
+    public static string Interaction(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string x) => o.Interaction.Kind switch
+    {
+        InteractionKind.None => x,
+        InteractionKind.CrossAttention => CrossAttention(g, prefix, o, x),
+        InteractionKind.Kem or InteractionKind.StableKem => KnowledgeExtraction(g, prefix, o, x),
+        _ => throw new NotSupportedException($"The ONNX exporter does not know interaction {o.Interaction.Kind}."),
+    };
+
+    /// <summary>TaskEmbedding.forward: X + e_t (T×d → T×1×d, broadcast), or X itself when the option is off.</summary>
+    private static string Embed(OnnxGraph g, string prefix, InteractionOptions options, string x) =>
+        options.TaskEmbedding ? g.Add(x, g.Unsqueeze(g.Weight(prefix + ".taskEmbedding.vectors"), 1)) : x;
+
+    /// <summary>CrossTaskAttention.forward (MODEL-SPEC §4): X'_t = X_t + λ·MHA_t(LN_t(X_t), LN_t(X_{≠t})).</summary>
+    private static string CrossAttention(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string x)
+    {
+        int tasks = o.Tasks.Count;
+        float? scale = o.Interaction.ScoreScale == ScoreScale.None ? 1f : null;
+        var embedded = Embed(g, prefix, o.Interaction, x);
+        var updates = new string[tasks];
+        for (int t = 0; t < tasks; t++)
+        {
+            string target = $"{prefix}.targets.{t}";
+            var normed = g.LayerNorm(embedded, target + ".norm");                                   // B×T×n×d
+            var query = g.Select(normed, 1, t);                                                      // LN(X_t): B×n×d
+            var others = Enumerable.Range(0, tasks).Where(u => u != t).Select(u => (long)u).ToArray();
+            var keyValue = g.Reshape(g.Take(normed, 1, others), 0, -1, o.Width);                    // B×(T−1)n×d
+            updates[t] = g.Unsqueeze(NetworkGraph.Attention(g, target + ".attention", o.Heads, query, keyValue, scale), 1);
+        }
+        return g.Add(x, g.Mul(g.Concat(1, updates), o.Interaction.Lambda));
+    }
+
+    /// <summary>KnowledgeExtraction.forward (MODEL-SPEC §2–§3): Retrieve, Write, Broadcast.</summary>
+    private static string KnowledgeExtraction(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string x)
+    {
+        var options = o.Interaction;
+        var kem = new Kem(g, prefix, o);
+        var embedded = Embed(g, prefix, options, x);
+        var tokens = g.LayerNorm(g.Reshape(embedded, 0, -1, o.Width), prefix + ".normTokens");   // F: B×N×d
+        var memory = kem.Retrieve(tokens);                                                           // R_new: B×m×d
+        var written = kem.Write(tokens, memory);                                                     // O: B×N×d
+        var perTask = g.Reshape(written, 0, o.Tasks.Count, -1, o.Width);                             // B×T×n×d
+        return g.Add(x, g.Mul(perTask, options.Lambda));                                             // X' = X + λ·O
+    }
+
+    /// <summary>The retrieve and write steps, with the choices KnowledgeExtraction's constructor makes.</summary>
+    private sealed class Kem
+    {
+        private readonly OnnxGraph g;
+        private readonly string p;
+        private readonly InteractionOptions options;
+        private readonly int heads, tasks, headWidth, tokensPerTask;
+        private readonly EtfMode etfMode;
+        private readonly float? scoreScale;
+
+        public Kem(OnnxGraph g, string prefix, MultiTaskNetworkOptions o)
+        {
+            (this.g, p, options, heads, tasks) = (g, prefix, o.Interaction, o.Heads, o.Tasks.Count);
+            headWidth = o.Width / o.Heads;
+            tokensPerTask = o.TokensPerTask;
+            etfMode = options.Kind == InteractionKind.StableKem ? options.EtfMode : EtfMode.Off;
+            scoreScale = options.ScoreScale == ScoreScale.None ? 1f : null;
+        }
+
+        private bool ProjectsEtfInput => etfMode != EtfMode.Off && options.EtfInputProjection;
+
+        // MODEL-SPEC §2, Retrieve: R_new = R_0 + TopKSoftmax_k(S) V Wo_r
+        public string Retrieve(string tokens)
+        {
+            var keyValue = g.Chunk(g.Linear(tokens, p + ".retrieveKeyValue"), 2, -1);
+            var keys = NetworkGraph.SplitHeads(g, keyValue[0], heads);                              // K: B×h×N×d_h
+            var values = NetworkGraph.SplitHeads(g, keyValue[1], heads);                            // V: B×h×N×d_h
+            var weights = TopK(RetrieveScores(keys));                                               // A: B×h×m×N
+            var retrieved = g.Linear(NetworkGraph.MergeHeads(g, g.MatMul(weights, values)), p + ".retrieveOutput"); // B×m×d
+            return options.MemoryUpdate == MemoryUpdate.Residual ? g.Add(g.Weight(p + ".memorySlots"), retrieved) : retrieved;
+        }
+
+        // S (B×h×m×N): MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes
+        private string RetrieveScores(string keys)
+        {
+            switch (etfMode)
+            {
+                case EtfMode.Off:
+                    return NetworkGraph.Scores(g, SlotQueries(), keys, scoreScale ?? AttentionKernel.DefaultScale(headWidth));
+                case EtfMode.TaskVertices:
+                {
+                    var queries = SlotQueries();
+                    var vertices = g.Weight(p + ".etfVertices");                                    // h×d_h×T
+                    if (ProjectsEtfInput)
+                    {
+                        var queryCoordinates = g.MatMul(UnitRows(Headwise(p + ".etfQueryProjection", queries)), vertices);
+                        var keyCoordinates = g.MatMul(UnitRows(Headwise(p + ".etfKeyProjection", keys)), vertices);
+                        return g.Mul(NetworkGraph.Scores(g, queryCoordinates, keyCoordinates, 1f), g.Exp(g.Weight(p + ".logTemperature")));
+                    }
+                    var etfScale = options.ScoreScale == ScoreScale.None ? 1f : AttentionKernel.DefaultScale(tasks);
+                    return NetworkGraph.Scores(g, g.MatMul(queries, vertices), g.MatMul(keys, vertices), etfScale);
+                }
+                case EtfMode.SlotVertices:
+                {
+                    // S_ij = γ·⟨w_i, k_j/‖k_j‖⟩: h×d_h×m → 1×h×m×d_h
+                    var slotVertices = g.Unsqueeze(g.Transpose(g.Weight(p + ".etfVertices"), 0, 2, 1), 0);
+                    var unitKeys = UnitRows(ProjectsEtfInput ? Headwise(p + ".etfKeyProjection", keys) : keys);
+                    return g.Mul(NetworkGraph.Scores(g, slotVertices, unitKeys, 1f), g.Exp(g.Weight(p + ".logTemperature")));
+                }
+                default:
+                    throw new NotSupportedException($"The ONNX exporter does not know EtfMode {etfMode}.");
+            }
+        }
+
+        // Q = split(LN_r(R_0) Wq_r): 1×h×m×d_h
+        private string SlotQueries() => NetworkGraph.SplitHeads(g,
+            g.Unsqueeze(g.Linear(g.LayerNorm(g.Weight(p + ".memorySlots"), p + ".normMemory"), p + ".retrieveQuery"), 0), heads);
+
+        // MODEL-SPEC §2, Write: O = softmax_m((F Wq_w)(LN_r(R_new) Wk_w)ᵀ/√d_h)(LN_r(R_new) Wv_w) Wo_w
+        public string Write(string tokens, string memory)
+        {
+            var queries = NetworkGraph.SplitHeads(g, g.Linear(tokens, p + ".writeQuery"), heads);   // B×h×N×d_h
+            var keyValue = g.Chunk(g.Linear(g.LayerNorm(memory, p + ".normMemory"), p + ".writeKeyValue"), 2, -1);
+            var keys = NetworkGraph.SplitHeads(g, keyValue[0], heads);                               // B×h×m×d_h
+            var values = NetworkGraph.SplitHeads(g, keyValue[1], heads);
+            var read = NetworkGraph.Attend(g, queries, keys, values, scoreScale ?? AttentionKernel.DefaultScale(headWidth));
+            return g.Linear(NetworkGraph.MergeHeads(g, read), p + ".writeOutput");                  // B×N×d
+        }
+
+        // TopKSoftmax.Apply with the options' k, mode and scope
+        private string TopK(string scores)
+        {
+            long n = (long)tasks * tokensPerTask;
+            if (options.TopKScope == TopKScope.Joint)
+                return options.TopK >= n ? Softmax(scores) : TopKSoftmaxGraph.Apply(g, scores, options.TopK, options.TopKMode);
+            return options.TopK >= tokensPerTask ? Softmax(scores) : TopKSoftmaxGraph.ApplyPerTask(g, scores, options.TopK, options.TopKMode, tasks);
+        }
+
+        private string Softmax(string x) => g.Op("Softmax", new[] { x }, OnnxGraph.Attr("axis", -1L));
+
+        // HeadwiseLinear.forward: x B×h×L×d_h → x Wᵀ + b, W h×d_h×d_h, b h×1×d_h
+        private string Headwise(string prefix, string x) =>
+            g.Add(g.MatMul(x, g.Transpose(g.Weight(prefix + ".weight"), 0, 2, 1)), g.Weight(prefix + ".bias"));
+
+        // F.normalize(x, p: 2, dim: -1), torch's default eps 1e-12
+        private string UnitRows(string x) => g.L2Normalize(x, -1, 1e-12f);
+    }
+}
+
+/// <summary>The ONNX twin of <see cref="TopKSoftmax"/> (MODEL-SPEC §2): TopK indices → ScatterElements mask → weights.</summary>
+internal static class TopKSoftmaxGraph
+{
+    /// <summary>Joint scope: the k largest of every row of <paramref name="scores"/> (k &lt; row length).</summary>
+    public static string Apply(OnnxGraph g, string scores, int k, TopKMode mode) => Weigh(g, scores, Keep(g, scores, k), mode);
+
+    /// <summary>Per-task scope: the last axis holds T blocks; each keeps its own k (k &lt; block length).</summary>
+    public static string ApplyPerTask(OnnxGraph g, string scores, int k, TopKMode mode, int tasks)
+    {
+        var blocks = g.Reshape(scores, 0, 0, 0, tasks, -1);                                        // B×h×m×T×n
+        var keep = g.Reshape(Keep(g, blocks, k), 0, 0, 0, -1);                                     // B×h×m×(T·n)
+        return Weigh(g, scores, keep, mode);
+    }
+
+    // TopKSoftmax.Keep as a float 0/1 mask: ones scattered at the k largest indices of every row
+    private static string Keep(OnnxGraph g, string scores, int k)
+    {
+        var indices = g.Node("TopK", new[] { scores, g.Ints(k) }, null, 2, OnnxGraph.Attr("axis", -1L), OnnxGraph.Attr("largest", 1L))[1];
+        var zeros = g.Op("ConstantOfShape", new[] { g.Op("Shape", new[] { scores }) }, OnnxGraph.Attr("value", FloatValue(0f)));
+        var ones = g.Op("ConstantOfShape", new[] { g.Op("Shape", new[] { indices }) }, OnnxGraph.Attr("value", FloatValue(1f)));
+        return g.Op("ScatterElements", new[] { zeros, indices, ones }, OnnxGraph.Attr("axis", -1L));
+    }
+
+    // TopKSoftmax.Weigh: Masked = softmax over the row, kept entries only; Renormalized = −∞ outside, then softmax
+    private static string Weigh(OnnxGraph g, string scores, string keep, TopKMode mode)
+    {
+        var softmax = (string x) => g.Op("Softmax", new[] { x }, OnnxGraph.Attr("axis", -1L));
+        if (mode == TopKMode.Masked) return g.Mul(softmax(scores), keep);
+        var kept = g.Op("Cast", new[] { keep }, OnnxGraph.Attr("to", (long)TensorProto.Types.DataType.Bool));
+        return softmax(g.Op("Where", new[] { kept, scores, g.Scalar(float.NegativeInfinity) }));
+    }
+
+    private static TensorProto FloatValue(float value)
+    {
+        var t = new TensorProto { Name = "value", DataType = (int)TensorProto.Types.DataType.Float, RawData = Google.Protobuf.ByteString.CopyFrom(BitConverter.GetBytes(value)) };
+        t.Dims.Add(1);
+        return t;
+    }
+}
