@@ -36,10 +36,8 @@ public static class MultiTaskTrainingLoop
         using var lossModule = new MultiTaskLoss("loss", tasks, options.LossWeighting);
         lossModule.to(device);
 
-        using var mixed = bf16 ? new MixedPrecision(network) : null;
-        var networkParameters = mixed?.MasterParameters ?? network.parameters().Where(p => p.requires_grad).ToList();
-        var optimised = networkParameters.Concat(lossModule.parameters()).ToList();
-        using var optimizer = torch.optim.AdamW(optimised, options.LearningRate, 0.9, 0.999, 1e-8, options.WeightDecay);
+        // One step = forward, losses, backward, clipping and AdamW on flat fp32 masters, with no host sync (TrainingStep).
+        using var trainingStep = new TrainingStep(network, lossModule, options, device);
 
         int batch = Math.Min(options.BatchSize, train.Count);
         int stepsPerEpoch = train.Count / batch; // drop the incomplete last batch (BatchNorm needs ≥ 2 images)
@@ -68,27 +66,17 @@ public static class MultiTaskTrainingLoop
             network.train();
             shuffle.Shuffle(order);
             double epochLoss = 0;
+            // Batches are prepared ahead of the GPU (pinned host tensors, non-blocking copies) on CUDA.
+            using var batches = new BatchPrefetcher(train,
+                Enumerable.Range(0, stepsPerEpoch).Select(s => order.AsSpan(s * batch, batch).ToArray()).ToArray(), device);
             for (int s = 0; s < stepsPerEpoch; s++, step++)
             {
                 cancellation.ThrowIfCancellationRequested();
                 using var scope = torch.NewDisposeScope();
                 double lr = schedule.At(step);
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
-                var (images, labels) = train.Batch(order.AsSpan(s * batch, batch), device);
-                var outputs = network.forward(bf16 ? images.to(ScalarType.BFloat16) : images);
-                var taskLosses = new Tensor[tasks.Count];
-                for (int t = 0; t < tasks.Count; t++)
-                    taskLosses[t] = TaskLoss.Compute(tasks[t], outputs[t].to(ScalarType.Float32), labels[t]);
-                var loss = lossModule.forward(taskLosses);
-
-                optimizer.zero_grad();
-                mixed?.ZeroModuleGradients();
-                loss.backward();
-                mixed?.GradientsToMasters();
-                if (options.GradientClipNorm > 0) nn.utils.clip_grad_norm_(optimised, options.GradientClipNorm);
-                optimizer.step();
-                mixed?.MastersToModule();
+                var (images, labels) = batches.Next();
+                var (loss, taskLosses) = trainingStep.Run(images, labels, lr);
 
                 using (torch.no_grad())
                 {
@@ -136,7 +124,7 @@ public static class MultiTaskTrainingLoop
             history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses));
         }
 
-        if (mixed is not null) network.to(ScalarType.Float32);
+        if (trainingStep.Bf16) network.to(ScalarType.Float32);
         if (best is not null)
         {
             if (bestEpoch != options.Epochs) log?.Invoke($"Restoring the weights of epoch {bestEpoch} (best validation loss {bestLoss:F4}).");
