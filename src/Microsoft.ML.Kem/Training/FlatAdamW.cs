@@ -12,7 +12,7 @@ namespace Microsoft.ML.Kem.Training;
 /// the number of parameters; gradient clipping keeps the norm on the device (no host synchronisation).
 /// </summary>
 /// <remarks>
-/// Layout: masters = [module parameters (M values) | extra fp32 parameters (E values)]. In fp32 mode the module's
+/// Layout: masters = [module parameters (M values) | extra fp32 parameters (E values)], each parameter 64-element aligned. In fp32 mode the module's
 /// parameters are views into the masters; in bf16 mode the module is cast to bf16 and its parameters are views into a
 /// flat bf16 working buffer of M values. Gradients are views into flat buffers of the same layout: autograd adds
 /// into an existing gradient in place, so backward fills them directly. Never set these parameters' gradients to
@@ -52,8 +52,9 @@ public sealed class FlatAdamW : IDisposable
             if (p.dtype != ScalarType.Float32) throw new ArgumentException($"FlatAdamW expects float32 parameters, got {p.dtype}: build the network in float32 (bf16 is applied here).");
             if (p.device_type != device.type || p.device_index != device.index) throw new ArgumentException($"FlatAdamW expects all parameters on {device}, one is on {p.device}: move the network and the loss to one device first.");
         }
-        moduleCount = moduleParameters.Sum(p => p.numel());
-        long total = moduleCount + extraParameters.Sum(p => p.numel());
+        moduleCount = moduleParameters.Sum(p => Slot(p.numel()));
+        long total = moduleCount + extraParameters.Sum(p => Slot(p.numel()));
+        Count = all.Sum(p => p.numel());
 
         using var noGrad = no_grad();
         masters = zeros(total, ScalarType.Float32, device);
@@ -63,7 +64,7 @@ public sealed class FlatAdamW : IDisposable
         using (var scope = NewDisposeScope())
         {
             long offset = 0;
-            foreach (var p in all) { masters.narrow(0, offset, p.numel()).copy_(p.detach().reshape(-1)); offset += p.numel(); }
+            foreach (var p in all) { masters.narrow(0, offset, p.numel()).copy_(p.detach().reshape(-1)); offset += Slot(p.numel()); }
         }
 
         if (bf16)
@@ -85,8 +86,14 @@ public sealed class FlatAdamW : IDisposable
     /// <summary>The optimised parameters as the network and loss see them (bf16 working copies in bf16 mode).</summary>
     public IReadOnlyList<Parameter> Parameters => parameters;
 
-    /// <summary>Number of optimised values (M + E).</summary>
-    public long Count => masters.numel();
+    /// <summary>Number of optimised values (the parameters' elements, without the alignment padding).</summary>
+    public long Count { get; }
+
+    /// <summary>
+    /// Elements a parameter occupies in the flat buffers: its size rounded up to 64, so that every parameter starts
+    /// 128-byte aligned (matrix kernels pick their fast paths); the padding stays zero, with zero gradient.
+    /// </summary>
+    private static long Slot(long elements) => (elements + 63) / 64 * 64;
 
     /// <summary>Zeroes every gradient (one or two kernels).</summary>
     public void ZeroGrad()
@@ -150,7 +157,7 @@ public sealed class FlatAdamW : IDisposable
             var gradient = grads.narrow(0, offset, n).view(shape);
             p.grad = gradient;
             gradientOffsets.Add(offset);
-            offset += n;
+            offset += Slot(n);
         }
     }
 
