@@ -185,13 +185,16 @@ def soak_row(c, gpu, kind, tasks, steps, row, deadline=float("inf")):
     window_task = torch.zeros(tasks, device=gpu.device)
     window_loss = torch.zeros(1, device=gpu.device)
     window_steps, step, last_loss, stopped = 0, 0, float("nan"), False
+    all_batches = []                                  # every epoch's batches up front, as the loop does
+    for _ in range(epochs):
+        order = torch.randperm(c["soak_images"], generator=g)
+        all_batches += [order[s * batch:(s + 1) * batch] for s in range(per_epoch)]
+    prefetch = Prefetcher(images, labels, all_batches, gpu.device)
     with GpuMonitor() as monitor:
         wall = time.perf_counter()
         for _ in range(epochs):
             if stopped:
                 break
-            order = torch.randperm(c["soak_images"], generator=g)
-            prefetch = Prefetcher(images, labels, [order[s * batch:(s + 1) * batch] for s in range(per_epoch)], gpu.device)
             for s in range(per_epoch):
                 if time.perf_counter() > deadline:     # out of time: stop and report the steps done
                     stopped = True

@@ -61,14 +61,20 @@ public static class MultiTaskTrainingLoop
         using var windowLoss = torch.zeros(1, device: device);
         int windowSteps = 0;
 
+        // Every epoch's batches up front (the same shuffles, in the same order), so that the prefetcher prepares them
+        // ahead of the GPU across epoch ends too (pinned host tensors, non-blocking copies on CUDA).
+        var epochBatches = new List<int[]>(stepsPerEpoch * options.Epochs);
+        for (int epoch = 1; epoch <= options.Epochs; epoch++)
+        {
+            shuffle.Shuffle(order);
+            for (int s = 0; s < stepsPerEpoch; s++) epochBatches.Add(order.AsSpan(s * batch, batch).ToArray());
+        }
+        using var batches = new BatchPrefetcher(train, epochBatches, device);
+
         for (int epoch = 1; epoch <= options.Epochs; epoch++)
         {
             network.train();
-            shuffle.Shuffle(order);
             double epochLoss = 0;
-            // Batches are prepared ahead of the GPU (pinned host tensors, non-blocking copies) on CUDA.
-            using var batches = new BatchPrefetcher(train,
-                Enumerable.Range(0, stepsPerEpoch).Select(s => order.AsSpan(s * batch, batch).ToArray()).ToArray(), device);
             for (int s = 0; s < stepsPerEpoch; s++, step++)
             {
                 cancellation.ThrowIfCancellationRequested();
