@@ -107,6 +107,7 @@ internal static class Program
         Directory.CreateDirectory(output);
         var results = new Results(Path.Combine(output, "csharp.jsonl"));
         var gpu = new Gpu(device);
+        if (gpu.IsCuda) { using var init = torch.zeros(1, device: device); gpu.Sync(); }   // CUDA and its allocator up before any statistic is read
         var budget = new Budget(budgetSeconds);
         Console.WriteLine($"# Kem.Bench on {gpu.Name}; torch allocator statistics: {(gpu.IsCuda ? (CudaAllocator.Available ? "yes (shim)" : "no (shim not built): NVML only") : "n/a")}; NVML: {(Nvml.Instance is null ? "no" : "yes")}");
 

@@ -64,4 +64,32 @@ public sealed class FlatAdamWTests
         using (var scope = NewDisposeScope()) Loss(module, extra, 1).backward();
         Assert.IsFalse(fused.GradientsAreAliased(), "a gradient set to none is detected");
     }
+
+    [TestMethod]
+    public void Bf16_mode_casts_the_module_and_follows_the_fp32_reference()
+    {
+        var (reference, referenceExtra) = Make();
+        var (module, extra) = Make();
+        using var fp32 = new FlatAdamW(reference, [referenceExtra], bf16: false, weightDecay: 0.01);
+        using var bf16 = new FlatAdamW(module, [extra], bf16: true, weightDecay: 0.01);
+        Assert.IsTrue(module.parameters().All(p => p.dtype == ScalarType.BFloat16), "module weights are bf16");
+        Assert.AreEqual(ScalarType.Float32, extra.dtype, "extra parameters stay fp32");
+        var before = module.parameters().Select(p => p.detach().clone()).ToArray();
+        for (int step = 0; step < 3; step++)
+        {
+            using var scope = NewDisposeScope();
+            var x = TensorAssert.Randn(100 + step, 6, 5);
+            fp32.ZeroGrad();
+            (reference.call(x).pow(2).sum() * referenceExtra.exp().sum()).backward();
+            fp32.Step(1e-2, 1.0);
+            bf16.ZeroGrad();
+            (module.call(x.to(ScalarType.BFloat16)).to(ScalarType.Float32).pow(2).sum() * extra.exp().sum()).backward();
+            bf16.Step(1e-2, 1.0);
+        }
+        Assert.IsTrue(bf16.GradientsAreAliased(), "bf16 gradients are views into the flat bf16 buffer");
+        Assert.IsTrue(module.parameters().Zip(before).All(pair => !pair.First.eq(pair.Second).all().item<bool>()), "every bf16 weight moved");
+        foreach (var (a, b) in reference.parameters().Zip(module.parameters()))
+            TensorAssert.Close(a, b.to(ScalarType.Float32), 0.03, "bf16 weights track the fp32 run");
+        TensorAssert.Close(referenceExtra, extra, 1e-2, "fp32 extra parameter");
+    }
 }
