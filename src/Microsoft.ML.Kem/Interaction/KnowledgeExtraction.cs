@@ -117,8 +117,9 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         var (memory, retrieveWeights) = Retrieve(tokens);                       // R_new B×m×d, A B×h×m×N
         // MODEL-SPEC §2, Write (SGW "broadcast"): every token reads the memory, softmax over the m slots
         var (written, writeWeights) = Write(tokens, memory, trace);             // O B×N×d
-        // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d)
-        var output = x + written.reshape(batch, tasks, perTask, width).mul(options.Lambda);
+        // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d), one fused kernel
+        var update = written.reshape(batch, tasks, perTask, width);
+        var output = options.Lambda == 1f ? x + update : x.add(update, alpha: options.Lambda);
         return (output, memory, retrieveWeights, writeWeights);
     }
 

@@ -36,10 +36,8 @@ public static class MultiTaskTrainingLoop
         using var lossModule = new MultiTaskLoss("loss", tasks, options.LossWeighting);
         lossModule.to(device);
 
-        using var mixed = bf16 ? new MixedPrecision(network) : null;
-        var networkParameters = mixed?.MasterParameters ?? network.parameters().Where(p => p.requires_grad).ToList();
-        var optimised = networkParameters.Concat(lossModule.parameters()).ToList();
-        using var optimizer = torch.optim.AdamW(optimised, options.LearningRate, 0.9, 0.999, 1e-8, options.WeightDecay);
+        // One step = forward, losses, backward, clipping and AdamW on flat fp32 masters, with no host sync (TrainingStep).
+        using var trainingStep = new TrainingStep(network, lossModule, options, device);
 
         int batch = Math.Min(options.BatchSize, train.Count);
         int stepsPerEpoch = train.Count / batch; // drop the incomplete last batch (BatchNorm needs ≥ 2 images)
@@ -63,32 +61,28 @@ public static class MultiTaskTrainingLoop
         using var windowLoss = torch.zeros(1, device: device);
         int windowSteps = 0;
 
+        // Every epoch's batches up front (the same shuffles, in the same order), so that the prefetcher prepares them
+        // ahead of the GPU across epoch ends too (pinned host tensors, non-blocking copies on CUDA).
+        var epochBatches = new List<int[]>(stepsPerEpoch * options.Epochs);
+        for (int epoch = 1; epoch <= options.Epochs; epoch++)
+        {
+            shuffle.Shuffle(order);
+            for (int s = 0; s < stepsPerEpoch; s++) epochBatches.Add(order.AsSpan(s * batch, batch).ToArray());
+        }
+        using var batches = new BatchPrefetcher(train, epochBatches, device);
+
         for (int epoch = 1; epoch <= options.Epochs; epoch++)
         {
             network.train();
-            shuffle.Shuffle(order);
             double epochLoss = 0;
             for (int s = 0; s < stepsPerEpoch; s++, step++)
             {
                 cancellation.ThrowIfCancellationRequested();
                 using var scope = torch.NewDisposeScope();
                 double lr = schedule.At(step);
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
-                var (images, labels) = train.Batch(order.AsSpan(s * batch, batch), device);
-                var outputs = network.forward(bf16 ? images.to(ScalarType.BFloat16) : images);
-                var taskLosses = new Tensor[tasks.Count];
-                for (int t = 0; t < tasks.Count; t++)
-                    taskLosses[t] = TaskLoss.Compute(tasks[t], outputs[t].to(ScalarType.Float32), labels[t]);
-                var loss = lossModule.forward(taskLosses);
-
-                optimizer.zero_grad();
-                mixed?.ZeroModuleGradients();
-                loss.backward();
-                mixed?.GradientsToMasters();
-                if (options.GradientClipNorm > 0) nn.utils.clip_grad_norm_(optimised, options.GradientClipNorm);
-                optimizer.step();
-                mixed?.MastersToModule();
+                var (images, labels) = batches.Next();
+                var (loss, taskLosses) = trainingStep.Run(images, labels, lr);
 
                 using (torch.no_grad())
                 {
@@ -129,14 +123,14 @@ public static class MultiTaskTrainingLoop
                 if (options.KeepBest && (bestLoss is null || validationLoss < bestLoss))
                 {
                     DisposeAll(best);
-                    best = Snapshot(network, mixed);
+                    best = Snapshot(network, trainingStep);
                     (bestLoss, bestEpoch) = (validationLoss, epoch);
                 }
             }
             history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses));
         }
 
-        mixed?.RestoreFp32(network);
+        trainingStep.RestoreFp32(); // bf16: the fp32 masters, not bf16-rounded weights
         if (best is not null)
         {
             if (bestEpoch != options.Epochs) log?.Invoke($"Restoring the weights of epoch {bestEpoch} (best validation loss {bestLoss:F4}).");
@@ -186,12 +180,12 @@ public static class MultiTaskTrainingLoop
     }
 
     /// <summary>A detached copy of the weights; under bf16 the trainable ones come from the fp32 masters.</summary>
-    private static Dictionary<string, Tensor> Snapshot(nn.Module network, MixedPrecision? mixed)
+    private static Dictionary<string, Tensor> Snapshot(nn.Module network, TrainingStep step)
     {
         using var _ = torch.no_grad();
         var copy = network.state_dict().ToDictionary(kv => kv.Key, kv => (kv.Value.is_floating_point() ? kv.Value.detach().to(ScalarType.Float32) : kv.Value.detach()).clone().DetachFromDisposeScope());
-        if (mixed is not null)
-            foreach (var (name, master) in mixed.NamedMasters)
+        if (step.Bf16)
+            foreach (var (name, master) in step.Optimizer.NamedMasters(network))
             {
                 copy[name].Dispose();
                 copy[name] = master.detach().clone().DetachFromDisposeScope();

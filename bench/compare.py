@@ -1,0 +1,161 @@
+"""Joins bench/Kem.Bench's rows (csharp.jsonl) with the PyTorch twin's (pytorch.jsonl) and prints the tables of
+issue #6 with the C#/PyTorch ratio on every row, then the targets. Usage: python3 bench/compare.py DIR > DIR/summary.md
+"""
+import json
+import math
+import os
+import sys
+
+
+def load(path):
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append({k: _number(v) for k, v in json.loads(line).items()})
+    return rows
+
+
+def _number(v):
+    # C# writes NaN and infinities as strings ("NaN"); Python as bare literals.
+    return float(v) if v in ("NaN", "Infinity", "-Infinity") else v
+
+
+def num(x):
+    return isinstance(x, (int, float)) and not (isinstance(x, float) and math.isnan(x))
+
+
+def f(x, digits=2):
+    return f"{x:.{digits}f}" if num(x) else "–"
+
+
+def ratio(a, b):
+    return a / b if num(a) and num(b) and b > 0 else float("nan")
+
+
+def status(r):
+    if r is None:
+        return "missing"
+    return "ok" if r.get("status") == "ok" else f'{r.get("status")}: {r.get("reason", "")}'
+
+
+def find(rows, **keys):
+    for r in rows:
+        if all(r.get(k) == v for k, v in keys.items()):
+            return r
+    return None
+
+
+def ms(r):
+    return r.get("median_ms") if r and r.get("status") == "ok" else float("nan")
+
+
+def main(folder):
+    cs, py = load(os.path.join(folder, "csharp.jsonl")), load(os.path.join(folder, "pytorch.jsonl"))
+    out = []
+    p = out.append
+    device = next((r["device"] for r in cs + py if r.get("device")), "?")
+    p(f"Device: {device}. Medians of forward+backward (modules) or of a whole training step, each timed between two "
+      "device synchronisations after warm-up. Memory: `alloc` = caching-allocator peak above the bytes allocated at the start "
+      "(torch.cuda.max_memory_allocated on both sides; C# through bench/native), `nvml` = peak NVML memory in use above the "
+      "level after empty_cache, sampled every ~1 ms. Ratio = C# / PyTorch (< 1: C# faster).\n")
+
+    # Modules
+    mods = [r for r in cs if r.get("bench") == "module"]
+    if mods:
+        p("## Interaction modules (B={}, d={}, h={}, m={}, k={}), forward + backward\n".format(
+            mods[0].get("batch"), mods[0].get("width"), mods[0].get("heads"), mods[0].get("slots"), mods[0].get("topk")))
+        p("| module | T | n | dtype | C# ms | PyTorch ms | C#/PyTorch | naive PyTorch KEM ms | naive/C# | C# alloc MiB | PyTorch alloc MiB | C# nvml MiB | PyTorch nvml MiB | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in mods:
+            key = dict(bench="module", kind=r["kind"], tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"])
+            t = find(py, impl="pytorch", **key)
+            naive = find(py, impl="pytorch-naive", **key) if r["kind"] == "kem" else None
+            st = status(r) if r.get("status") != "ok" else (status(t) if t is None or t.get("status") != "ok" else "ok")
+            p(f'| {r["kind"]} | {r["tasks"]} | {r["tokens"]} | {r["dtype"]} | {f(ms(r))} | {f(ms(t))} | {f(ratio(ms(r), ms(t)))} | '
+              f'{f(ms(naive)) if naive else ""} | {f(ratio(ms(naive), ms(r))) if naive else ""} | '
+              f'{f(r.get("alloc_peak_mib"), 0)} | {f(t.get("alloc_peak_mib") if t else None, 0)} | '
+              f'{f(r.get("nvml_peak_mib"), 0)} | {f(t.get("nvml_peak_mib") if t else None, 0)} | {st} |')
+        p("")
+
+        # Linearity in n and T (C# KEM, bf16 and fp32)
+        p("### KEM cost against n and T (C#; ideal: ×4 per ×4 in n, ×T/2 from T=2)\n")
+        p("| dtype | T | ms n=252 | ms n=1008 | ms n=4032 | 4032/1008 | T/2-scaled: ms(T)/ms(2) at n=4032 |")
+        p("|---|---|---|---|---|---|---|")
+        for dtype in ("fp32", "bf16"):
+            base = ms(find(cs, bench="module", kind="kem", tasks=2, tokens=4032, dtype=dtype))
+            for T in (2, 3, 5):
+                v = [ms(find(cs, bench="module", kind="kem", tasks=T, tokens=n, dtype=dtype)) for n in (252, 1008, 4032)]
+                p(f"| {dtype} | {T} | {f(v[0])} | {f(v[1])} | {f(v[2])} | {f(ratio(v[2], v[1]))} | {f(ratio(v[2], base))} (ideal {T / 2:.1f}) |")
+        p("")
+
+    # Step
+    steps = [r for r in cs if r.get("bench") == "step" and r.get("impl") == "csharp"]
+    if steps:
+        s0 = steps[0]
+        p(f'## Whole training step ({s0.get("image")}, B={s0.get("batch")}, {s0.get("dtype")} with fp32 masters, AdamW, clip 1.0)\n')
+        p("| interaction | T | C# ms | PyTorch ms | C#/PyTorch | C# before (legacy loop step) ms | C# alloc MiB | PyTorch alloc MiB | C# nvml MiB | PyTorch nvml MiB | parameters C# / PyTorch | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in steps:
+            key = dict(bench="step", kind=r["kind"], tasks=r["tasks"])
+            t = find(py, impl="pytorch", **key)
+            legacy = find(cs, impl="csharp-legacy", **key)
+            st = status(r) if r.get("status") != "ok" else (status(t) if t is None or t.get("status") != "ok" else "ok")
+            p(f'| {r["kind"]} | {r["tasks"]} | {f(ms(r))} | {f(ms(t))} | {f(ratio(ms(r), ms(t)))} | {f(ms(legacy)) if legacy else ""} | '
+              f'{f(r.get("alloc_peak_mib"), 0)} | {f(t.get("alloc_peak_mib") if t else None, 0)} | {f(r.get("nvml_peak_mib"), 0)} | '
+              f'{f(t.get("nvml_peak_mib") if t else None, 0)} | {r.get("parameters", "–")} / {t.get("parameters", "–") if t else "–"} | {st} |')
+        p("")
+
+    # Soak
+    soak_rows = [(name, find(rows, bench="soak")) for name, rows in (("C#", cs), ("PyTorch", py))]
+    if any(r for _, r in soak_rows):
+        p("## Training on generated data (the loop with prefetching): GPU busy and memory over the run\n")
+        p("| impl | steps | wall s | ms/step (window) | NVML GPU util % (window) | busy % (resident-data step / window step) | alloc MiB first → last (max) | reserved MiB first → last | nvml MiB first → last (max) | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|")
+        for name, r in soak_rows:
+            if not r:
+                p(f"| {name} | | | | | | | | | missing |")
+                continue
+            rows = cs if name == "C#" else py
+            resident = ms(find(rows, bench="step", kind=r.get("kind"), tasks=r.get("tasks"), impl="csharp" if name == "C#" else "pytorch"))
+            busy = 100 * ratio(resident, r.get("window_ms_per_step"))
+            p(f'| {name} | {r.get("steps", "")} | {f(r.get("wall_s"), 1)} | {f(r.get("window_ms_per_step"))} | {f(r.get("gpu_util_mean"), 1)} | {f(busy, 1)} | '
+              f'{f(r.get("alloc_first_mib"), 0)} → {f(r.get("alloc_last_mib"), 0)} ({f(r.get("alloc_max_mib"), 0)}) | '
+              f'{f(r.get("reserved_first_mib"), 0)} → {f(r.get("reserved_last_mib"), 0)} | '
+              f'{f(r.get("nvml_first_mib"), 0)} → {f(r.get("nvml_last_mib"), 0)} ({f(r.get("nvml_max_mib"), 0)}) | {status(r)} |')
+        p("")
+
+    # Targets
+    p("## Targets (issue #6)\n")
+    p("| target | measured | met |")
+    p("|---|---|---|")
+
+    def verdict(ok):
+        return "–" if ok is None else ("yes" if ok else "**no**")
+
+    worst = [ratio(ms(r), ms(find(py, impl="pytorch", bench="step", kind=r["kind"], tasks=r["tasks"]))) for r in steps]
+    worst = [w for w in worst if num(w)]
+    p(f'| whole step C#/PyTorch ≤ 1.05 | {", ".join(f(w) for w in worst) or "–"} (worst {f(max(worst)) if worst else "–"}) | {verdict(max(worst) <= 1.05 if worst else None)} |')
+    kem = ms(find(cs, bench="module", kind="kem", tasks=3, tokens=4032, dtype="bf16"))
+    naive = ms(find(py, bench="module", impl="pytorch-naive", kind="kem", tasks=3, tokens=4032, dtype="bf16"))
+    ca = ms(find(cs, bench="module", kind="ca", tasks=3, tokens=4032, dtype="bf16"))
+    s1, s2 = ratio(naive, kem), ratio(ca, kem)
+    p(f"| KEM ≥ 2× faster than naive eager PyTorch KEM (T=3, n=4032, bf16) | {f(s1)}× ({f(naive)} / {f(kem)} ms) | {verdict(s1 >= 2 if num(s1) else None)} |")
+    p(f"| KEM ≥ 5× faster than CA (T=3, n=4032, bf16) | {f(s2)}× ({f(ca)} / {f(kem)} ms) | {verdict(s2 >= 5 if num(s2) else None)} |")
+    r = find(cs, bench="soak")
+    if r and r.get("status") in ("ok", "partial"):
+        u = r.get("gpu_util_mean")
+        p(f"| GPU busy ≥ 95% training on generated data (C#) | NVML util {f(u, 1)} % | {verdict(u >= 95 if num(u) else None)} |")
+        drift = r.get("reserved_last_mib", float("nan")) - r.get("reserved_first_mib", float("nan"))
+        adrift = r.get("alloc_last_mib", float("nan")) - r.get("alloc_first_mib", float("nan"))
+        ndrift = r.get("nvml_last_mib", float("nan")) - r.get("nvml_first_mib", float("nan"))
+        flat = [abs(d) < 64 for d in (drift, adrift, ndrift) if num(d)]
+        p(f'| GPU memory flat over {r.get("steps")} steps (C#) | allocated {f(adrift, 0)}, reserved {f(drift, 0)}, NVML {f(ndrift, 0)} MiB drift from step ~{r.get("steps", 0) // 10} to the end | {verdict(all(flat) if flat else None)} |')
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")

@@ -1,0 +1,273 @@
+"""PyTorch twin of bench/Kem.Bench (issue #6): the same shapes, ops, timing and memory columns, run in the same
+device call so that every C# row has a PyTorch row to divide by.
+
+  python3 bench/twin/bench.py --modules --step --soak 1000 --out DIR [--quick] [--device cuda|cpu] [--budget-s S]
+"""
+import argparse
+import os
+import queue
+import sys
+import threading
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import modules  # noqa: E402
+import network  # noqa: E402
+from common import Budget, Gpu, GpuMonitor, Results, measure  # noqa: E402
+
+FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
+            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0,
+            height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_min=15, step_max=40,
+            soak_images=96, soak_report=50)
+QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[16, 64], warmup=1, min_iters=2, max_iters=3, min_s=0, max_s=1,
+             height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5)
+
+MODULE_KINDS = ["kem", "skem", "ca", "kem-naive"]
+STEP_KINDS = ["kem", "ca", "none"]
+
+
+def skip(row, reason):
+    row.update(status="skipped", reason=reason)
+    return row
+
+
+def error(row, e):
+    row.update(status="error", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    return row
+
+
+def run_modules(c, gpu, results, budget):
+    for dtype in c["dtypes"]:
+        for tasks in c["tasks"]:
+            for tokens in c["tokens"]:
+                for kind in MODULE_KINDS:
+                    impl = "pytorch-naive" if kind == "kem-naive" else "pytorch"
+                    row = dict(bench="module", impl=impl, kind=kind.replace("-naive", ""), tasks=tasks, tokens=tokens, batch=c["batch"],
+                               width=c["width"], heads=c["heads"], slots=c["slots"], topk=c["top_k"], dtype=dtype, device=gpu.name)
+                    if budget.exceeded:
+                        results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+                        continue
+                    try:
+                        module_row(c, gpu, kind, tasks, tokens, dtype, row)
+                    except Exception as e:  # noqa: BLE001 - a failed row is reported, the rest still runs
+                        error(row, e)
+                    results.write(row)
+                    torch.cuda.empty_cache() if gpu.is_cuda else None
+
+
+def module_row(c, gpu, kind, tasks, tokens, dtype, row):
+    torch.manual_seed(1)
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    m = modules.create(kind, c["width"], c["heads"], tasks, c["slots"], c["top_k"]).to(gpu.device).to(dt)
+    x = torch.randn(c["batch"], tasks, tokens, c["width"], dtype=dt, device=gpu.device).requires_grad_(True)
+    g = torch.randn(c["batch"], tasks, tokens, c["width"], dtype=dt, device=gpu.device)
+
+    def iteration():
+        m.zero_grad(set_to_none=True)
+        m(x).backward(g)
+
+    row.update(status="ok", **measure(gpu, iteration, c["warmup"], c["min_iters"], c["max_iters"], c["min_s"], c["max_s"]))
+    row["parameters"] = sum(p.numel() for p in m.parameters())
+
+
+def build(c, kind, tasks, device):
+    torch.manual_seed(1)
+    net = network.Network(kind, tasks, c["height"], c["img_width"], c["stride"], c["width"], c["heads"], c["backbone_depth"], c["slots"], c["top_k"])
+    loss = network.MultiTaskLoss(net.tasks)
+    return net.to(device).train(), loss.to(device)
+
+
+def run_step(c, gpu, results, budget):
+    tokens = (c["height"] // c["stride"]) * (c["img_width"] // c["stride"])
+    for tasks in c["step_tasks"]:
+        for kind in STEP_KINDS:
+            row = dict(bench="step", kind=kind, tasks=tasks, tokens=tokens, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
+                       dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
+            if budget.exceeded:
+                results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+                continue
+            try:
+                net, loss = build(c, kind, tasks, gpu.device)
+                row["parameters"] = sum(p.numel() for p in net.parameters())
+                step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)
+                images, labels = network.random_batch(net.tasks, c["batch"], c["height"], c["img_width"], gpu.device)
+                row.update(status="ok", **measure(gpu, lambda: step.run(images, labels, 1e-4), c["step_warmup"], c["step_min"], c["step_max"],
+                                                  c["min_s"], c["max_s"] * 2))
+                del net, loss, step, images, labels
+            except Exception as e:  # noqa: BLE001
+                error(row, e)
+            results.write(row)
+            torch.cuda.empty_cache() if gpu.is_cuda else None
+
+
+def generate(tasks, count, height, width, seed):
+    """Random images (0..255) and labels in host memory, like a data set read from disk."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (count, 3, height, width), generator=g).float()
+    labels = []
+    for _, kind, channels, _ in tasks:
+        if kind == "seg":
+            lab = torch.randint(0, channels, (count, 1, height, width), generator=g).float()
+            labels.append(lab.masked_fill_(torch.rand(count, 1, height, width, generator=g).lt(0.05), network.IGNORE))
+        elif kind == "depth":
+            labels.append(torch.rand(count, 1, height, width, generator=g).mul_(9.5).add_(0.5))
+        else:
+            labels.append(torch.rand(count, 3, height, width, generator=g).mul_(2).sub_(1))
+    return images, labels
+
+
+class Prefetcher:
+    """BatchPrefetcher.cs: a thread gathers the next batches into pinned host tensors; next() starts non-blocking copies."""
+
+    def __init__(self, images, labels, batches, device, depth=3):
+        self.device, self.cuda = device, device.type == "cuda"
+        self.images, self.labels, self.batches = images, labels, batches
+        self.index = 0
+        if self.cuda:
+            self.ready = queue.Queue(maxsize=depth)
+            self.thread = threading.Thread(target=self._produce, daemon=True)
+            self.thread.start()
+
+    def _gather(self, idx):
+        return self.images.index_select(0, idx), [lab.index_select(0, idx) for lab in self.labels]
+
+    def _produce(self):
+        for idx in self.batches:
+            imgs, labs = self._gather(idx)
+            self.ready.put((imgs.pin_memory(), [lab.pin_memory() for lab in labs]))
+
+    def next(self):
+        if not self.cuda:
+            idx = self.batches[self.index]
+            self.index += 1
+            return self._gather(idx)
+        imgs, labs = self.ready.get()
+        return imgs.to(self.device, non_blocking=True), [lab.to(self.device, non_blocking=True) for lab in labs]
+
+
+def run_soak(c, gpu, results, steps, budget):
+    kind, tasks = "kem", 2
+    tokens = (c["height"] // c["stride"]) * (c["img_width"] // c["stride"])
+    row = dict(bench="soak", kind=kind, tasks=tasks, tokens=tokens, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
+               dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name, steps=steps)
+    if budget.exceeded:
+        results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+        return
+    try:
+        soak_row(c, gpu, kind, tasks, steps, row, deadline=budget.t0 + budget.seconds)
+    except Exception as e:  # noqa: BLE001
+        error(row, e)
+    results.write(row)
+
+
+def soak_row(c, gpu, kind, tasks, steps, row, deadline=float("inf")):
+    """MultiTaskTrainingLoop.Fit's loop: shuffled epochs, prefetched batches, warm-up + poly schedule, losses summed
+    on the device and read back every `soak_report` steps and at the end of every epoch."""
+    net, loss = build(c, kind, tasks, gpu.device)
+    images, labels = generate(net.tasks, c["soak_images"], c["height"], c["img_width"], seed=3)
+    batch = c["batch"]
+    per_epoch = c["soak_images"] // batch
+    epochs = max(1, -(-steps // per_epoch))
+    total_steps, warmup = per_epoch * epochs, min(50, per_epoch * epochs // 4)
+
+    def lr_at(i, lr0=3e-4, power=0.9):
+        if i < warmup:
+            return lr0 * (i + 1) / warmup
+        return lr0 * max(0.0, 1 - (i - warmup) / max(1, total_steps - warmup)) ** power
+
+    gpu.sync()
+    gpu.empty_cache()
+    step_fn = network.TrainingStep(net, loss, bf16=gpu.is_cuda)
+    samples = []
+    g = torch.Generator().manual_seed(1)
+    window_task = torch.zeros(tasks, device=gpu.device)
+    window_loss = torch.zeros(1, device=gpu.device)
+    window_steps, step, last_loss, stopped = 0, 0, float("nan"), False
+    all_batches = []                                  # every epoch's batches up front, as the loop does
+    for _ in range(epochs):
+        order = torch.randperm(c["soak_images"], generator=g)
+        all_batches += [order[s * batch:(s + 1) * batch] for s in range(per_epoch)]
+    prefetch = Prefetcher(images, labels, all_batches, gpu.device)
+    with GpuMonitor() as monitor:
+        wall = time.perf_counter()
+        for _ in range(epochs):
+            if stopped:
+                break
+            for s in range(per_epoch):
+                if time.perf_counter() > deadline:     # out of time: stop and report the steps done
+                    stopped = True
+                    break
+                imgs, labs = prefetch.next()
+                total, losses = step_fn.run(imgs, labs, lr_at(step))
+                with torch.no_grad():
+                    window_task.add_(torch.stack(losses).detach())
+                    window_loss.add_(total.detach().reshape(1))
+                window_steps += 1
+                step += 1
+                if step % c["soak_report"] == 0 or s == per_epoch - 1:
+                    window_task.cpu()
+                    last_loss = window_loss.cpu().item() / window_steps          # one host sync per report
+                    window_task.zero_()
+                    window_loss.zero_()
+                    window_steps = 0
+                    st = gpu.allocator_stats()
+                    samples.append(dict(step=step, t=monitor.now(),
+                                        alloc_mib=st[0] / 1048576.0 if st else float("nan"),
+                                        reserved_mib=st[2] / 1048576.0 if st else float("nan"),
+                                        nvml_mib=(monitor.last_used - monitor.baseline_used) / 1048576.0 if monitor.nvml else float("nan")))
+        gpu.sync()
+        total_s = time.perf_counter() - wall
+        end = monitor.now()
+    first = next((s for s in samples if s["step"] >= step // 10), samples[0])
+    last = samples[-1]
+    mem = [s for s in samples if s["step"] >= first["step"]]
+    if stopped:
+        row["reason"] = f"stopped by the time budget after {step} of {steps} steps"
+    row.update(status="partial" if stopped else "ok", steps=step, wall_s=total_s, window_steps=last["step"] - first["step"],
+               window_ms_per_step=(last["t"] - first["t"]) * 1000 / max(1, last["step"] - first["step"]),
+               gpu_util_mean=monitor.mean_utilization(first["t"], end), final_loss=last_loss,
+               alloc_first_mib=mem[0]["alloc_mib"], alloc_last_mib=mem[-1]["alloc_mib"], alloc_max_mib=max(s["alloc_mib"] for s in mem),
+               reserved_first_mib=mem[0]["reserved_mib"], reserved_last_mib=mem[-1]["reserved_mib"],
+               nvml_first_mib=mem[0]["nvml_mib"], nvml_last_mib=mem[-1]["nvml_mib"], nvml_max_mib=max(s["nvml_mib"] for s in mem),
+               memory_series=samples)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--modules", action="store_true")
+    p.add_argument("--step", action="store_true")
+    p.add_argument("--soak", type=int, default=0)
+    p.add_argument("--busy", action="store_true", help="same as --soak 300")
+    p.add_argument("--out", default=".")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--budget-s", type=float, default=float("inf"))
+    p.add_argument("--dtypes", default=None)
+    a = p.parse_args()
+    if a.busy:
+        a.soak = max(a.soak, 300)
+    if not (a.modules or a.step or a.soak):
+        p.error("give --modules, --step and/or --soak N")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
+    c = dict(QUICK if a.quick else FULL)
+    if a.dtypes:
+        c["dtypes"] = a.dtypes.split(",")
+    if a.quick and device == "cpu":
+        torch.set_num_threads(1)   # tiny CPU smoke test: OpenMP spinning only slows a shared machine
+    os.makedirs(a.out, exist_ok=True)
+    gpu = Gpu(device)
+    results = Results(os.path.join(a.out, "pytorch.jsonl"))
+    budget = Budget(a.budget_s)
+    print(f"# twin on {gpu.name}, torch {torch.__version__}", flush=True)
+    if a.modules:
+        run_modules(c, gpu, results, budget)
+    if a.step:
+        run_step(c, gpu, results, budget)
+    if a.soak:
+        run_soak(c, gpu, results, a.soak, budget)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Shared helpers of the PyTorch twin: device sync, timing, NVML sampling, allocator statistics, result rows.
+
+Rows have the same keys as bench/Kem.Bench's (one JSON object a line), so bench/compare.py can join them.
+"""
+import ctypes
+import json
+import math
+import statistics
+import time
+
+import torch
+
+
+class Gpu:
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.is_cuda = self.device.type == "cuda"
+
+    def sync(self):
+        if self.is_cuda:
+            torch.cuda.synchronize(self.device)
+
+    @property
+    def name(self):
+        if self.is_cuda:
+            nvml = Nvml.instance()
+            return nvml.name if nvml else torch.cuda.get_device_name(self.device)
+        import os
+        return f"cpu ({os.cpu_count()} logical cores)"
+
+    # Caching-allocator statistics (what torch.cuda.max_memory_allocated reports); None on the CPU.
+    def allocator_stats(self):
+        if not self.is_cuda:
+            return None
+        return (torch.cuda.memory_allocated(self.device), torch.cuda.max_memory_allocated(self.device),
+                torch.cuda.memory_reserved(self.device), torch.cuda.max_memory_reserved(self.device))
+
+    def reset_peak(self):
+        if self.is_cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def empty_cache(self):
+        if self.is_cuda:
+            torch.cuda.empty_cache()
+
+
+class _Memory(ctypes.Structure):
+    _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+
+class _Utilization(ctypes.Structure):
+    _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
+
+
+class Nvml:
+    """NVML through ctypes (libnvidia-ml.so.1), the same calls the C# side makes through P/Invoke."""
+    _instance = None
+    _opened = False
+
+    def __init__(self, lib, handle, name):
+        self.lib, self.handle, self.name = lib, handle, name
+
+    @classmethod
+    def instance(cls):
+        if not cls._opened:
+            cls._opened = True
+            try:
+                lib = ctypes.CDLL("libnvidia-ml.so.1")
+                handle = ctypes.c_void_p()
+                if lib.nvmlInit_v2() == 0 and lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(handle)) == 0:
+                    buf = ctypes.create_string_buffer(96)
+                    lib.nvmlDeviceGetName(handle, buf, 96)
+                    cls._instance = Nvml(lib, handle, buf.value.decode())
+            except OSError:
+                cls._instance = None
+        return cls._instance
+
+    def used_bytes(self):
+        m = _Memory()
+        return m.used if self.lib.nvmlDeviceGetMemoryInfo(self.handle, ctypes.byref(m)) == 0 else -1
+
+    def utilization(self):
+        u = _Utilization()
+        return u.gpu if self.lib.nvmlDeviceGetUtilizationRates(self.handle, ctypes.byref(u)) == 0 else -1
+
+
+def _sample(stop, peak, last, samples):
+    """Child process of GpuMonitor: NVML memory every ~1 ms, utilisation every 20 ms (absolute perf_counter times)."""
+    nvml = Nvml.instance()
+    tick = 0
+    while not stop.is_set():
+        used = nvml.used_bytes()
+        last.value = used
+        if used > peak.value:
+            peak.value = used
+        if tick % 20 == 0:
+            samples.put((time.perf_counter(), nvml.utilization()))
+        tick += 1
+        time.sleep(0.001)
+
+
+class GpuMonitor:
+    """Samples NVML while a measurement runs: peak memory in use (~1 ms) and utilisation (every 20 ms, timestamped).
+    The sampler is a separate process, so that it never competes with the measured Python thread for the GIL
+    (the C# side samples on a thread, which costs its main thread nothing)."""
+
+    def __init__(self):
+        import multiprocessing as mp
+        self.nvml = Nvml.instance()
+        self.start = time.perf_counter()
+        self.util = []
+        self.baseline_used = self.nvml.used_bytes() if self.nvml else -1
+        self.process = None
+        if self.nvml:
+            ctx = mp.get_context("fork")           # the child only calls NVML, never CUDA
+            self._stop, self._samples = ctx.Event(), ctx.Queue()
+            self._peak, self._last = ctx.Value("q", -1, lock=False), ctx.Value("q", -1, lock=False)
+            self.process = ctx.Process(target=_sample, args=(self._stop, self._peak, self._last, self._samples), daemon=True)
+            self.process.start()
+
+    def now(self):
+        return time.perf_counter() - self.start
+
+    @property
+    def last_used(self):
+        return self._last.value if self.process else -1
+
+    def _drain(self):
+        if self.process:
+            import queue as q
+            while True:
+                try:
+                    t, u = self._samples.get_nowait()
+                except q.Empty:
+                    break
+                self.util.append((t - self.start, u))
+
+    def peak_above_baseline_mib(self):
+        return float("nan") if not self.process else (self._peak.value - self.baseline_used) / 1048576.0
+
+    def mean_utilization(self, t0, t1):
+        self._drain()
+        window = [u for t, u in self.util if t0 <= t <= t1 and u >= 0]
+        return float("nan") if not window else sum(window) / len(window)
+
+    def close(self):
+        if self.process and self.process.is_alive():
+            self._stop.set()
+            while self.process.is_alive():       # keep reading, so the child can flush its queue and exit
+                self._drain()
+                self.process.join(timeout=0.05)
+            self._drain()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def time_it(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds):
+    """Warm-up, then timed iterations each between two device synchronisations (as Kem.Bench's Measure.Time)."""
+    for _ in range(warmup):
+        iteration()
+    gpu.sync()
+    times = []
+    t0 = time.perf_counter()
+    while len(times) < max_iters:
+        elapsed = time.perf_counter() - t0
+        if len(times) >= min_iters and elapsed >= min_seconds:
+            break
+        if len(times) >= 3 and elapsed >= max_seconds:
+            break
+        gpu.sync()
+        s = time.perf_counter()
+        iteration()
+        gpu.sync()
+        times.append((time.perf_counter() - s) * 1000.0)
+    times.sort()
+
+    def pct(q):
+        at = q * (len(times) - 1)
+        lo, hi = math.floor(at), math.ceil(at)
+        return times[lo] + (times[hi] - times[lo]) * (at - lo)
+
+    return {"median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9), "iters": len(times)}
+
+
+def measure(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds):
+    """Timing plus the two memory columns: allocator peak above the allocated bytes at the start, NVML peak above baseline."""
+    gpu.sync()
+    gpu.empty_cache()
+    start = gpu.allocator_stats()
+    gpu.reset_peak()
+    with GpuMonitor() as monitor:
+        row = time_it(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds)
+    end = gpu.allocator_stats()
+    row["alloc_peak_mib"] = (end[1] - start[0]) / 1048576.0 if start and end else float("nan")
+    row["nvml_peak_mib"] = monitor.peak_above_baseline_mib()
+    return row
+
+
+class Results:
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, row):
+        row.setdefault("impl", "pytorch")
+        row["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = json.dumps(row)
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+        print(line, flush=True)
+
+
+class Budget:
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.t0 = time.perf_counter()
+
+    @property
+    def exceeded(self):
+        return time.perf_counter() - self.t0 > self.seconds
+
+
+def sdpa(q, k, v):
+    """scaled_dot_product_attention (1/sqrt(d_h)); a plain fallback only for old CPU torch builds (smoke tests)."""
+    f = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
+    if f is not None:
+        return f(q, k, v)
+    w = (q @ k.transpose(-2, -1)).mul(1.0 / math.sqrt(q.shape[-1])).softmax(-1)
+    return w @ v
+
+
+def median(xs):
+    return statistics.median(xs)

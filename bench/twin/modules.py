@@ -1,0 +1,207 @@
+"""PyTorch twin of KemMl's interaction modules (MODEL-SPEC §2-§4), op for op as in src/Microsoft.ML.Kem/Interaction,
+plus NaiveKem: a straightforward eager KEM (per-task loops, separate projections, manual attention, a host sync),
+the reference that issue #6's ">= 2x faster" target is measured against.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common import sdpa
+
+
+def split_heads(x, heads):
+    b, length, width = x.shape
+    return x.reshape(b, length, heads, width // heads).transpose(1, 2)     # B×L×d → B×h×L×d_h
+
+
+def merge_heads(x):
+    b, h, length, dh = x.shape
+    return x.transpose(1, 2).reshape(b, length, h * dh)                   # B×h×L×d_h → B×L×d
+
+
+def scores(q, k, scale=None):
+    return (q @ k.transpose(-2, -1)).mul(scale if scale is not None else 1.0 / math.sqrt(q.shape[-1]))
+
+
+def top_k_softmax_masked(s, k):
+    """TopKSoftmax, Masked mode (TopKSoftmax.cs): the kept entries of softmax over the row; dropped ones count as constants."""
+    if k >= s.shape[-1]:
+        return s.softmax(-1)
+    with torch.no_grad():
+        idx = s.topk(k, dim=-1, sorted=False).indices
+        keep = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, idx, torch.ones_like(idx, dtype=torch.bool))
+    e = (s - s.amax(-1, keepdim=True).detach()).exp()
+    kept = e.masked_fill(keep.logical_not(), 0.0)
+    dropped = e.detach().masked_fill(keep, 0.0)
+    return kept / (kept.sum(-1, keepdim=True) + dropped.sum(-1, keepdim=True))
+
+
+def etf(dim, vertices, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.rand(dim, vertices, dtype=torch.float64, generator=g))
+    centring = torch.eye(vertices, dtype=torch.float64) - torch.ones(vertices, vertices, dtype=torch.float64) / vertices
+    return (q @ centring * math.sqrt(vertices / (vertices - 1.0))).float()
+
+
+class HeadwiseLinear(nn.Module):
+    def __init__(self, heads, dh):
+        super().__init__()
+        bound = 1.0 / math.sqrt(dh)
+        self.weight = nn.Parameter(torch.empty(heads, dh, dh).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(heads, 1, dh).uniform_(-bound, bound))
+
+    def forward(self, x):
+        return x @ self.weight.transpose(-2, -1) + self.bias
+
+
+class Kem(nn.Module):
+    """KnowledgeExtraction.cs: KEM, or sKEM with EtfMode.TaskVertices + EtfInputProjection (stable=True)."""
+
+    def __init__(self, width, heads, tasks, slots=20, top_k=3, stable=False, lam=1.0):
+        super().__init__()
+        self.heads, self.tasks, self.top_k, self.stable, self.lam = heads, tasks, top_k, stable, lam
+        dh = width // heads
+        self.norm_tokens = nn.LayerNorm(width)
+        self.memory_slots = nn.Parameter(torch.randn(slots, width) * 0.02)
+        self.norm_memory = nn.LayerNorm(width)
+        self.retrieve_query = nn.Linear(width, width)
+        self.retrieve_key_value = nn.Linear(width, 2 * width)
+        if stable:
+            self.etf_query_projection = HeadwiseLinear(heads, dh)
+            self.etf_key_projection = HeadwiseLinear(heads, dh)
+            self.register_buffer("etf_vertices", torch.stack([etf(dh, tasks, 1234 + h) for h in range(heads)]))
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(math.sqrt(dh))))
+        self.retrieve_output = nn.Linear(width, width)
+        self.write_query = nn.Linear(width, width)
+        self.write_key_value = nn.Linear(width, 2 * width)
+        self.write_output = nn.Linear(width, width)
+
+    def forward(self, x):
+        b, t, n, d = x.shape
+        tokens = self.norm_tokens(x.reshape(b, t * n, d))                   # F = [X_1; …; X_T]
+        memory = self.retrieve(tokens)                                      # R_new B×m×d
+        written = self.write(tokens, memory)                                # O B×N×d
+        update = written.reshape(b, t, n, d)
+        return x + update if self.lam == 1.0 else x.add(update, alpha=self.lam)
+
+    def slot_queries(self):
+        return split_heads(self.retrieve_query(self.norm_memory(self.memory_slots)).unsqueeze(0), self.heads)
+
+    def retrieve(self, tokens):
+        kv = self.retrieve_key_value(tokens).chunk(2, -1)
+        keys, values = split_heads(kv[0], self.heads), split_heads(kv[1], self.heads)
+        q = self.slot_queries()
+        if self.stable:
+            qc = F.normalize(self.etf_query_projection(q), p=2, dim=-1) @ self.etf_vertices
+            kc = F.normalize(self.etf_key_projection(keys), p=2, dim=-1) @ self.etf_vertices
+            s = scores(qc, kc, 1.0).mul(self.log_temperature.exp())
+        else:
+            s = scores(q, keys)
+        a = top_k_softmax_masked(s, self.top_k)                             # A B×h×m×N
+        retrieved = self.retrieve_output(merge_heads(a @ values))
+        return self.memory_slots + retrieved
+
+    def write(self, tokens, memory):
+        q = split_heads(self.write_query(tokens), self.heads)
+        kv = self.write_key_value(self.norm_memory(memory)).chunk(2, -1)
+        read = sdpa(q, split_heads(kv[0], self.heads), split_heads(kv[1], self.heads))
+        return self.write_output(merge_heads(read))
+
+
+class MultiHeadAttention(nn.Module):
+    """MultiHeadAttention.cs: q Lin(d→d), kv Lin(d→2d), out Lin(d→d); self-attention runs q, k, v as one product."""
+
+    def __init__(self, width, heads):
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Linear(width, width)
+        self.key_value = nn.Linear(width, 2 * width)
+        self.output = nn.Linear(width, width)
+
+    def forward(self, query, key_value):
+        if query is key_value:
+            qkv = F.linear(query, torch.cat([self.query.weight, self.key_value.weight]),
+                           torch.cat([self.query.bias, self.key_value.bias])).chunk(3, -1)
+        else:
+            kv = self.key_value(key_value).chunk(2, -1)
+            qkv = (self.query(query), kv[0], kv[1])
+        q, k, v = (split_heads(p, self.heads) for p in qkv)
+        return self.output(merge_heads(sdpa(q, k, v)))
+
+
+class CrossTaskAttention(nn.Module):
+    """CrossTaskAttention.cs: per target task t, its own LN and attention from X_t to the other tasks' tokens."""
+
+    def __init__(self, width, heads, tasks, lam=1.0):
+        super().__init__()
+        self.tasks, self.lam = tasks, lam
+        self.norms = nn.ModuleList([nn.LayerNorm(width) for _ in range(tasks)])
+        self.attentions = nn.ModuleList([MultiHeadAttention(width, heads) for _ in range(tasks)])
+
+    def forward(self, x):
+        updates = []
+        for t in range(self.tasks):
+            normed = self.norms[t](x)                                       # B×T×n×d
+            query = normed.select(1, t)
+            others = [p for p in (normed.narrow(1, 0, t), normed.narrow(1, t + 1, self.tasks - t - 1)) if p.shape[1] > 0]
+            key_value = torch.cat(others, 1).flatten(1, 2)                  # B×(T−1)n×d
+            updates.append(self.attentions[t](query, key_value))
+        return x + torch.stack(updates, 1).mul(self.lam)
+
+
+class NoInteraction(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class NaiveKem(nn.Module):
+    """A straightforward eager KEM, the reference for issue #6: one Linear per projection, a Python loop over the
+    tasks for the projections and the write step, attention written out (matmul, softmax, matmul), top-k as
+    softmax → topk → scatter, and one host synchronisation (.item()) per forward for a sanity check."""
+
+    def __init__(self, width, heads, tasks, slots=20, top_k=3):
+        super().__init__()
+        self.heads, self.tasks, self.top_k = heads, tasks, top_k
+        self.norm_tokens = nn.LayerNorm(width)
+        self.memory_slots = nn.Parameter(torch.randn(slots, width) * 0.02)
+        self.norm_memory = nn.LayerNorm(width)
+        self.q_r, self.k_r, self.v_r, self.o_r = (nn.Linear(width, width) for _ in range(4))
+        self.q_w, self.k_w, self.v_w, self.o_w = (nn.Linear(width, width) for _ in range(4))
+
+    def forward(self, x):
+        b, t, n, d = x.shape
+        feats = [self.norm_tokens(x[:, i]) for i in range(t)]
+        keys = torch.cat([split_heads(self.k_r(f), self.heads) for f in feats], 2)
+        values = torch.cat([split_heads(self.v_r(f), self.heads) for f in feats], 2)
+        q = split_heads(self.q_r(self.norm_memory(self.memory_slots)).unsqueeze(0).expand(b, -1, -1), self.heads)
+        p = (q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+        k = min(self.top_k, p.shape[-1])
+        top_values, top_indices = p.topk(k, dim=-1)
+        a = torch.zeros_like(p).scatter(-1, top_indices, top_values)
+        kept = int((a > 0).sum().item())                                    # host sync: every slot kept k tokens?
+        assert kept <= a.shape[0] * a.shape[1] * a.shape[2] * k
+        memory = self.memory_slots + self.o_r(merge_heads(a @ values))
+        mem = self.norm_memory(memory)
+        mk, mv = split_heads(self.k_w(mem), self.heads), split_heads(self.v_w(mem), self.heads)
+        outs = []
+        for i in range(t):
+            qt = split_heads(self.q_w(feats[i]), self.heads)
+            w = (qt @ mk.transpose(-2, -1) / math.sqrt(qt.shape[-1])).softmax(-1)
+            outs.append(x[:, i] + self.o_w(merge_heads(w @ mv)))
+        return torch.stack(outs, 1)
+
+
+def create(kind, width, heads, tasks, slots=20, top_k=3):
+    if kind == "kem":
+        return Kem(width, heads, tasks, slots, top_k)
+    if kind == "skem":
+        return Kem(width, heads, tasks, slots, top_k, stable=True)
+    if kind == "ca":
+        return CrossTaskAttention(width, heads, tasks)
+    if kind == "none":
+        return NoInteraction()
+    if kind == "kem-naive":
+        return NaiveKem(width, heads, tasks, slots, top_k)
+    raise ValueError(kind)

@@ -1,0 +1,77 @@
+using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Tasks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Training;
+
+/// <summary>
+/// One optimisation step of the training recipe (MODEL-SPEC §11), without any host synchronisation:
+/// forward (bf16 on CUDA when <see cref="TrainingOptions.MixedPrecision"/>), per-task losses in fp32 (§8),
+/// the weighted total, backward, global-norm clipping and AdamW on flat fp32 masters (<see cref="FlatAdamW"/>).
+/// Used by <see cref="MultiTaskTrainingLoop"/>; public so that benchmarks time exactly the loop's step.
+/// </summary>
+public sealed class TrainingStep : IDisposable
+{
+    private readonly MultiTaskNetwork network;
+    private readonly MultiTaskLoss loss;
+    private readonly FlatAdamW optimizer;
+    private readonly double clipNorm;
+    private bool checkedAliasing;
+
+    /// <summary>
+    /// Prepares the step for <paramref name="network"/> and <paramref name="loss"/>, both already on
+    /// <paramref name="device"/> in float32. With bf16 (CUDA and <see cref="TrainingOptions.MixedPrecision"/>) the
+    /// network is cast to bf16 here; the optimiser keeps fp32 masters.
+    /// </summary>
+    public TrainingStep(MultiTaskNetwork network, MultiTaskLoss loss, TrainingOptions options, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(loss);
+        ArgumentNullException.ThrowIfNull(options);
+        (this.network, this.loss) = (network, loss);
+        Bf16 = options.MixedPrecision && (device.type == DeviceType.CUDA || options.MixedPrecisionOnCpu);
+        clipNorm = options.GradientClipNorm;
+        optimizer = new FlatAdamW(network, loss.parameters(), Bf16, 0.9, 0.999, 1e-8, options.WeightDecay);
+    }
+
+    /// <summary>True when the network runs in bf16 with fp32 master weights.</summary>
+    public bool Bf16 { get; }
+
+    /// <summary>The optimiser (flat masters and moments).</summary>
+    public FlatAdamW Optimizer => optimizer;
+
+    /// <summary>
+    /// One step on a batch already on the device: images B×3×H×W (raw pixels, float32), labels per task B×P×H×W.
+    /// Returns the total loss (scalar) and the per-task losses, still on the device, in the caller's dispose scope.
+    /// </summary>
+    public (Tensor Loss, Tensor[] TaskLosses) Run(Tensor images, Tensor[] labels, double learningRate)
+    {
+        var tasks = network.Options.Tasks;
+        var outputs = network.forward(Bf16 ? images.to(ScalarType.BFloat16) : images);
+        var taskLosses = new Tensor[tasks.Count];
+        for (int t = 0; t < tasks.Count; t++)
+            taskLosses[t] = TaskLoss.Compute(tasks[t], outputs[t].to(ScalarType.Float32), labels[t]);
+        var total = loss.forward(taskLosses);
+
+        optimizer.ZeroGrad();
+        total.backward();
+        if (!checkedAliasing)
+        {
+            if (!optimizer.GradientsAreAliased())
+                throw new InvalidOperationException("A parameter's gradient no longer points into the optimiser's flat buffer (was zero_grad() called on the network?).");
+            checkedAliasing = true;
+        }
+        optimizer.Step(learningRate, clipNorm);
+        return (total, taskLosses);
+    }
+
+    /// <summary>After bf16 training: casts the network back to fp32 and loads the fp32 masters into it. No-op in fp32.</summary>
+    public void RestoreFp32()
+    {
+        if (Bf16) optimizer.RestoreFp32(network);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => optimizer.Dispose();
+}
