@@ -20,25 +20,28 @@ internal static class NoiseCommand
         var seeds = options.Ints("seeds", "1,2,3");
         var sigmas = options.Doubles("hidden-noise", "0");
         int slots = options.Int("slots", 4), topK = options.Int("topk", 4);
+        float positionStd = (float)options.Double("position-std", 1.0);
+        var interactions = options.Enums<NoiseToyInteraction>("interactions", "CrossAttention,Kem");
+        var taskCounts = options.Ints("tasks", "3,2");
         options.RejectUnknown(Usage.Noise);
 
         foreach (var sigma in sigmas)
         {
             Console.WriteLine();
             Console.WriteLine($"== Noise toy: n 16, d 32, 2 layers, h 1; KEM m {slots}, k {topK}; {training.Steps} steps × batch {training.BatchSize}, Adam {training.LearningRate}; " +
-                              $"hidden-state noise σ {sigma}; seeds {string.Join(",", seeds)}; {training.EvaluationSamples} held-out samples");
+                              $"positions init std {positionStd}; hidden-state noise σ {sigma}; seeds {string.Join(",", seeds)}; {training.EvaluationSamples} held-out samples");
             var results = new List<NoiseToyResult>();
             foreach (var seed in seeds)
-                foreach (var interaction in new[] { NoiseToyInteraction.CrossAttention, NoiseToyInteraction.Kem })
-                    foreach (var tasks in new[] { 3, 2 })
+                foreach (var interaction in interactions)
+                    foreach (var tasks in taskCounts)
                     {
-                        var model = new NoiseToyModelOptions { Interaction = interaction, Tasks = tasks, MemorySlots = slots, TopK = topK, HiddenNoise = (float)sigma };
+                        var model = new NoiseToyModelOptions { Interaction = interaction, Tasks = tasks, MemorySlots = slots, TopK = topK, HiddenNoise = (float)sigma, PositionStd = positionStd };
                         var result = NoiseToyExperiment.Run(new NoiseToyOptions { Seed = seed }, model, training with { Seed = seed });
                         results.Add(result);
                         Console.WriteLine($"  seed {seed} {Name(interaction),-4} {(tasks == 3 ? "with" : "without"),-7} noise task: MSE {result.Mse[0]:F4} / {result.Mse[1]:F4}, " +
                                           $"R² {result.RSquared[0]:F3} / {result.RSquared[1]:F3} ({result.Elapsed.TotalSeconds:F0} s)");
                     }
-            Print(results, training.Steps);
+            if (interactions.Length == 2 && taskCounts.Contains(3) && taskCounts.Contains(2)) Print(results, training.Steps);
         }
         return 0;
     }

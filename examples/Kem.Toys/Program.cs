@@ -34,7 +34,7 @@ internal static class Usage
 {
     public const string Noise =
         "noise  [--steps 3000] [--batch 64] [--lr 1e-3] [--eval 1000] [--seeds 1,2,3] [--hidden-noise 0]  (comma list, e.g. 0,1)\n" +
-        "       [--slots 4] [--topk 4] [--threads 0]";
+        "       [--slots 4] [--topk 4] [--position-std 1] [--interactions CrossAttention,Kem] [--tasks 3,2] [--threads 0]";
     public const string Clevr =
         "clevr  [--train-images 10000] [--test-images 2000] [--epochs 100] [--batch 64] [--lr 1e-4] [--seeds 1,2,3,4,5]\n" +
         "       [--methods Kem,StableKem] [--splits Balanced,LongTail] [--exponent 2] [--data-seed 0]\n" +

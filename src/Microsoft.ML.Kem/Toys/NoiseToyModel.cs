@@ -37,6 +37,12 @@ public sealed record NoiseToyModelOptions
     public int MemorySlots { get; init; } = 4;
     /// <summary>KEM top-k k (spec 4).</summary>
     public int TopK { get; init; } = 4;
+    /// <summary>
+    /// Standard deviation of the learned position embedding's initial values (the spec leaves it open). Default 1, as
+    /// <c>nn.Embedding</c>: every token must find the same position in the other task, and positions initialised at ViT's
+    /// 0.02 are drowned by the features after the LayerNorm, so the tasks learn to read each other far more slowly.
+    /// </summary>
+    public float PositionStd { get; init; } = 1f;
     /// <summary>σ of the Gaussian noise added to every hidden state after each layer, in training and evaluation (option HiddenNoise).</summary>
     public float HiddenNoise { get; init; }
 
@@ -46,6 +52,7 @@ public sealed record NoiseToyModelOptions
         if (RealTasks < 1 || Tasks < RealTasks) throw new ArgumentException($"Need 1 ≤ RealTasks ({RealTasks}) ≤ Tasks ({Tasks}).");
         if (Tokens < 1 || Width < 1 || TargetWidth < 1 || Layers < 1 || MlpRatio < 1)
             throw new ArgumentException("Tokens, Width, TargetWidth, Layers and MlpRatio must all be ≥ 1.");
+        if (!(PositionStd >= 0) || float.IsInfinity(PositionStd)) throw new ArgumentOutOfRangeException(nameof(PositionStd), PositionStd, "PositionStd must be finite and ≥ 0.");
         if (!(HiddenNoise >= 0) || float.IsInfinity(HiddenNoise)) throw new ArgumentOutOfRangeException(nameof(HiddenNoise), HiddenNoise, "HiddenNoise must be finite and ≥ 0.");
         if (Interaction == NoiseToyInteraction.Kem) KemOptions.Validate(Width, 1, Tasks);
     }
@@ -85,7 +92,7 @@ public sealed class NoiseToyModel : nn.Module<Tensor, Tensor>
         Options = options;
         var o = options;
         inputs = nn.ModuleList(Enumerable.Range(0, o.Tasks).Select(_ => nn.Linear(o.Width, o.Width)).ToArray());
-        positions = new Parameter(TruncatedNormal.Fill(empty(o.Tokens, o.Width), std: 0.02));
+        positions = new Parameter(TruncatedNormal.Fill(empty(o.Tokens, o.Width), std: o.PositionStd, a: -2 * o.PositionStd, b: 2 * o.PositionStd));
         layers = nn.ModuleList(Enumerable.Range(0, o.Layers).Select(i => new NoiseToyLayer($"layer{i}", o)).ToArray());
         heads = nn.ModuleList(Enumerable.Range(0, o.RealTasks).Select(_ => nn.Linear(o.Width, o.TargetWidth)).ToArray());
         RegisterComponents();
