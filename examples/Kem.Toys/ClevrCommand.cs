@@ -55,6 +55,9 @@ internal static class ClevrCommand
             Console.WriteLine($"  {law} training split, colour of A: " + string.Join(", ", counts.Select((c, i) => $"{SortOfClevr.ColourNames[i]} {100 * c / split.AllQuestions.Count:F1} %")));
         }
 
+        foreach (var (law, split) in trains)
+            Console.WriteLine($"  question-prior baseline (most frequent {law} training answer per family and subtype, image unseen): {100 * SortOfClevrExperiment.QuestionPrior(split, test):F1} %");
+
         var results = new Dictionary<(InteractionKind, ClevrColourLaw), List<SortOfClevrResult>>();
         foreach (var seed in seeds)
             foreach (var law in laws)
@@ -67,6 +70,7 @@ internal static class ClevrCommand
                                       $"train loss {result.FinalTrainLoss:F3}, {result.Steps} steps, {result.Elapsed.TotalSeconds:F0} s");
                 }
 
+        if (results.Count == 0) return 0;
         Console.WriteLine();
         Console.WriteLine("Test accuracy on balanced questions (mean ± std over seeds, %), beside the paper's Table 1:");
         Console.WriteLine("  | method | trained on | ours | paper |");

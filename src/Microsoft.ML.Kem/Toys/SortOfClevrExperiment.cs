@@ -163,6 +163,25 @@ public static class SortOfClevrExperiment
         return new SortOfClevrResult(accuracy, family, colour, epochLoss, steps, clock.Elapsed);
     }
 
+    /// <summary>
+    /// The question-prior baseline: answer every test question with the most frequent training answer of its family and
+    /// subtype, never looking at the image. Returns the mean over the families, as <see cref="Evaluate"/> does.
+    /// </summary>
+    public static double QuestionPrior(SortOfClevrSplit train, SortOfClevrSplit test)
+    {
+        var counts = new int[3, 3, SortOfClevr.AnswerClasses];
+        foreach (var q in train.AllQuestions) counts[(int)q.Family, q.Subtype, q.Answer]++;
+        int Majority(int family, int subtype) => Enumerable.Range(0, SortOfClevr.AnswerClasses).MaxBy(a => counts[family, subtype, a]);
+        var correct = new double[3];
+        for (int e = 0; e < test.Examples; e++)
+            for (int f = 0; f < 3; f++)
+            {
+                var q = test.Question(e, (ClevrFamily)f);
+                if (q.Answer == Majority(f, q.Subtype)) correct[f]++;
+            }
+        return correct.Average() / test.Examples;
+    }
+
     /// <summary>Accuracy of <paramref name="network"/> on every example of <paramref name="split"/>: mean of the families, per family, per colour of A.</summary>
     public static (double Mean, double[] Family, double[] Colour) Evaluate(SortOfClevrModel network, SortOfClevrSplit split, int batchSize = 64)
     {

@@ -50,6 +50,18 @@ public sealed class SortOfClevrModelTests
     }
 
     [TestMethod]
+    public void Question_prior_answers_the_most_frequent_training_answer_of_each_family_and_subtype()
+    {
+        var train = Split.Value;
+        var test = new SortOfClevrSplit(new SortOfClevr(new SortOfClevrOptions { Seed = 9 }), 0, 6);
+        var majority = train.AllQuestions.GroupBy(q => (q.Family, q.Subtype))
+            .ToDictionary(g => g.Key, g => g.GroupBy(q => q.Answer).OrderByDescending(a => a.Count()).ThenBy(a => a.Key).First().Key);
+        double expected = Enumerable.Range(0, 3).Average(f =>
+            (double)test.AllQuestions.Count(q => (int)q.Family == f && q.Answer == majority[(q.Family, q.Subtype)]) / test.Examples);
+        Assert.AreEqual(expected, SortOfClevrExperiment.QuestionPrior(train, test), 1e-12);
+    }
+
+    [TestMethod]
     [DataRow(InteractionKind.Kem, ClevrFrontEnd.Patches)]
     [DataRow(InteractionKind.StableKem, ClevrFrontEnd.Patches)]
     [DataRow(InteractionKind.Kem, ClevrFrontEnd.CnnCells)]
