@@ -56,7 +56,7 @@ public readonly record struct ClevrQuestion(ClevrFamily Family, int Subtype, int
 /// <summary>Settings of <see cref="SortOfClevr"/>; defaults are the public Sort-of-CLEVR generator's (MODEL-SPEC §13).</summary>
 public sealed record SortOfClevrOptions
 {
-    /// <summary>Dataset seed; scene i is a pure function of (Seed, i), its questions of (Seed, i, colour law).</summary>
+    /// <summary>Dataset seed; scene i is a pure function of (Seed, i), its questions of (Seed, i, colour law, exponent).</summary>
     public long Seed { get; init; }
 
     /// <summary>Side of the square image in pixels. Default 75.</summary>
@@ -105,7 +105,9 @@ public sealed record SortOfClevrOptions
 /// Answers: 0 yes, 1 no, 2 square, 3 circle, 4 … 9 counts. Ties in nearest/farthest go to the lower colour index.
 /// Unlike the public generator, ternary colours come from all six colours (it drew them from five).
 /// Scenes do not depend on the colour law, so a balanced and a long-tailed split share their images and differ only in
-/// the questions. Deterministic: SplitMix64 streams per (seed, image) for scenes and per (seed, image, law) for questions.
+/// the questions. Deterministic: one SplitMix64 stream per (seed, image) for the scene and another for its questions;
+/// both colour laws consume the same draws, so the two splits have the same families and subtypes, and a colour is the
+/// law's inverse CDF at the same uniform draw.
 /// </summary>
 public sealed class SortOfClevr
 {
