@@ -54,14 +54,22 @@ public sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor[]>
     /// <summary>images: B×3×H×W raw pixels → per task B×C_t×H×W.</summary>
     public override Tensor[] forward(Tensor images)
     {
-        var normalised = (images - pixelMean) / pixelStd;                      // MODEL-SPEC §1, input
-        var shared = backbone.forward(normalised);                             // (a) B×n×d
-        var taskTokens = torch.stack(encoders.Select(e => e.forward(shared)), 1); // (b) B×T×n×d
-        var mixed = interaction.forward(taskTokens);                           // (c) B×T×n×d
+        var mixed = interaction.forward(EncodeTasks(images));                  // (c) B×T×n×d
         var outputs = new Tensor[heads.Count];
         for (int t = 0; t < outputs.Length; t++)                               // (d) B×C_t×H×W
             outputs[t] = heads[t].forward(decoders[t].forward(mixed.select(1, t)));
         return outputs;
+    }
+
+    /// <summary>
+    /// Stages (a)–(b): raw pixels B×3×H×W → the task tokens X = [X_1; …; X_T], B×T×n×d, that the interaction reads
+    /// (e.g. for <see cref="KnowledgeExtraction.Trace"/> on <see cref="Interaction"/>).
+    /// </summary>
+    public Tensor EncodeTasks(Tensor images)
+    {
+        var normalised = (images - pixelMean) / pixelStd;                      // MODEL-SPEC §1, input
+        var shared = backbone.forward(normalised);                             // (a) B×n×d
+        return torch.stack(encoders.Select(e => e.forward(shared)), 1);       // (b) B×T×n×d
     }
 
     /// <summary>Number of trainable parameters.</summary>

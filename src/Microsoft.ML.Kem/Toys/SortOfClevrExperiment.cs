@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using Microsoft.ML.Kem.Data;
+using Microsoft.ML.Kem.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.Kem.Toys;
+
+/// <summary>
+/// The Sort-of-CLEVR protocol (MODEL-SPEC §13). Defaults are the full protocol: 10,000 train / 2,000 test images,
+/// Adam 1e-4, batch 64, 100 epochs; the test set is always balanced.
+/// </summary>
+public sealed record SortOfClevrTrainingOptions
+{
+    /// <summary>Training images (each with 10 questions per family).</summary>
+    public int TrainImages { get; init; } = 10_000;
+    /// <summary>Test images (balanced questions).</summary>
+    public int TestImages { get; init; } = 2_000;
+    /// <summary>Passes over all training examples.</summary>
+    public int Epochs { get; init; } = 100;
+    /// <summary>Examples per step.</summary>
+    public int BatchSize { get; init; } = 64;
+    /// <summary>Adam learning rate.</summary>
+    public double LearningRate { get; init; } = 1e-4;
+    /// <summary>Seed of the weights and the shuffling (the data's seed is <see cref="SortOfClevrOptions.Seed"/>).</summary>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Checks the recipe; messages say what to change.</summary>
+    public void Validate()
+    {
+        if (TrainImages < 1 || TestImages < 1 || Epochs < 1 || BatchSize < 2)
+            throw new ArgumentException("TrainImages, TestImages and Epochs must be ≥ 1 and BatchSize ≥ 2 (BatchNorm in the CNN front end).");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be positive and finite.");
+    }
+}
+
+/// <summary>
+/// Test accuracy of one trained model: mean over the three families (the number Table 1 reports), per family, and per
+/// colour of object A (pooled over families; shows whether rare training colours suffer).
+/// </summary>
+public sealed record SortOfClevrResult(double Accuracy, double[] FamilyAccuracy, double[] ColourAccuracy, double FinalTrainLoss, int Steps, TimeSpan Elapsed);
+
+/// <summary>Trains and tests one Sort-of-CLEVR model.</summary>
+public static class SortOfClevrExperiment
+{
+    /// <summary>Test images start at this index, so they never coincide with training images.</summary>
+    public const int TestFirstIndex = 1_000_000_000;
+
+    /// <summary>Training images 0 … count − 1, with questions drawn under <paramref name="data"/>'s colour law.</summary>
+    public static SortOfClevrSplit TrainSplit(SortOfClevrOptions data, int count) => new(new SortOfClevr(data), 0, count);
+
+    /// <summary>Test images from <see cref="TestFirstIndex"/> on, with balanced questions whatever <paramref name="data"/>'s colour law.</summary>
+    public static SortOfClevrSplit TestSplit(SortOfClevrOptions data, int count) =>
+        new(new SortOfClevr(data with { ColourLaw = ClevrColourLaw.Balanced }), TestFirstIndex, count);
+
+    /// <summary>
+    /// Trains a <see cref="SortOfClevrModel"/> on <paramref name="train"/> (loss Σ_t cross-entropy, Adam) and returns its
+    /// accuracy on <paramref name="test"/>. CPU, fp32; runs with the same arguments are identical.
+    /// </summary>
+    public static SortOfClevrResult Run(SortOfClevrSplit train, SortOfClevrSplit test, SortOfClevrModelOptions model, SortOfClevrTrainingOptions training,
+        Action<string>? log = null, CancellationToken cancellation = default)
+    {
+        training.Validate();
+        var clock = Stopwatch.StartNew();
+        manual_seed(training.Seed);
+        using var network = new SortOfClevrModel(model);
+        using var optimizer = optim.Adam(network.parameters(), training.LearningRate);
+        var shuffle = new SplitMix(training.Seed);
+        var order = Enumerable.Range(0, train.Examples).ToArray();
+        int batch = Math.Min(training.BatchSize, train.Examples), stepsPerEpoch = train.Examples / batch, steps = 0;
+        double epochLoss = double.NaN;
+        for (int epoch = 1; epoch <= training.Epochs; epoch++)
+        {
+            network.train();
+            shuffle.Shuffle(order);
+            double sum = 0;
+            for (int s = 0; s < stepsPerEpoch; s++, steps++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                var (images, questions, answers) = train.Batch(order.AsSpan(s * batch, batch));
+                var logits = network.call(images, questions);                                     // B×3×10
+                var loss = nn.functional.cross_entropy(logits.reshape(-1, SortOfClevr.AnswerClasses), answers.reshape(-1)) * SortOfClevrModel.Tasks;   // Σ_t CE_t
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+                sum += loss.item<float>();
+            }
+            epochLoss = sum / stepsPerEpoch;
+            log?.Invoke($"  epoch {epoch}/{training.Epochs} loss {epochLoss:F4} ({clock.Elapsed.TotalSeconds:F0} s)");
+        }
+        var (accuracy, family, colour) = Evaluate(network, test, batch);
+        return new SortOfClevrResult(accuracy, family, colour, epochLoss, steps, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// The question-prior baseline: answer every test question with the most frequent training answer of its family and
+    /// subtype, never looking at the image. Returns the mean over the families, as <see cref="Evaluate"/> does.
+    /// </summary>
+    public static double QuestionPrior(SortOfClevrSplit train, SortOfClevrSplit test)
+    {
+        var counts = new int[3, 3, SortOfClevr.AnswerClasses];
+        foreach (var q in train.AllQuestions) counts[(int)q.Family, q.Subtype, q.Answer]++;
+        int Majority(int family, int subtype) => Enumerable.Range(0, SortOfClevr.AnswerClasses).MaxBy(a => counts[family, subtype, a]);
+        var correct = new double[3];
+        for (int e = 0; e < test.Examples; e++)
+            for (int f = 0; f < 3; f++)
+            {
+                var q = test.Question(e, (ClevrFamily)f);
+                if (q.Answer == Majority(f, q.Subtype)) correct[f]++;
+            }
+        return correct.Average() / test.Examples;
+    }
+
+    /// <summary>Accuracy of <paramref name="network"/> on every example of <paramref name="split"/>: mean of the families, per family, per colour of A.</summary>
+    public static (double Mean, double[] Family, double[] Colour) Evaluate(SortOfClevrModel network, SortOfClevrSplit split, int batchSize = 64)
+    {
+        network.eval();
+        var correct = new long[3];
+        var colourCorrect = new long[SortOfClevr.Colours];
+        var colourCount = new long[SortOfClevr.Colours];
+        var all = Enumerable.Range(0, split.Examples).ToArray();
+        using var noGrad = no_grad();
+        for (int start = 0; start < split.Examples; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            var indices = all.AsSpan(start, Math.Min(batchSize, split.Examples - start));
+            var (images, questions, answers) = split.Batch(indices);
+            var hits = network.call(images, questions).argmax(-1).eq(answers).data<bool>().ToArray();   // B×3
+            for (int b = 0; b < indices.Length; b++)
+                for (int f = 0; f < 3; f++)
+                {
+                    bool hit = hits[b * 3 + f];
+                    int colourA = split.Question(indices[b], (ClevrFamily)f).ColourA;
+                    if (hit) { correct[f]++; colourCorrect[colourA]++; }
+                    colourCount[colourA]++;
+                }
+        }
+        var family = correct.Select(c => (double)c / split.Examples).ToArray();
+        var colour = colourCorrect.Select((c, i) => colourCount[i] == 0 ? double.NaN : (double)c / colourCount[i]).ToArray();
+        return (family.Average(), family, colour);
+    }
+}
