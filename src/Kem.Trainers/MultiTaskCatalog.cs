@@ -16,7 +16,7 @@ public static class MultiTaskCatalogExtensions
     }
 }
 
-/// <summary>The multi-task catalog: <see cref="Trainers"/>, <see cref="Transforms"/> and <see cref="Evaluate"/>.</summary>
+/// <summary>The multi-task catalog: <see cref="Trainers"/>, <see cref="Transforms"/>, <see cref="Data"/> and <see cref="Evaluate"/>.</summary>
 public sealed class MultiTaskCatalog
 {
     internal MLContext Context { get; }
@@ -26,6 +26,7 @@ public sealed class MultiTaskCatalog
         Context = context;
         Trainers = new MultiTaskTrainers(context);
         Transforms = new MultiTaskTransforms(context);
+        Data = new MultiTaskDataCatalog();
     }
 
     /// <summary>Trainers of multi-task networks.</summary>
@@ -33,6 +34,9 @@ public sealed class MultiTaskCatalog
 
     /// <summary>Transforms that load dense labels.</summary>
     public MultiTaskTransforms Transforms { get; }
+
+    /// <summary>Dataset readers: NYUD-v2 and PASCAL-Context multi-task layouts as IDataViews.</summary>
+    public MultiTaskDataCatalog Data { get; }
 
     /// <summary>
     /// Per-task metrics of scored <paramref name="data"/> (the output of a fitted transformer, with its label columns),
