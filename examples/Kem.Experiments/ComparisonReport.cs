@@ -101,6 +101,9 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         md.AppendLine($"- Network: TinyViT backbone (patch {s.TokenStride}, d {s.ModelWidth}, {s.Heads} heads, {s.BackboneDepth} blocks), " +
                       $"{s.TaskDepth} encoder + {s.TaskDepth} decoder blocks per task (hard sharing: 0 + 0), m {s.MemorySlots}, k {s.TopK}, sKEM ETF {s.Etf}.");
         md.AppendLine($"- Machine: {machine}. Total wall time {total:hh\\:mm\\:ss}.");
+        int retried = runs.Concat(sweeps.Select(x => x.Run)).Distinct().Sum(r => r.Retries);
+        if (retried > 0)
+            md.AppendLine($"- {retried} network(s) were trained a second time after a transient TorchSharp native error (same seed, deterministic CPU run).");
         md.AppendLine($"- Command: `{command}`");
         return md.ToString();
     }

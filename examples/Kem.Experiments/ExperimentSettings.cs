@@ -12,8 +12,9 @@ internal sealed record ExperimentSettings
 {
     public DatasetKind Dataset { get; init; } = DatasetKind.Generated;
     public string? DatasetPath { get; init; }
-    public int Train { get; init; } = 320;
-    public int Val { get; init; } = 80;
+    /// <summary>Generated: images to generate (default 320 / 80). Real data: the first N ids of the split (default: all).</summary>
+    public int? Train { get; init; }
+    public int? Val { get; init; }
     public int Height { get; init; } = 64;
     public int Width { get; init; } = 64;
     public string[] Tasks { get; init; } = [];
@@ -41,7 +42,8 @@ internal sealed record ExperimentSettings
 
     public const string Usage = """
         Kem.Experiments — the paper's Table 2 comparison (STL, hard sharing, cross-attention, KEM, sKEM) with N seeds.
-          data     --nyud PATH | --pascal PATH (default: generated NYUD-like scenes)   --train N --val N (generated; limits for real data)
+          data     --nyud PATH | --pascal PATH (default: generated NYUD-like scenes)
+                   --train N --val N (generated: how many, default 320/80; real data: first N ids, default all)
                    --size HxW (network input)   --tasks a,b (generated/NYUD: Segmentation,Depth,Normals,Edges;
                    PASCAL: Segmentation,HumanParts,Saliency,Normals,Edges)
           runs     --seeds 1,2,3   --methods STL,HardSharing,CrossAttention,Kem,StableKem[,NoInteraction]
