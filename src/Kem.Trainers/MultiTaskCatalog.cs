@@ -16,7 +16,7 @@ public static class MultiTaskCatalogExtensions
     }
 }
 
-/// <summary>The multi-task catalog: <see cref="Trainers"/>, <see cref="Transforms"/> and <see cref="Evaluate"/>.</summary>
+/// <summary>The multi-task catalog: <see cref="Trainers"/>, <see cref="Transforms"/>, <see cref="Data"/> and <see cref="Evaluate"/>.</summary>
 public sealed class MultiTaskCatalog
 {
     internal MLContext Context { get; }
@@ -27,6 +27,7 @@ public sealed class MultiTaskCatalog
         Trainers = new MultiTaskTrainers(context);
         Transforms = new MultiTaskTransforms(context);
         Model = new MultiTaskModelOperations(context);
+        Data = new MultiTaskDataCatalog();
     }
 
     /// <summary>Trainers of multi-task networks.</summary>
@@ -44,6 +45,8 @@ public sealed class MultiTaskCatalog
 
     /// <summary>Model zips: atomic save, load with clear errors, and the TorchSharp network rebuilt from a zip.</summary>
     public MultiTaskModelOperations Model { get; }
+    /// <summary>Dataset readers: NYUD-v2 and PASCAL-Context multi-task layouts as IDataViews.</summary>
+    public MultiTaskDataCatalog Data { get; }
 
     /// <summary>
     /// Per-task metrics of scored <paramref name="data"/> (the output of a fitted transformer, with its label columns),

@@ -36,7 +36,12 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public int EncoderDepth { get; set; } = 2;
         /// <summary>Blocks per task decoder.</summary>
         public int DecoderDepth { get; set; } = 2;
-        /// <summary>Freeze the backbone.</summary>
+        /// <summary>
+        /// Pre-trained backbone weights: a safetensors file in our names or the timm / Swin names that
+        /// <see cref="BackboneWeights.MapKey"/> translates (MODEL-SPEC §1). Missing and unexpected keys are logged.
+        /// </summary>
+        public string? BackboneWeightsPath { get; set; }
+        /// <summary>Freeze the backbone after loading <see cref="BackboneWeightsPath"/> (the paper's setting); needs that file.</summary>
         public bool FreezeBackbone { get; set; }
         /// <summary>Interaction module and its settings (default sKEM, m 20, k 3).</summary>
         public InteractionOptions Interaction { get; set; } = new();
@@ -63,6 +68,10 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         if (options.Tasks.Count == 0)
             throw new ArgumentException("Give at least one task: Options.Tasks is empty (e.g. new TaskColumn(TaskSpec.Segmentation(8), \"Segmentation\")).");
         options.Training.Validate();
+        if (options.FreezeBackbone && string.IsNullOrWhiteSpace(options.BackboneWeightsPath))
+            throw new ArgumentException("FreezeBackbone = true needs BackboneWeightsPath: a frozen backbone must be pre-trained, and a random one would never learn. Set BackboneWeightsPath to a .safetensors file or leave FreezeBackbone off.");
+        if (options.BackboneWeightsPath is { } weights && !File.Exists(weights))
+            throw new FileNotFoundException($"BackboneWeightsPath '{weights}' does not exist.", weights);
     }
 
     /// <summary>Checks the input columns and declares the output columns.</summary>
@@ -104,7 +113,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         {
             Tasks = options.Tasks.Select(t => t.Task).ToArray(), ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
             Width = options.Width, Heads = options.Heads, BackboneDepth = options.BackboneDepth, EncoderDepth = options.EncoderDepth,
-            DecoderDepth = options.DecoderDepth, FreezeBackbone = options.FreezeBackbone, Interaction = options.Interaction, PixelScale = options.PixelScale,
+            DecoderDepth = options.DecoderDepth, Interaction = options.Interaction, PixelScale = options.PixelScale,
         };
         return FitCore(trainingData, validationData, networkOptions, initialWeights: null);
     }
@@ -154,6 +163,8 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
             network.load_state_dict(initialWeights.state_dict());
             ch.Info(MessageSensitivity.None, "Fine-tuning: starting from the initial model's weights.");
         }
+        if (options.BackboneWeightsPath is { } path) // frozen only after loading (BackboneWeights refuses otherwise)
+            BackboneWeights.Load(network, path, options.FreezeBackbone, message => ch.Info(MessageSensitivity.None, message));
         var result = MultiTaskTrainingLoop.Fit(network, train, validation, options.Training, options.Progress, message => ch.Info(MessageSensitivity.None, message), options.Cancellation);
         ch.Info(MessageSensitivity.None, $"Trained {result.Steps} steps in {result.Elapsed:hh\\:mm\\:ss} on {result.Device}; holding the weights of epoch {result.BestEpoch}.");
         return new MultiTaskKemTransformer(host, network, options.ImageColumnName, options.Tasks.ToArray(), result);

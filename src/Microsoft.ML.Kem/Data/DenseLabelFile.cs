@@ -15,6 +15,14 @@ public enum DenseLabelEncoding
     DepthMillimetres,
 }
 
+/// <summary>A dense label map at its stored size: planes×H×W values, row-major, training conventions applied.</summary>
+/// <param name="Values">planes×H×W values.</param>
+/// <param name="Planes">1, or 3 for normals.</param>
+/// <param name="Height">Rows.</param>
+/// <param name="Width">Pixels per row.</param>
+/// <param name="FitsAnySize">True for a constant map (e.g. all-ignore human parts of an image without people) that needs no size check.</param>
+public sealed record DenseLabelMap(float[] Values, int Planes, int Height, int Width, bool FitsAnySize = false);
+
 /// <summary>
 /// Reads dense label files ourselves (ImageAnalytics decodes colour and cuts 16-bit to 8): index/gray PNG (8 or 16 bit),
 /// RGB PNG (normals), and .npy (H×W, H×W×C or C×H×W). Resizes with nearest neighbour only. Errors name the file.
@@ -27,6 +35,16 @@ public static class DenseLabelFile
     /// </summary>
     public static float[] Read(string path, int planes, int height, int width, DenseLabelEncoding encoding = DenseLabelEncoding.Identity)
     {
+        var map = ReadNative(path, planes, encoding);
+        return ResizeNearest(map.Values, planes, map.Height, map.Width, height, width);
+    }
+
+    /// <summary>
+    /// Reads <paramref name="path"/> at its stored size as <paramref name="planes"/> planes (planes×H×W, row-major), applying
+    /// <paramref name="encoding"/>. Throws naming the file when it is missing, unreadable or has another number of planes.
+    /// </summary>
+    public static DenseLabelMap ReadNative(string path, int planes, DenseLabelEncoding encoding = DenseLabelEncoding.Identity)
+    {
         if (!File.Exists(path))
             throw new FileNotFoundException($"Label file '{path}' does not exist. Check the path column and the folder given to LoadDenseLabels.", path);
         var (data, srcPlanes, srcH, srcW) = Path.GetExtension(path).ToLowerInvariant() switch
@@ -38,8 +56,8 @@ public static class DenseLabelFile
         if (srcPlanes != planes)
             throw new InvalidDataException($"Label file '{path}' has {srcPlanes} plane(s); this task needs {planes}.");
         if (encoding == DenseLabelEncoding.NyudSegmentation)
-            for (int i = 0; i < data.Length; i++) data[i] = data[i] == 0 ? 255f : data[i] - 1;
-        return ResizeNearest(data, planes, srcH, srcW, height, width);
+            for (int i = 0; i < data.Length; i++) data[i] = data[i] is 0 or 255 ? 255f : data[i] - 1; // void and ignore → 255
+        return new DenseLabelMap(data, planes, srcH, srcW);
     }
 
     /// <summary>Nearest-neighbour resize of planes×srcH×srcW to planes×H×W (source pixel ⌊y·srcH/H⌋, ⌊x·srcW/W⌋).</summary>
