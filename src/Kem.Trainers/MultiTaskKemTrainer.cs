@@ -117,7 +117,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
             ch.Warning(MessageSensitivity.None, "sKEM with EtfMode.TaskVertices and 2 tasks has rank-1 retrieve scores (MODEL-SPEC §3); consider EtfMode.SlotVertices.");
 
         TorchSharp.torch.manual_seed(options.Training.Seed); // seeded weights: same seed, same CPU model
-        var network = new MultiTaskNetwork(networkOptions);
+        var network = MultiTaskModel.Create(networkOptions);
         var result = MultiTaskTrainingLoop.Fit(network, train, validation, options.Training, options.Progress, message => ch.Info(MessageSensitivity.None, message), options.Cancellation);
         ch.Info(MessageSensitivity.None, $"Trained {result.Steps} steps in {result.Elapsed:hh\\:mm\\:ss} on {result.Device}; holding the weights of epoch {result.BestEpoch}.");
         return new MultiTaskKemTransformer(host, network, options.ImageColumnName, options.Tasks.ToArray(), result);

@@ -17,8 +17,8 @@ public sealed class MultiTaskKemTransformer : ITransformer
     private readonly IHost host;
     private readonly object inferenceLock = new();
 
-    /// <summary>The trained TorchSharp network (eval mode).</summary>
-    public MultiTaskNetwork Network { get; }
+    /// <summary>The trained TorchSharp network (eval mode): a <see cref="MultiTaskNetwork"/> for the default architecture.</summary>
+    public MultiTaskModel Network { get; }
     /// <summary>Image column read by the network.</summary>
     public string ImageColumnName { get; }
     /// <summary>The tasks and their column names.</summary>
@@ -26,7 +26,7 @@ public sealed class MultiTaskKemTransformer : ITransformer
     /// <summary>How training went (device, steps, per-epoch losses).</summary>
     public TrainingResult TrainingResult { get; }
 
-    internal MultiTaskKemTransformer(IHost host, MultiTaskNetwork network, string imageColumnName, IReadOnlyList<TaskColumn> tasks, TrainingResult result)
+    internal MultiTaskKemTransformer(IHost host, MultiTaskModel network, string imageColumnName, IReadOnlyList<TaskColumn> tasks, TrainingResult result)
     {
         (this.host, Network, ImageColumnName, Tasks, TrainingResult) = (host, network, imageColumnName, tasks, result);
     }

@@ -20,6 +20,8 @@ public sealed record MultiTaskNetworkOptions
 {
     /// <summary>The tasks, in output order. At least one.</summary>
     public required IReadOnlyList<TaskSpec> Tasks { get; init; }
+    /// <summary>Which model family <see cref="MultiTaskModel.Create"/> builds (default: the §1 shared-encoder network).</summary>
+    public NetworkArchitecture Architecture { get; init; } = NetworkArchitecture.SharedEncoder;
     /// <summary>Network input height H (a multiple of <see cref="TokenStride"/>).</summary>
     public int ImageHeight { get; init; } = 64;
     /// <summary>Network input width W (a multiple of <see cref="TokenStride"/>).</summary>

@@ -20,7 +20,7 @@ public static class MultiTaskTrainingLoop
     /// The network is left on the training device, in fp32 and eval mode.
     /// </summary>
     public static TrainingResult Fit(
-        MultiTaskNetwork network, DenseDataset train, DenseDataset? validation, TrainingOptions options,
+        MultiTaskModel network, DenseDataset train, DenseDataset? validation, TrainingOptions options,
         IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken cancellation = default)
     {
         options.Validate();
@@ -76,11 +76,17 @@ public static class MultiTaskTrainingLoop
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
                 var (images, labels) = train.Batch(order.AsSpan(s * batch, batch), device);
-                var outputs = network.forward(bf16 ? images.to(ScalarType.BFloat16) : images);
-                var taskLosses = new Tensor[tasks.Count];
+                var outputs = network.ForwardTraining(bf16 ? images.to(ScalarType.BFloat16) : images);
+                var taskLosses = new Tensor[tasks.Count];   // reported: the final maps' losses
+                var trainedLosses = new Tensor[tasks.Count]; // optimised: plus deep-supervision terms, weight 1 each
                 for (int t = 0; t < tasks.Count; t++)
-                    taskLosses[t] = TaskLoss.Compute(tasks[t], outputs[t].to(ScalarType.Float32), labels[t]);
-                var loss = lossModule.forward(taskLosses);
+                {
+                    taskLosses[t] = TaskLoss.Compute(tasks[t], outputs.Predictions[t].to(ScalarType.Float32), labels[t]);
+                    trainedLosses[t] = outputs.AuxiliaryPredictions.Aggregate(taskLosses[t],
+                        (sum, auxiliary) => sum + TaskLoss.Compute(tasks[t], auxiliary[t].to(ScalarType.Float32), labels[t]));
+                }
+                var loss = lossModule.forward(trainedLosses);
+                if (outputs.Penalty is { } penalty) loss = loss + penalty.to(ScalarType.Float32);
 
                 optimizer.zero_grad();
                 mixed?.ZeroModuleGradients();
@@ -152,7 +158,7 @@ public static class MultiTaskTrainingLoop
 
     /// <summary>Mean Σ_t w_t L_t and per-task losses over <paramref name="data"/>, in eval mode without gradients.</summary>
     public static (double Loss, IReadOnlyDictionary<string, double> TaskLosses) Validate(
-        MultiTaskNetwork network, DenseDataset data, int batchSize, Device device, bool bf16 = false)
+        MultiTaskModel network, DenseDataset data, int batchSize, Device device, bool bf16 = false)
     {
         var tasks = network.Options.Tasks;
         network.eval();
