@@ -10,6 +10,12 @@ public enum BackboneKind
     ConvStem,
     /// <summary>Patch embedding p×p stride p, fixed 2-D sine-cosine positions, global pre-norm blocks, final LN.</summary>
     TinyViT,
+    /// <summary>
+    /// A <see cref="MultiScaleBackbone"/> (patch embedding, global blocks per scale, patch merging; ≥ 3 scales, see
+    /// <see cref="MultiTaskNetworkOptions.MultiScale"/>) whose scales are resized to the stride-s grid, concatenated and
+    /// mapped to d by a 1×1 conv (MODEL-SPEC §1 a1–a7), then the global blocks as the neck (a8).
+    /// </summary>
+    MultiScale,
 }
 
 /// <summary>
@@ -28,7 +34,7 @@ public sealed record MultiTaskNetworkOptions
     public int ImageWidth { get; init; } = 64;
     /// <summary>Image encoder kind.</summary>
     public BackboneKind Backbone { get; init; } = BackboneKind.ConvStem;
-    /// <summary>Stride s of the token grid: 8 (ConvStem is fixed at 8; TinyViT uses it as patch size).</summary>
+    /// <summary>Stride s of the token grid: 8 (ConvStem is fixed at 8; TinyViT uses it as patch size; MultiScale fuses its scales onto it).</summary>
     public int TokenStride { get; init; } = 8;
     /// <summary>Token width d.</summary>
     public int Width { get; init; } = 64;
@@ -42,6 +48,8 @@ public sealed record MultiTaskNetworkOptions
     public int DecoderDepth { get; init; } = 2;
     /// <summary>MLP width as a multiple of d in every transformer block (4).</summary>
     public int MlpRatio { get; init; } = 4;
+    /// <summary>The multi-scale encoder of <see cref="BackboneKind.MultiScale"/> and of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
+    public MultiScaleOptions MultiScale { get; init; } = new();
     /// <summary>The interaction stage (c).</summary>
     public InteractionOptions Interaction { get; init; } = new() { MemorySlots = 8, TopK = 3 };
     /// <summary>Freeze the backbone's stem/patch embedding and blocks (paper: true with pre-trained weights).</summary>
@@ -79,6 +87,11 @@ public sealed record MultiTaskNetworkOptions
         if (BackboneDepth < 0 || EncoderDepth < 0 || DecoderDepth < 0 || MlpRatio < 1)
             throw new ArgumentException("BackboneDepth, EncoderDepth and DecoderDepth must be ≥ 0 and MlpRatio ≥ 1.");
         if (!(PixelScale > 0) || float.IsInfinity(PixelScale)) throw new ArgumentOutOfRangeException(nameof(PixelScale), PixelScale, "PixelScale must be positive (1/255 for 0..255 pixels, 1 for 0..1 pixels).");
+        if (Backbone == BackboneKind.MultiScale)
+        {
+            ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
+            MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
+        }
         Interaction.Validate(Width, Heads, Tasks.Count);
     }
 }
