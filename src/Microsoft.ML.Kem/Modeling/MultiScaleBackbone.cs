@@ -1,3 +1,4 @@
+using Microsoft.ML.Kem.Interaction;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -83,23 +84,16 @@ public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
     /// <summary>image: B×3×H×W (normalised) → S maps, finest first: B×c_σ×(H/s_σ)×(W/s_σ).</summary>
     public override Tensor[] forward(Tensor image)
     {
-        var tokens = embedNorm.forward(patchEmbed.forward(image).flatten(2).transpose(1, 2)); // a1: B×n_0×c_0
+        var tokens = embedNorm.forward(TokenGrid.ToTokens(patchEmbed.forward(image))); // a1: B×n_0×c_0
         var maps = new Tensor[stages.Count];
         for (int s = 0; s < maps.Length; s++)
         {
             if (s > 0) tokens = merges[s - 1].forward(tokens);                                // B×n_σ×c_σ
             tokens = stages[s].forward(tokens);
-            maps[s] = ToMap(outputNorms[s].forward(tokens), grids[s].Rows, grids[s].Cols);   // a6: LN per stage
+            maps[s] = TokenGrid.ToMap(outputNorms[s].forward(tokens), grids[s].Rows, grids[s].Cols);   // a6: LN per stage
         }
         return maps;
     }
-
-    /// <summary>Tokens B×(r·c)×C (row-major) → map B×C×r×c.</summary>
-    public static Tensor ToMap(Tensor tokens, long rows, long cols) =>
-        tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols);
-
-    /// <summary>Map B×C×r×c → tokens B×(r·c)×C, row-major.</summary>
-    public static Tensor ToTokens(Tensor map) => map.flatten(2).transpose(1, 2);
 
     /// <summary>One scale: fixed sine-cosine positions added once, then global pre-norm blocks.</summary>
     private sealed class ScaleStage : nn.Module<Tensor, Tensor>

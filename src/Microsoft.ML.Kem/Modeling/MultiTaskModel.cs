@@ -8,6 +8,8 @@ public enum NetworkArchitecture
 {
     /// <summary>MODEL-SPEC §1: shared backbone, one encoder per task, the interaction (KEM, sKEM, CA, none), one decoder per task. <see cref="MultiTaskNetwork"/>.</summary>
     SharedEncoder,
+    /// <summary>MODEL-SPEC §5: multi-scale backbone, per-task heads at every scale, cross-task then cross-scale attention. <see cref="SequentialCrossAttentionNetwork"/>.</summary>
+    SequentialCrossAttention,
 }
 
 /// <summary>
@@ -57,6 +59,7 @@ public abstract class MultiTaskModel : nn.Module<Tensor, Tensor[]>
         return options.Architecture switch
         {
             NetworkArchitecture.SharedEncoder => new MultiTaskNetwork(options, name),
+            NetworkArchitecture.SequentialCrossAttention => new SequentialCrossAttentionNetwork(options, name),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Architecture, "Unknown NetworkArchitecture."),
         };
     }

@@ -50,6 +50,8 @@ public sealed record MultiTaskNetworkOptions
     public int MlpRatio { get; init; } = 4;
     /// <summary>The multi-scale encoder of <see cref="BackboneKind.MultiScale"/> and of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
     public MultiScaleOptions MultiScale { get; init; } = new();
+    /// <summary>CTAM/CSAM settings of <see cref="NetworkArchitecture.SequentialCrossAttention"/> (MODEL-SPEC §5).</summary>
+    public SequentialAttentionOptions Sequential { get; init; } = new();
     /// <summary>The interaction stage (c).</summary>
     public InteractionOptions Interaction { get; init; } = new() { MemorySlots = 8, TopK = 3 };
     /// <summary>Freeze the backbone's stem/patch embedding and blocks (paper: true with pre-trained weights).</summary>
@@ -87,11 +89,19 @@ public sealed record MultiTaskNetworkOptions
         if (BackboneDepth < 0 || EncoderDepth < 0 || DecoderDepth < 0 || MlpRatio < 1)
             throw new ArgumentException("BackboneDepth, EncoderDepth and DecoderDepth must be ≥ 0 and MlpRatio ≥ 1.");
         if (!(PixelScale > 0) || float.IsInfinity(PixelScale)) throw new ArgumentOutOfRangeException(nameof(PixelScale), PixelScale, "PixelScale must be positive (1/255 for 0..255 pixels, 1 for 0..1 pixels).");
+        if (Architecture == NetworkArchitecture.SequentialCrossAttention)
+        {
+            if (Tasks.Count < 2) throw new ArgumentException("Architecture SequentialCrossAttention needs at least 2 tasks (CTAM attends from every task to the others).");
+            ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
+            ArgumentNullException.ThrowIfNull(Sequential, nameof(Sequential));
+            MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
+            Sequential.Validate(ImageHeight, ImageWidth);
+        }
         if (Backbone == BackboneKind.MultiScale)
         {
             ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
             MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
         }
-        Interaction.Validate(Width, Heads, Tasks.Count);
+        if (Architecture == NetworkArchitecture.SharedEncoder) Interaction.Validate(Width, Heads, Tasks.Count); // the other families have no stage (c)
     }
 }
