@@ -10,6 +10,8 @@ public enum NetworkArchitecture
     SharedEncoder,
     /// <summary>MODEL-SPEC §5: multi-scale backbone, per-task heads at every scale, cross-task then cross-scale attention. <see cref="SequentialCrossAttentionNetwork"/>.</summary>
     SequentialCrossAttention,
+    /// <summary>MODEL-SPEC §6: a base single-task model; sub-tasks share its backbone activations and run its blocks with sparse weight and activation deltas. <see cref="ComputationSharingNetwork"/>.</summary>
+    ComputationSharing,
 }
 
 /// <summary>
@@ -60,6 +62,7 @@ public abstract class MultiTaskModel : nn.Module<Tensor, Tensor[]>
         {
             NetworkArchitecture.SharedEncoder => new MultiTaskNetwork(options, name),
             NetworkArchitecture.SequentialCrossAttention => new SequentialCrossAttentionNetwork(options, name),
+            NetworkArchitecture.ComputationSharing => new ComputationSharingNetwork(options, name),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Architecture, "Unknown NetworkArchitecture."),
         };
     }

@@ -52,6 +52,8 @@ public sealed record MultiTaskNetworkOptions
     public MultiScaleOptions MultiScale { get; init; } = new();
     /// <summary>CTAM/CSAM settings of <see cref="NetworkArchitecture.SequentialCrossAttention"/> (MODEL-SPEC §5).</summary>
     public SequentialAttentionOptions Sequential { get; init; } = new();
+    /// <summary>Base task and delta sparsity of <see cref="NetworkArchitecture.ComputationSharing"/> (MODEL-SPEC §6).</summary>
+    public ComputationSharingOptions ComputationSharing { get; init; } = new();
     /// <summary>The interaction stage (c).</summary>
     public InteractionOptions Interaction { get; init; } = new() { MemorySlots = 8, TopK = 3 };
     /// <summary>Freeze the backbone's stem/patch embedding and blocks (paper: true with pre-trained weights).</summary>
@@ -96,6 +98,11 @@ public sealed record MultiTaskNetworkOptions
             ArgumentNullException.ThrowIfNull(Sequential, nameof(Sequential));
             MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
             Sequential.Validate(ImageHeight, ImageWidth);
+        }
+        if (Architecture == NetworkArchitecture.ComputationSharing)
+        {
+            ArgumentNullException.ThrowIfNull(ComputationSharing, nameof(ComputationSharing));
+            ComputationSharing.Validate(Tasks.Select(t => t.Name).ToArray());
         }
         if (Backbone == BackboneKind.MultiScale)
         {
