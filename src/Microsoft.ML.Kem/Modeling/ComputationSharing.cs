@@ -23,9 +23,9 @@ public sealed record ComputationSharingOptions
     /// τ: at the input of every linear layer of a sub-task block, entries of the activation delta δ = x_sub − x_base with
     /// |δ| &lt; τ are set to zero, so the sub-task reuses the base activation there. 0 keeps every delta.
     /// </summary>
-    public float ActivationThreshold { get; init; } = 0.05f;
+    public float ActivationThreshold { get; init; } = 0.1f;
     /// <summary>λ of the L1 penalty on the activation deltas during training, mean |δ| over the linear inputs (the paper's step 3); 0 turns it off.</summary>
-    public float ActivationPenalty { get; init; } = 0.01f;
+    public float ActivationPenalty { get; init; } = 0.1f;
 
     /// <summary>Checks the options against the task names; messages say what to change.</summary>
     public void Validate(IReadOnlyList<string> taskNames)
