@@ -209,8 +209,6 @@ public sealed class DeltaTransformerBlock : nn.Module
     private sealed class Sharing(int k, float threshold, Dictionary<string, Tensor> w, Dictionary<string, Tensor> d,
         SharingTally? tally, List<Tensor>? deltaMagnitudes)
     {
-        private (Tensor Shared, Tensor Delta) current;
-
         /// <summary>x_sub' = x_base + T_τ(x_sub − x_base); remembers T_τ(δ) for the linear layers that read it.</summary>
         public (Tensor Shared, Tensor Delta) Input(Tensor xBase, Tensor xSub)
         {
@@ -224,7 +222,7 @@ public sealed class DeltaTransformerBlock : nn.Module
                 tally.DeltaNonZeros[k] += sparse.count_nonzero().item<long>();
                 tally.DeltaEntries[k] += sparse.numel();
             }
-            return current = (baseline + sparse, sparse);
+            return (baseline + sparse, sparse);
         }
 
         /// <summary>y_sub = y_base + W_base·T_τ(δx) + (z ⊙ ΔW)·x_sub' + Δb for the linear layer <paramref name="layer"/>.</summary>
