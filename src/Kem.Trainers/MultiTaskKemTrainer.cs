@@ -15,13 +15,20 @@ namespace Kem.Trainers;
 /// </summary>
 public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
 {
-    /// <summary>Everything the trainer can be told. Defaults: the spec's `Small` configuration with sKEM (MODEL-SPEC §1).</summary>
+    /// <summary>
+    /// Everything the trainer can be told. Defaults: the spec's `Small` configuration with sKEM (MODEL-SPEC §1).
+    /// <see cref="Architecture"/> selects the model family: the shared-encoder network with <see cref="Interaction"/> (default),
+    /// sequential cross attention (§5: uses <see cref="MultiScale"/>, <see cref="Sequential"/>, Width / Heads) or computation
+    /// sharing (§6: uses <see cref="ComputationSharing"/> with the backbone and encoder/decoder depths).
+    /// </summary>
     public sealed class Options
     {
         /// <summary>Image column: float vector 3×H×W (ExtractPixels' output).</summary>
         public string ImageColumnName { get; set; } = "Image";
         /// <summary>The tasks and their label columns.</summary>
         public IList<TaskColumn> Tasks { get; set; } = new List<TaskColumn>();
+        /// <summary>Model family (default: the §1 shared-encoder network with the interaction below).</summary>
+        public NetworkArchitecture Architecture { get; set; } = NetworkArchitecture.SharedEncoder;
         /// <summary>Image encoder (default TinyViT).</summary>
         public BackboneKind Backbone { get; set; } = BackboneKind.TinyViT;
         /// <summary>Token stride / patch size s.</summary>
@@ -45,6 +52,12 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public bool FreezeBackbone { get; set; }
         /// <summary>Interaction module and its settings (default sKEM, m 20, k 3).</summary>
         public InteractionOptions Interaction { get; set; } = new();
+        /// <summary>Multi-scale encoder sizes (for <see cref="BackboneKind.MultiScale"/> and the sequential design).</summary>
+        public MultiScaleOptions MultiScale { get; set; } = new();
+        /// <summary>CTAM/CSAM settings of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
+        public SequentialAttentionOptions Sequential { get; set; } = new();
+        /// <summary>Base task and delta sparsity of <see cref="NetworkArchitecture.ComputationSharing"/>.</summary>
+        public ComputationSharingOptions ComputationSharing { get; set; } = new();
         /// <summary>Input pixel values × PixelScale must be in [0,1] (1/255 for ExtractPixels' default).</summary>
         public float PixelScale { get; set; } = 1f / 255f;
         /// <summary>The training recipe (epochs, batch, learning rate, device, bf16, seed…).</summary>
@@ -111,9 +124,10 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         var (height, width) = DenseDataReader.ImageSize(trainingData.Schema, options.ImageColumnName);
         var networkOptions = new MultiTaskNetworkOptions
         {
-            Tasks = options.Tasks.Select(t => t.Task).ToArray(), ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
+            Tasks = options.Tasks.Select(t => t.Task).ToArray(), Architecture = options.Architecture, ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
             Width = options.Width, Heads = options.Heads, BackboneDepth = options.BackboneDepth, EncoderDepth = options.EncoderDepth,
             DecoderDepth = options.DecoderDepth, Interaction = options.Interaction, PixelScale = options.PixelScale,
+            MultiScale = options.MultiScale, Sequential = options.Sequential, ComputationSharing = options.ComputationSharing,
         };
         return FitCore(trainingData, validationData, networkOptions, initialWeights: null);
     }
@@ -142,7 +156,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         return FitCore(trainingData, validationData, networkOptions, initialModel.Network);
     }
 
-    private MultiTaskKemTransformer FitCore(IDataView trainingData, IDataView? validationData, MultiTaskNetworkOptions networkOptions, MultiTaskNetwork? initialWeights)
+    private MultiTaskKemTransformer FitCore(IDataView trainingData, IDataView? validationData, MultiTaskNetworkOptions networkOptions, MultiTaskModel? initialWeights)
     {
         networkOptions.Validate();
         var (height, width) = (networkOptions.ImageHeight, networkOptions.ImageWidth);
@@ -152,19 +166,22 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         var train = DenseDataReader.Read(trainingData, options.ImageColumnName, options.Tasks.ToArray(), height, width, "training data");
         var validation = validationData is null ? null
             : DenseDataReader.Read(validationData, options.ImageColumnName, options.Tasks.ToArray(), height, width, "validation data");
-        var interaction = networkOptions.Interaction;
-        if (interaction.Kind == InteractionKind.StableKem && interaction.EtfMode == EtfMode.TaskVertices && tasks.Count == 2)
+        if (networkOptions.Architecture != NetworkArchitecture.SharedEncoder)
+            ch.Info(MessageSensitivity.None, $"Architecture {networkOptions.Architecture}: the Interaction options are not used (this family has no stage (c)).");
+        else if (networkOptions.Interaction.Kind == InteractionKind.StableKem && networkOptions.Interaction.EtfMode == EtfMode.TaskVertices && tasks.Count == 2)
             ch.Warning(MessageSensitivity.None, "sKEM with EtfMode.TaskVertices and 2 tasks has rank-1 retrieve scores (MODEL-SPEC §3); consider EtfMode.SlotVertices.");
 
         TorchSharp.torch.manual_seed(options.Training.Seed); // seeded weights: same seed, same CPU model
-        var network = new MultiTaskNetwork(networkOptions);
+        var network = MultiTaskModel.Create(networkOptions);
         if (initialWeights is not null)
         {
             network.load_state_dict(initialWeights.state_dict());
             ch.Info(MessageSensitivity.None, "Fine-tuning: starting from the initial model's weights.");
         }
         if (options.BackboneWeightsPath is { } path) // frozen only after loading (BackboneWeights refuses otherwise)
-            BackboneWeights.Load(network, path, options.FreezeBackbone, message => ch.Info(MessageSensitivity.None, message));
+            BackboneWeights.Load(network as MultiTaskNetwork
+                ?? throw new ArgumentException($"BackboneWeightsPath is supported for the SharedEncoder architecture only, not {networkOptions.Architecture}."),
+                path, options.FreezeBackbone, message => ch.Info(MessageSensitivity.None, message));
         var result = MultiTaskTrainingLoop.Fit(network, train, validation, options.Training, options.Progress, message => ch.Info(MessageSensitivity.None, message), options.Cancellation);
         ch.Info(MessageSensitivity.None, $"Trained {result.Steps} steps in {result.Elapsed:hh\\:mm\\:ss} on {result.Device}; holding the weights of epoch {result.BestEpoch}.");
         return new MultiTaskKemTransformer(host, network, options.ImageColumnName, options.Tasks.ToArray(), result);

@@ -5,9 +5,9 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Kem.Interaction;
 
 /// <summary>
-/// Multi-head attention with its own projections: queries Lin(d→d), keys and values one fused Lin(d→2d),
-/// output Lin(d→d). forward(query B×Lq×d, keyValue B×Lk×d) → B×Lq×d; self-attention is forward(x, x).
-/// Used by cross-task attention (MODEL-SPEC §4) and by the transformer blocks.
+/// Multi-head attention with its own projections: queries Lin(d→d), keys and values one fused Lin(d_kv→2d)
+/// (d_kv = d unless given), output Lin(d→d). forward(query B×Lq×d, keyValue B×Lk×d_kv) → B×Lq×d; self-attention is
+/// forward(x, x). Used by cross-task attention (MODEL-SPEC §4), the transformer blocks and the sequential design (§5).
 /// </summary>
 public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor>
 {
@@ -22,19 +22,20 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="width">Token width d.</param>
     /// <param name="heads">Heads h; must divide d.</param>
     /// <param name="scale">Score scale; null means 1/√d_h.</param>
-    public MultiHeadAttention(string name, int width, int heads, float? scale = null) : base(name)
+    /// <param name="keyValueWidth">Width d_kv of the key/value tokens when it differs from d (cross-scale attention); null means d.</param>
+    public MultiHeadAttention(string name, int width, int heads, float? scale = null, int? keyValueWidth = null) : base(name)
     {
         if (heads < 1 || width % heads != 0)
             throw new ArgumentException($"Width {width} must be a positive multiple of heads {heads}.", nameof(heads));
         this.heads = heads;
         this.scale = scale;
         query = nn.Linear(width, width);
-        keyValue = nn.Linear(width, 2 * width);
+        keyValue = nn.Linear(keyValueWidth ?? width, 2 * width);
         output = nn.Linear(width, width);
         RegisterComponents();
     }
 
-    /// <summary>Attends from <paramref name="query"/> (B×Lq×d) to <paramref name="keyValue"/> (B×Lk×d); returns B×Lq×d.</summary>
+    /// <summary>Attends from <paramref name="query"/> (B×Lq×d) to <paramref name="keyValue"/> (B×Lk×d_kv); returns B×Lq×d.</summary>
     public override Tensor forward(Tensor query, Tensor keyValue)
     {
         Tensor[] qkv;

@@ -6,8 +6,9 @@ namespace Microsoft.ML.Kem.Modeling;
 
 /// <summary>
 /// Stage (a): normalised image B×3×H×W → shared tokens Z, B×n×d on the stride-s grid, row-major (MODEL-SPEC §1).
-/// `ConvStem`: 3× [conv 3×3 stride 2, BN, ReLU] with 32/64/d channels; `TinyViT`: conv p×p stride p.
-/// Both then add the fixed 2-D sine-cosine position embedding, run the global blocks and a final LN.
+/// `ConvStem`: 3× [conv 3×3 stride 2, BN, ReLU] with 32/64/d channels; `TinyViT`: conv p×p stride p;
+/// `MultiScale`: a <see cref="MultiScaleBackbone"/> fused onto the stride-s grid (<see cref="ScaleFusionStem"/>, a1–a7).
+/// All then add the fixed 2-D sine-cosine position embedding, run the global blocks (for MultiScale: the neck, a8) and a final LN.
 /// </summary>
 public sealed class Backbone : nn.Module<Tensor, Tensor>
 {
@@ -26,6 +27,7 @@ public sealed class Backbone : nn.Module<Tensor, Tensor>
                 ("conv2", nn.Conv2d(32, 64, 3, stride: 2, padding: 1, bias: false)), ("bn2", nn.BatchNorm2d(64)), ("relu2", nn.ReLU()),
                 ("conv3", nn.Conv2d(64, o.Width, 3, stride: 2, padding: 1))),
             BackboneKind.TinyViT => nn.Conv2d(3, o.Width, o.TokenStride, stride: o.TokenStride),
+            BackboneKind.MultiScale => new ScaleFusionStem("stem", o),
             _ => throw new ArgumentOutOfRangeException(nameof(o), o.Backbone, "Unknown backbone."),
         };
         positions = PositionEmbedding.SineCosine2D(o.ImageHeight / o.TokenStride, o.ImageWidth / o.TokenStride, o.Width);

@@ -18,7 +18,7 @@ public static class Inference
     /// Runs <paramref name="network"/> on <paramref name="count"/> images laid out as count×3×H×W raw pixels,
     /// on the device the network's parameters live on.
     /// </summary>
-    public static TaskPrediction[] Predict(MultiTaskNetwork network, ReadOnlySpan<float> images, int count)
+    public static TaskPrediction[] Predict(MultiTaskModel network, ReadOnlySpan<float> images, int count)
     {
         var o = network.Options;
         long expected = (long)count * 3 * o.ImageHeight * o.ImageWidth;

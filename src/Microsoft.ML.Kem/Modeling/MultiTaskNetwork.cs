@@ -12,11 +12,8 @@ namespace Microsoft.ML.Kem.Modeling;
 /// so the exported graph and the trained graph see the same numbers.
 /// Output: one raw map per task, B×C_t×H×W, in <see cref="MultiTaskNetworkOptions.Tasks"/> order.
 /// </summary>
-public sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor[]>
+public sealed class MultiTaskNetwork : MultiTaskModel
 {
-    private static readonly float[] ImageNetMean = { 0.485f, 0.456f, 0.406f };
-    private static readonly float[] ImageNetStd = { 0.229f, 0.224f, 0.225f };
-
     private readonly Tensor pixelMean;
     private readonly Tensor pixelStd;
     private readonly Backbone backbone;
@@ -25,19 +22,15 @@ public sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor[]>
     private readonly ModuleList<nn.Module<Tensor, Tensor>> decoders;
     private readonly ModuleList<DenseHead> heads;
 
-    /// <summary>The options this network was built from (validated).</summary>
-    public MultiTaskNetworkOptions Options { get; }
-
-    /// <summary>Builds the network; validates <paramref name="options"/> first.</summary>
-    public MultiTaskNetwork(MultiTaskNetworkOptions options, string name = "kem") : base(name)
+    /// <summary>Builds the network; validates <paramref name="options"/> first (its Architecture must be SharedEncoder).</summary>
+    public MultiTaskNetwork(MultiTaskNetworkOptions options, string name = "kem") : base(name, options)
     {
-        options.Validate();
-        Options = options;
+        if (options.Architecture != NetworkArchitecture.SharedEncoder)
+            throw new ArgumentException($"MultiTaskNetwork builds NetworkArchitecture.SharedEncoder, not {options.Architecture}: use MultiTaskModel.Create(options).", nameof(options));
         var o = options;
         int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
 
-        pixelMean = torch.tensor(ImageNetMean.Select(m => m / o.PixelScale).ToArray(), new long[] { 1, 3, 1, 1 });
-        pixelStd = torch.tensor(ImageNetStd.Select(s => s / o.PixelScale).ToArray(), new long[] { 1, 3, 1, 1 });
+        (pixelMean, pixelStd) = PixelStatistics(o);
         backbone = new Backbone("backbone", o);
         encoders = nn.ModuleList(o.Tasks.Select(t => TransformerBlock.Stack($"encoder_{t.Name}", o.EncoderDepth, o.Width, o.Heads, o.MlpRatio)).ToArray());
         interaction = InteractionFactory.Create("interaction", o.Interaction, o.Width, o.Heads, o.Tasks.Count);
@@ -71,7 +64,4 @@ public sealed class MultiTaskNetwork : nn.Module<Tensor, Tensor[]>
         var shared = backbone.forward(normalised);                             // (a) B×n×d
         return torch.stack(encoders.Select(e => e.forward(shared)), 1);       // (b) B×T×n×d
     }
-
-    /// <summary>Number of trainable parameters.</summary>
-    public long TrainableParameterCount => parameters().Where(p => p.requires_grad).Sum(p => p.numel());
 }

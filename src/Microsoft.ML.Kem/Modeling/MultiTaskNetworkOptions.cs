@@ -10,6 +10,12 @@ public enum BackboneKind
     ConvStem,
     /// <summary>Patch embedding p×p stride p, fixed 2-D sine-cosine positions, global pre-norm blocks, final LN.</summary>
     TinyViT,
+    /// <summary>
+    /// A <see cref="MultiScaleBackbone"/> (patch embedding, global blocks per scale, patch merging; ≥ 3 scales, see
+    /// <see cref="MultiTaskNetworkOptions.MultiScale"/>) whose scales are resized to the stride-s grid, concatenated and
+    /// mapped to d by a 1×1 conv (MODEL-SPEC §1 a1–a7), then the global blocks as the neck (a8).
+    /// </summary>
+    MultiScale,
 }
 
 /// <summary>
@@ -20,13 +26,15 @@ public sealed record MultiTaskNetworkOptions
 {
     /// <summary>The tasks, in output order. At least one.</summary>
     public required IReadOnlyList<TaskSpec> Tasks { get; init; }
+    /// <summary>Which model family <see cref="MultiTaskModel.Create"/> builds (default: the §1 shared-encoder network).</summary>
+    public NetworkArchitecture Architecture { get; init; } = NetworkArchitecture.SharedEncoder;
     /// <summary>Network input height H (a multiple of <see cref="TokenStride"/>).</summary>
     public int ImageHeight { get; init; } = 64;
     /// <summary>Network input width W (a multiple of <see cref="TokenStride"/>).</summary>
     public int ImageWidth { get; init; } = 64;
     /// <summary>Image encoder kind.</summary>
     public BackboneKind Backbone { get; init; } = BackboneKind.ConvStem;
-    /// <summary>Stride s of the token grid: 8 (ConvStem is fixed at 8; TinyViT uses it as patch size).</summary>
+    /// <summary>Stride s of the token grid: 8 (ConvStem is fixed at 8; TinyViT uses it as patch size; MultiScale fuses its scales onto it).</summary>
     public int TokenStride { get; init; } = 8;
     /// <summary>Token width d.</summary>
     public int Width { get; init; } = 64;
@@ -40,6 +48,12 @@ public sealed record MultiTaskNetworkOptions
     public int DecoderDepth { get; init; } = 2;
     /// <summary>MLP width as a multiple of d in every transformer block (4).</summary>
     public int MlpRatio { get; init; } = 4;
+    /// <summary>The multi-scale encoder of <see cref="BackboneKind.MultiScale"/> and of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
+    public MultiScaleOptions MultiScale { get; init; } = new();
+    /// <summary>CTAM/CSAM settings of <see cref="NetworkArchitecture.SequentialCrossAttention"/> (MODEL-SPEC §5).</summary>
+    public SequentialAttentionOptions Sequential { get; init; } = new();
+    /// <summary>Base task and delta sparsity of <see cref="NetworkArchitecture.ComputationSharing"/> (MODEL-SPEC §6).</summary>
+    public ComputationSharingOptions ComputationSharing { get; init; } = new();
     /// <summary>The interaction stage (c).</summary>
     public InteractionOptions Interaction { get; init; } = new() { MemorySlots = 8, TopK = 3 };
     /// <summary>Freeze the backbone's stem/patch embedding and blocks (paper: true with pre-trained weights).</summary>
@@ -77,6 +91,24 @@ public sealed record MultiTaskNetworkOptions
         if (BackboneDepth < 0 || EncoderDepth < 0 || DecoderDepth < 0 || MlpRatio < 1)
             throw new ArgumentException("BackboneDepth, EncoderDepth and DecoderDepth must be ≥ 0 and MlpRatio ≥ 1.");
         if (!(PixelScale > 0) || float.IsInfinity(PixelScale)) throw new ArgumentOutOfRangeException(nameof(PixelScale), PixelScale, "PixelScale must be positive (1/255 for 0..255 pixels, 1 for 0..1 pixels).");
-        Interaction.Validate(Width, Heads, Tasks.Count);
+        if (Architecture == NetworkArchitecture.SequentialCrossAttention)
+        {
+            if (Tasks.Count < 2) throw new ArgumentException("Architecture SequentialCrossAttention needs at least 2 tasks (CTAM attends from every task to the others).");
+            ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
+            ArgumentNullException.ThrowIfNull(Sequential, nameof(Sequential));
+            MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
+            Sequential.Validate(ImageHeight, ImageWidth);
+        }
+        if (Architecture == NetworkArchitecture.ComputationSharing)
+        {
+            ArgumentNullException.ThrowIfNull(ComputationSharing, nameof(ComputationSharing));
+            ComputationSharing.Validate(Tasks.Select(t => t.Name).ToArray());
+        }
+        if (Backbone == BackboneKind.MultiScale)
+        {
+            ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
+            MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
+        }
+        if (Architecture == NetworkArchitecture.SharedEncoder) Interaction.Validate(Width, Heads, Tasks.Count); // the other families have no stage (c)
     }
 }

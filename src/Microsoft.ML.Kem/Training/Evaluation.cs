@@ -7,7 +7,7 @@ namespace Microsoft.ML.Kem.Training;
 public static class Evaluation
 {
     /// <summary>Runs <paramref name="network"/> over <paramref name="data"/> in batches and accumulates every task's metrics.</summary>
-    public static IReadOnlyList<TaskMetrics> Evaluate(MultiTaskNetwork network, DenseDataset data, int batchSize = 8)
+    public static IReadOnlyList<TaskMetrics> Evaluate(MultiTaskModel network, DenseDataset data, int batchSize = 8)
     {
         var tasks = network.Options.Tasks;
         var accumulators = tasks.Select(DenseMetrics.CreateAccumulator).ToArray();

@@ -20,7 +20,7 @@ public static class MultiTaskTrainingLoop
     /// The network is left on the training device, in fp32 and eval mode.
     /// </summary>
     public static TrainingResult Fit(
-        MultiTaskNetwork network, DenseDataset train, DenseDataset? validation, TrainingOptions options,
+        MultiTaskModel network, DenseDataset train, DenseDataset? validation, TrainingOptions options,
         IProgress<TrainingProgress>? progress = null, Action<string>? log = null, CancellationToken cancellation = default)
     {
         options.Validate();
@@ -145,7 +145,7 @@ public static class MultiTaskTrainingLoop
 
     /// <summary>Mean Σ_t w_t L_t and per-task losses over <paramref name="data"/>, in eval mode without gradients.</summary>
     public static (double Loss, IReadOnlyDictionary<string, double> TaskLosses) Validate(
-        MultiTaskNetwork network, DenseDataset data, int batchSize, Device device, bool bf16 = false)
+        MultiTaskModel network, DenseDataset data, int batchSize, Device device, bool bf16 = false)
     {
         var tasks = network.Options.Tasks;
         network.eval();

@@ -13,7 +13,7 @@ namespace Microsoft.ML.Kem.Training;
 /// </summary>
 public sealed class TrainingStep : IDisposable
 {
-    private readonly MultiTaskNetwork network;
+    private readonly MultiTaskModel network;
     private readonly MultiTaskLoss loss;
     private readonly FlatAdamW optimizer;
     private readonly double clipNorm;
@@ -24,7 +24,7 @@ public sealed class TrainingStep : IDisposable
     /// <paramref name="device"/> in float32. With bf16 (CUDA and <see cref="TrainingOptions.MixedPrecision"/>) the
     /// network is cast to bf16 here; the optimiser keeps fp32 masters.
     /// </summary>
-    public TrainingStep(MultiTaskNetwork network, MultiTaskLoss loss, TrainingOptions options, Device device)
+    public TrainingStep(MultiTaskModel network, MultiTaskLoss loss, TrainingOptions options, Device device)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(loss);
@@ -48,11 +48,17 @@ public sealed class TrainingStep : IDisposable
     public (Tensor Loss, Tensor[] TaskLosses) Run(Tensor images, Tensor[] labels, double learningRate)
     {
         var tasks = network.Options.Tasks;
-        var outputs = network.forward(Bf16 ? images.to(ScalarType.BFloat16) : images);
-        var taskLosses = new Tensor[tasks.Count];
+        var outputs = network.ForwardTraining(Bf16 ? images.to(ScalarType.BFloat16) : images);
+        var taskLosses = new Tensor[tasks.Count];   // reported: the final maps' losses
+        var trainedLosses = new Tensor[tasks.Count]; // optimised: plus deep-supervision terms, weight 1 each
         for (int t = 0; t < tasks.Count; t++)
-            taskLosses[t] = TaskLoss.Compute(tasks[t], outputs[t].to(ScalarType.Float32), labels[t]);
-        var total = loss.forward(taskLosses);
+        {
+            taskLosses[t] = TaskLoss.Compute(tasks[t], outputs.Predictions[t].to(ScalarType.Float32), labels[t]);
+            trainedLosses[t] = outputs.AuxiliaryPredictions.Aggregate(taskLosses[t],
+                (sum, auxiliary) => sum + TaskLoss.Compute(tasks[t], auxiliary[t].to(ScalarType.Float32), labels[t]));
+        }
+        var total = loss.forward(trainedLosses);
+        if (outputs.Penalty is { } penalty) total = total + penalty.to(ScalarType.Float32);
 
         optimizer.ZeroGrad();
         total.backward();

@@ -151,7 +151,7 @@ public sealed class BackboneWeightsTests
             Image = data.Image(i).ToArray(), Segmentation = data.Label(0, i).ToArray(), Depth = data.Label(1, i).ToArray(),
         }));
         var model = ml.MultiTask().Trainers.Kem(Options(path)).Fit(view);
-        CollectionAssert.AreEqual(checkpoint.Single(t => t.Name == "blocks.0.attn.proj.weight").ToFloat32(), Values(model.Network, "backbone.blocks.0.attn.output.weight"),
+        CollectionAssert.AreEqual(checkpoint.Single(t => t.Name == "blocks.0.attn.proj.weight").ToFloat32(), Values((MultiTaskNetwork)model.Network, "backbone.blocks.0.attn.output.weight"),
             "a frozen backbone keeps the loaded weights through training");
     }
 

@@ -1,0 +1,76 @@
+using Microsoft.ML.Kem.Interaction;
+using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Tasks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kem.Tests.Modeling;
+
+[TestClass]
+public sealed class MultiScaleBackboneTests
+{
+    private static readonly MultiScaleOptions Small = new() { FirstStride = 4, Scales = 3, FirstWidth = 8, BlocksPerScale = 1 };
+
+    [TestMethod]
+    public void Three_scales_have_doubling_strides_and_widths()
+    {
+        torch.manual_seed(1);
+        using var backbone = new MultiScaleBackbone("b", Small, 32, 48, headWidth: 8, mlpRatio: 2);
+        using var scope = torch.NewDisposeScope();
+        var maps = backbone.forward(torch.randn(2, 3, 32, 48));
+        Assert.HasCount(3, maps);
+        CollectionAssert.AreEqual(new long[] { 2, 8, 8, 12 }, maps[0].shape);
+        CollectionAssert.AreEqual(new long[] { 2, 16, 4, 6 }, maps[1].shape);
+        CollectionAssert.AreEqual(new long[] { 2, 32, 2, 3 }, maps[2].shape);
+        Assert.AreEqual((2, 3), backbone.Grids[2]);
+    }
+
+    [TestMethod]
+    public void Patch_merging_mixes_only_the_2x2_neighbours_of_each_output_token()
+    {
+        torch.manual_seed(2);
+        using var merge = new PatchMerging("m", 4, 6, 8);
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(1, 24, 8);
+        var y = merge.forward(x);
+        CollectionAssert.AreEqual(new long[] { 1, 6, 16 }, y.shape);
+        var changed = x.clone();
+        changed[0, 1 * 6 + 3] += 5f;                               // token (row 1, col 3) → output token (0, 1)
+        var diff = (merge.forward(changed) - y).abs().sum(-1)[0];  // 6 output tokens
+        var moved = Enumerable.Range(0, 6).Where(i => diff[i].item<float>() > 1e-6f).ToArray();
+        CollectionAssert.AreEqual(new[] { 1 }, moved);
+    }
+
+    [TestMethod]
+    public void MultiScale_backbone_kind_feeds_the_shared_encoder_network_and_trains_every_scale()
+    {
+        torch.manual_seed(3);
+        var o = MultiTaskNetworkOptions.Tiny(TaskSpec.Segmentation(3), TaskSpec.DepthTask()) with
+        {
+            ImageHeight = 32, ImageWidth = 32, Width = 16, Heads = 2, Backbone = BackboneKind.MultiScale, MultiScale = Small,
+            EncoderDepth = 1, DecoderDepth = 1, Interaction = new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 4, TopK = 2 },
+        };
+        using var net = new MultiTaskNetwork(o);
+        using var scope = torch.NewDisposeScope();
+        var outputs = net.forward(torch.rand(2, 3, 32, 32) * 255);
+        CollectionAssert.AreEqual(new long[] { 2, 3, 32, 32 }, outputs[0].shape);
+        CollectionAssert.AreEqual(new long[] { 2, 1, 32, 32 }, outputs[1].shape);
+        outputs.Select(t => t.square().mean()).Aggregate((a, b) => a + b).backward();
+        foreach (var prefix in new[] { "backbone.stem.scales.stages.0.", "backbone.stem.scales.stages.2.", "backbone.stem.scales.merges.1.", "backbone.stem.fuse." })
+            Assert.IsTrue(net.named_parameters().Any(p => p.name.StartsWith(prefix) && p.parameter.grad is { } g && g.abs().sum().item<float>() > 0),
+                $"no gradient under {prefix}");
+    }
+
+    [TestMethod]
+    public void Sizes_that_the_coarsest_scale_cannot_tile_are_rejected_with_the_fix()
+    {
+        var o = MultiTaskNetworkOptions.Tiny(TaskSpec.DepthTask()) with
+        {
+            ImageHeight = 40, ImageWidth = 32, Backbone = BackboneKind.MultiScale, MultiScale = new MultiScaleOptions { FirstStride = 4, Scales = 3 },
+        };
+        var e = Assert.ThrowsExactly<ArgumentException>(() => o.Validate());
+        StringAssert.Contains(e.Message, "coarsest stride 16");
+        var two = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => (o with { ImageHeight = 32, MultiScale = new MultiScaleOptions { Scales = 2 } }).Validate());
+        StringAssert.Contains(two.Message, "Scales must be 3, 4 or 5");
+    }
+}
