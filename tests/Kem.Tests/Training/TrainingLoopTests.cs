@@ -156,12 +156,8 @@ public sealed class TrainingLoopTests
         var train = TinyData.Make(tasks, 48, H, W, seed: 11);
         var test = TinyData.Make(tasks, 12, H, W, seed: 12);
         using var net = Build(Net(tasks, kind), 3);
-        MultiTaskTrainingLoop.Fit(net, train, null, Quick with { Epochs = 12, BatchSize = 8, LearningRate = 2e-3, WarmupSteps = 5 });
-        var model = Evaluation.Evaluate(net, test);
-        var baseline = TrivialBaseline.Evaluate(train, test);
-        var seg = (SegmentationMetrics)model[0];
-        Assert.IsGreaterThan(((SegmentationMetrics)baseline[0]).MeanIoU + 20, seg.MeanIoU, $"mIoU {seg.MeanIoU:F1} vs baseline {((SegmentationMetrics)baseline[0]).MeanIoU:F1}");
-        Assert.IsLessThan(((DepthMetrics)baseline[1]).Rmse * 0.7, ((DepthMetrics)model[1]).Rmse);
+        var (model, baseline) = TinyData.AssertFitBeatsBaseline(net, train, test,
+            Quick with { Epochs = 12, BatchSize = 8, LearningRate = 2e-3, WarmupSteps = 5 }, depthFactor: 0.7);
         Assert.IsLessThan(((NormalsMetrics)baseline[2]).MeanAngle * 0.7, ((NormalsMetrics)model[2]).MeanAngle);
     }
 
