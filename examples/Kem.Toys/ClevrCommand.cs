@@ -1,3 +1,4 @@
+using Microsoft.ML.Kem.Training;
 using System.Diagnostics;
 using Microsoft.ML.Kem.Data;
 using Microsoft.ML.Kem.Interaction;
@@ -23,6 +24,7 @@ internal static class ClevrCommand
         {
             TrainImages = options.Int("train-images", 10_000), TestImages = options.Int("test-images", 2_000),
             Epochs = options.Int("epochs", 100), BatchSize = options.Int("batch", 64), LearningRate = options.Double("lr", 1e-4),
+            Device = options.Enum("device", ComputeDevice.Cpu),
         };
         var seeds = options.Ints("seeds", "1,2,3,4,5");
         var methods = options.Enums<InteractionKind>("methods", "Kem,StableKem");

@@ -39,7 +39,7 @@ internal static class Usage
         "clevr  [--train-images 10000] [--test-images 2000] [--epochs 100] [--batch 64] [--lr 1e-4] [--seeds 1,2,3,4,5]\n" +
         "       [--methods Kem,StableKem] [--splits Balanced,LongTail] [--exponent 2] [--data-seed 0]\n" +
         "       [--width 256] [--heads 4] [--mlp-ratio 2] [--image-depth 2] [--encoder-depth 2] [--decoder-depth 1]\n" +
-        "       [--front Patches|CnnCells] [--slots 8] [--topk 5] [--etf TaskVertices|SlotVertices] [--threads 0]";
+        "       [--front Patches|CnnCells] [--slots 8] [--topk 5] [--etf TaskVertices|SlotVertices] [--threads 0] [--device cpu|cuda|auto]";
     public const string Slots =
         "slots  [--train 256] [--images 4] [--size 64] [--epochs 4] [--batch 8] [--lr 1e-3] [--width 64] [--heads 4]\n" +
         "       [--slots 8] [--topk 3] [--interaction Kem|StableKem] [--etf SlotVertices|TaskVertices] [--seed 1] [--out out/slots] [--threads 0]";

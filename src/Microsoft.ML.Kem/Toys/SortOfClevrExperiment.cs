@@ -24,6 +24,8 @@ public sealed record SortOfClevrTrainingOptions
     public double LearningRate { get; init; } = 1e-4;
     /// <summary>Seed of the weights and the shuffling (the data's seed is <see cref="SortOfClevrOptions.Seed"/>).</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>Where to train (fp32 on every device).</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     /// <summary>Checks the recipe; messages say what to change.</summary>
     public void Validate()
@@ -55,7 +57,7 @@ public static class SortOfClevrExperiment
 
     /// <summary>
     /// Trains a <see cref="SortOfClevrModel"/> on <paramref name="train"/> (loss Σ_t cross-entropy, Adam) and returns its
-    /// accuracy on <paramref name="test"/>. CPU, fp32; runs with the same arguments are identical.
+    /// accuracy on <paramref name="test"/>. fp32 on <see cref="SortOfClevrTrainingOptions.Device"/>; CPU runs with the same arguments are identical.
     /// </summary>
     public static SortOfClevrResult Run(SortOfClevrSplit train, SortOfClevrSplit test, SortOfClevrModelOptions model, SortOfClevrTrainingOptions training,
         Action<string>? log = null, CancellationToken cancellation = default)
@@ -63,7 +65,9 @@ public static class SortOfClevrExperiment
         training.Validate();
         var clock = Stopwatch.StartNew();
         manual_seed(training.Seed);
+        var device = Devices.Resolve(training.Device);
         using var network = new SortOfClevrModel(model);
+        network.to(device);
         using var optimizer = optim.Adam(network.parameters(), training.LearningRate);
         var shuffle = new SplitMix(training.Seed);
         var order = Enumerable.Range(0, train.Examples).ToArray();
@@ -79,6 +83,7 @@ public static class SortOfClevrExperiment
                 cancellation.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 var (images, questions, answers) = train.Batch(order.AsSpan(s * batch, batch));
+                (images, questions, answers) = (images.to(device), questions.to(device), answers.to(device));
                 var logits = network.call(images, questions);                                     // B×3×10
                 var loss = nn.functional.cross_entropy(logits.reshape(-1, SortOfClevr.AnswerClasses), answers.reshape(-1)) * SortOfClevrModel.Tasks;   // Σ_t CE_t
                 optimizer.zero_grad();
@@ -126,7 +131,8 @@ public static class SortOfClevrExperiment
             using var scope = NewDisposeScope();
             var indices = all.AsSpan(start, Math.Min(batchSize, split.Examples - start));
             var (images, questions, answers) = split.Batch(indices);
-            var hits = network.call(images, questions).argmax(-1).eq(answers).data<bool>().ToArray();   // B×3
+            var device = network.parameters().First().device;
+            var hits = network.call(images.to(device), questions.to(device)).argmax(-1).eq(answers.to(device)).cpu().data<bool>().ToArray();   // B×3
             for (int b = 0; b < indices.Length; b++)
                 for (int f = 0; f < 3; f++)
                 {
