@@ -118,8 +118,12 @@ public sealed class ModelZipTests
         StringAssert.Contains(output, "torchsharp-loaded False");
 
         var expected = Inference.Predict(model.Network, pixels, TestImages);
-        var scores = MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(outDir, "DepthScore.bin"))).ToArray();
-        Assert.IsTrue(expected[1].Scores.Zip(scores, (x, y) => Math.Abs(x - y)).Max() <= 1e-4, "depth scores of the libtorch-free process");
+        foreach (var p in expected)
+        {
+            var scores = MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(outDir, p.Task.Name + "Score.bin"))).ToArray();
+            Assert.HasCount(p.Scores.Length, scores);
+            Assert.IsTrue(p.Scores.Zip(scores, (x, y) => Math.Abs(x - y)).Max() <= 1e-4, $"{p.Task.Name} scores of the libtorch-free process");
+        }
         var labels = MemoryMarshal.Cast<byte, int>(File.ReadAllBytes(Path.Combine(outDir, "SegmentationPredictedLabel.bin"))).ToArray();
         Assert.IsTrue(expected[0].Labels!.Zip(labels, (x, y) => x == y ? 1 : 0).Sum() >= 0.999 * labels.Length, "labels of the libtorch-free process");
     }
