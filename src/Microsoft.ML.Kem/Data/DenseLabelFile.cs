@@ -56,7 +56,7 @@ public static class DenseLabelFile
         if (srcPlanes != planes)
             throw new InvalidDataException($"Label file '{path}' has {srcPlanes} plane(s); this task needs {planes}.");
         if (encoding == DenseLabelEncoding.NyudSegmentation)
-            for (int i = 0; i < data.Length; i++) data[i] = data[i] is 0 or 255 ? 255f : data[i] - 1; // void and ignore → 255
+            for (int i = 0; i < data.Length; i++) data[i] = NyudLayout.SegmentationLabel(data[i]);
         return new DenseLabelMap(data, planes, srcH, srcW);
     }
 

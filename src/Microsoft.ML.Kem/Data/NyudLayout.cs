@@ -42,6 +42,9 @@ public static class NyudLayout
     /// <summary>Raw segmentation value of void pixels; class c is stored as c + 1.</summary>
     public const byte RawVoid = 0;
 
+    /// <summary>NYUD's segmentation convention (MODEL-SPEC §10): raw 0 (void) and raw 255 → 255 (ignore), class c → c − 1.</summary>
+    public static float SegmentationLabel(float raw) => raw is RawVoid or 255 ? 255f : raw - 1;
+
     /// <summary>The id of image <paramref name="index"/>: six digits, zero-padded (<c>000123</c>).</summary>
     public static string IdOf(int index) => index.ToString("D6", CultureInfo.InvariantCulture);
 

@@ -65,7 +65,7 @@ public sealed class NyudLayoutReader
         CheckSize(segmentationPath, raw.Width, raw.Height, width, height);
         var segmentation = new float[raw.Values.Length];
         for (int i = 0; i < segmentation.Length; i++)
-            segmentation[i] = raw.Values[i] is NyudLayout.RawVoid or 255 ? 255f : raw.Values[i] - 1;
+            segmentation[i] = NyudLayout.SegmentationLabel(raw.Values[i]);
 
         string depthPath = files.Required(NyudLayout.DepthFolder, ".npy");
         float[] depth = ReadPlane(depthPath, width, height);
