@@ -33,6 +33,29 @@ internal static class Measure
         return new Timing(Percentile(times, 0.5), Percentile(times, 0.1), Percentile(times, 0.9), times.Count);
     }
 
+    /// <summary>
+    /// Times <paramref name="iteration"/> like <see cref="Time"/> from an emptied allocator with a fresh peak and an NVML
+    /// monitor running, and writes status, median/p10/p90 ms, iterations and both peak-memory columns into <paramref name="row"/>.
+    /// </summary>
+    public static void TimeInto(Dictionary<string, object?> row, Gpu gpu, Action iteration,
+                                int warmup, int minIters, int maxIters, double minSeconds, double maxSeconds)
+    {
+        gpu.Sync();
+        CudaAllocator.EmptyCache();
+        var start = CudaAllocator.Stats();
+        CudaAllocator.ResetPeak();
+        using var monitor = new GpuMonitor();
+        var timing = Time(gpu, iteration, warmup, minIters, maxIters, minSeconds, maxSeconds);
+        var end = CudaAllocator.Stats();
+        row["status"] = "ok";
+        row["median_ms"] = timing.MedianMs;
+        row["p10_ms"] = timing.P10Ms;
+        row["p90_ms"] = timing.P90Ms;
+        row["iters"] = timing.Iterations;
+        row["alloc_peak_mib"] = start is { } s && end is { } e ? (e.AllocatedPeak - s.Allocated) / 1048576.0 : double.NaN;
+        row["nvml_peak_mib"] = monitor.PeakAboveBaselineMiB;
+    }
+
     private static double Percentile(List<double> sorted, double q)
     {
         var at = q * (sorted.Count - 1);

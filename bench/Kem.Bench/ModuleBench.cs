@@ -57,20 +57,7 @@ internal static class ModuleBench
             y.backward([g]);
         }
 
-        gpu.Sync();
-        CudaAllocator.EmptyCache();
-        var start = CudaAllocator.Stats();
-        CudaAllocator.ResetPeak();
-        using var monitor = new GpuMonitor();
-        var timing = Measure.Time(gpu, Iteration, c.Warmup, c.MinIters, c.MaxIters, c.MinSeconds, c.MaxSeconds);
-        var end = CudaAllocator.Stats();
-        row["status"] = "ok";
-        row["median_ms"] = timing.MedianMs;
-        row["p10_ms"] = timing.P10Ms;
-        row["p90_ms"] = timing.P90Ms;
-        row["iters"] = timing.Iterations;
-        row["alloc_peak_mib"] = start is { } s && end is { } e ? (e.AllocatedPeak - s.Allocated) / 1048576.0 : double.NaN;
-        row["nvml_peak_mib"] = monitor.PeakAboveBaselineMiB;
+        Measure.TimeInto(row, gpu, Iteration, c.Warmup, c.MinIters, c.MaxIters, c.MinSeconds, c.MaxSeconds);
         row["parameters"] = module.parameters().Sum(p => p.numel());
     }
 

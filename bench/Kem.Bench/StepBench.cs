@@ -98,20 +98,7 @@ internal static class StepBench
             else legacyStep!.Run(images, labels, 1e-4);
         }
 
-        gpu.Sync();
-        CudaAllocator.EmptyCache();
-        var start = CudaAllocator.Stats();
-        CudaAllocator.ResetPeak();
-        using var monitor = new GpuMonitor();
-        var timing = Measure.Time(gpu, Iteration, c.StepWarmup, c.StepMinIters, c.StepMaxIters, c.MinSeconds, c.MaxSeconds * 2);
-        var end = CudaAllocator.Stats();
-        row["status"] = "ok";
-        row["median_ms"] = timing.MedianMs;
-        row["p10_ms"] = timing.P10Ms;
-        row["p90_ms"] = timing.P90Ms;
-        row["iters"] = timing.Iterations;
-        row["alloc_peak_mib"] = start is { } s && end is { } e ? (e.AllocatedPeak - s.Allocated) / 1048576.0 : double.NaN;
-        row["nvml_peak_mib"] = monitor.PeakAboveBaselineMiB;
+        Measure.TimeInto(row, gpu, Iteration, c.StepWarmup, c.StepMinIters, c.StepMaxIters, c.MinSeconds, c.MaxSeconds * 2);
         images.Dispose();
         foreach (var l in labels) l.Dispose();
     }
