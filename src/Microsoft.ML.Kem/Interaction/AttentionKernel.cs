@@ -46,6 +46,21 @@ public static class AttentionKernel
         Scores(q, k, scale, bias).softmax(-1);
 
     /// <summary>
+    /// Σ_j w_j v_(i_j): the weighted sum of a few rows of <paramref name="values"/> per query, for sparse weights
+    /// (top-k): weights and indices B×h×Lq×K, values B×h×Lk×d_h → B×h×Lq×d_h. Equals the dense
+    /// <c>A.matmul(values)</c> with A holding the weights at the indices and zeros elsewhere, in O(Lq·K·d_h).
+    /// </summary>
+    public static Tensor GatherSum(Tensor weights, Tensor indices, Tensor values)
+    {
+        var (batch, heads, queries, kept) = (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]);
+        var headWidth = values.shape[^1];
+        // B×h×Lq×K → B×h×(Lq·K)×d_h (an expanded view), gathered rows → B×h×Lq×K×d_h
+        var rows = values.gather(2, indices.reshape(batch, heads, queries * kept, 1).expand(-1, -1, -1, headWidth))
+            .reshape(batch, heads, queries, kept, headWidth);
+        return weights.unsqueeze(-2).matmul(rows).squeeze(-2);                   // B×h×Lq×1×K · B×h×Lq×K×d_h
+    }
+
+    /// <summary>
     /// softmax(q kᵀ·scale + bias) v: q B×h×Lq×d_h, k and v B×h×Lk×d_h → B×h×Lq×d_h, through the fused
     /// <c>scaled_dot_product_attention</c> kernel. <paramref name="scale"/> null means 1/√d_h.
     /// </summary>

@@ -13,19 +13,23 @@ public sealed record InteractionCost(long Projections, long AttentionPart)
 
     /// <summary>
     /// KEM: Projections = 4·T·n·d² + 4·m·d² (Retrieve 2N d² + 2m d², Write 2N d² + 2m d²);
-    /// AttentionPart = 4·m·T·n·d (retrieve scores, retrieve sum, write scores, write sum: m·N·d each), linear in n and T.
-    /// The dense weighted sum is counted; sKEM's per-head ETF projections are not.
+    /// AttentionPart = 4·m·T·n·d (retrieve scores, retrieve sum, write scores, write sum: m·N·d each), linear in n and T:
+    /// the spec's count, with a dense retrieve sum. <see cref="KnowledgeExtraction"/> sums only the K tokens every slot
+    /// keeps (K = k, or k·T per task): pass <paramref name="keptPerSlot"/> to count its m·K·d instead of m·N·d.
+    /// sKEM's per-head ETF projections are not counted.
     /// </summary>
     /// <param name="tasks">T.</param>
     /// <param name="tokensPerTask">n.</param>
     /// <param name="width">d.</param>
     /// <param name="memorySlots">m.</param>
-    public static InteractionCost Kem(long tasks, long tokensPerTask, long width, long memorySlots)
+    /// <param name="keptPerSlot">K, the tokens every slot reads (null: dense, N).</param>
+    public static InteractionCost Kem(long tasks, long tokensPerTask, long width, long memorySlots, long? keptPerSlot = null)
     {
         var n = tasks * tokensPerTask;
+        var retrieveSum = memorySlots * Math.Min(keptPerSlot ?? n, n) * width;
         return new InteractionCost(
             Projections: 4 * n * width * width + 4 * memorySlots * width * width,
-            AttentionPart: 4 * memorySlots * n * width);
+            AttentionPart: 3 * memorySlots * n * width + retrieveSum);
     }
 
     /// <summary>

@@ -32,13 +32,12 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private readonly Parameter? memorySlots;               // R_0: m×d (absent only for SlotVertices + Replace, where nothing reads it)
     private readonly LayerNorm normMemory;                 // LN_r
     private readonly Linear? retrieveQuery;                // Wq_r (absent for SlotVertices: the ETF vertices are the slot queries)
-    private readonly Linear retrieveKeyValue;              // [Wk_r | Wv_r]
+    private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one product
     private readonly HeadwiseLinear? etfQueryProjection;   // sKEM TaskVertices + EtfInputProjection
     private readonly HeadwiseLinear? etfKeyProjection;     // sKEM + EtfInputProjection
     private readonly Tensor? etfVertices;                  // buffer h×d_h×K, K = T (TaskVertices) or m (SlotVertices)
     private readonly Parameter? logTemperature;            // log γ, init ln √d_h
     private readonly Linear retrieveOutput;                // Wo_r
-    private readonly Linear writeQuery;                    // Wq_w
     private readonly Linear writeKeyValue;                 // [Wk_w | Wv_w]
     private readonly Linear writeOutput;                   // Wo_w
 
@@ -77,7 +76,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
             memorySlots = new Parameter(TruncatedNormal.Fill(empty(options.MemorySlots, width), std: 0.02));
         normMemory = nn.LayerNorm(width);
         if (etfMode != EtfMode.SlotVertices) retrieveQuery = nn.Linear(width, width);
-        retrieveKeyValue = nn.Linear(width, 2 * width);
+        tokenProjection = nn.Linear(width, 3 * width);
         if (projectEtfInput && etfMode == EtfMode.TaskVertices) etfQueryProjection = new HeadwiseLinear("etf_query_projection", heads, headWidth);
         if (projectEtfInput) etfKeyProjection = new HeadwiseLinear("etf_key_projection", heads, headWidth);
         if (etfMode != EtfMode.Off)
@@ -85,7 +84,6 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         if (projectEtfInput || etfMode == EtfMode.SlotVertices)
             logTemperature = new Parameter(tensor(Math.Log(Math.Sqrt(headWidth)), dtype: ScalarType.Float32));
         retrieveOutput = nn.Linear(width, width);
-        writeQuery = nn.Linear(width, width);
         writeKeyValue = nn.Linear(width, 2 * width);
         writeOutput = nn.Linear(width, width);
         RegisterComponents();
@@ -98,13 +96,13 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     public KemTrace Trace(Tensor x)
     {
         var (output, memory, retrieveWeights, writeWeights) = Run(x, trace: true);
-        return new KemTrace(output, memory, retrieveWeights, writeWeights!);
+        return new KemTrace(output, memory, retrieveWeights!, writeWeights!);
     }
 
     /// <summary>The fixed ETF of every head, h×d_h×K (a buffer, never trained); null for plain KEM.</summary>
     public Tensor? EtfVertices => etfVertices;
 
-    private (Tensor Output, Tensor Memory, Tensor RetrieveWeights, Tensor? WriteWeights) Run(Tensor x, bool trace)
+    private (Tensor Output, Tensor Memory, Tensor? RetrieveWeights, Tensor? WriteWeights) Run(Tensor x, bool trace)
     {
         if (x.dim() != 4 || x.shape[1] != tasks)
             throw new ArgumentException($"KEM expects task tokens B×T×n×d with T = {tasks}, got [{string.Join("×", x.shape)}].", nameof(x));
@@ -113,24 +111,35 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         // F = [X_1; …; X_T]: B×T×n×d → B×N×d, N = T·n (a view of the stack)
         var tokens = normTokens.call(embedded.reshape(batch, tasks * perTask, width));
 
+        // K_r, V_r and Q_w all project LN(F): one N×d × d×3d product instead of two
+        var projected = tokenProjection.call(tokens).chunk(3, -1);
         // MODEL-SPEC §2, Retrieve (SGW "write"): every slot reads its k best tokens of all tasks
-        var (memory, retrieveWeights) = Retrieve(tokens);                       // R_new B×m×d, A B×h×m×N
+        var (memory, retrieveWeights) = Retrieve(projected[0], projected[1], trace);   // R_new B×m×d, A B×h×m×N (trace only)
         // MODEL-SPEC §2, Write (SGW "broadcast"): every token reads the memory, softmax over the m slots
-        var (written, writeWeights) = Write(tokens, memory, trace);             // O B×N×d
+        var (written, writeWeights) = Write(projected[2], memory, trace);               // O B×N×d
         // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d), one fused kernel
         var update = written.reshape(batch, tasks, perTask, width);
         var output = options.Lambda == 1f ? x + update : x.add(update, alpha: options.Lambda);
         return (output, memory, retrieveWeights, writeWeights);
     }
 
-    private (Tensor Memory, Tensor Weights) Retrieve(Tensor tokens)
+    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, bool trace)
     {
-        var keyValue = retrieveKeyValue.call(tokens).chunk(2, -1);
-        var keys = AttentionKernel.SplitHeads(keyValue[0], heads);              // K: B×h×N×d_h
-        var values = AttentionKernel.SplitHeads(keyValue[1], heads);            // V: B×h×N×d_h
+        var keys = AttentionKernel.SplitHeads(projectedKeys, heads);            // K: B×h×N×d_h
+        var values = AttentionKernel.SplitHeads(projectedValues, heads);        // V: B×h×N×d_h
         var retrieveScores = RetrieveScores(keys);                              // S: B×h×m×N
-        var weights = TopKSoftmax.Apply(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks); // A: B×h×m×N
-        var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(weights.matmul(values)));          // R: B×h×m×d_h → B×m×d
+        Tensor read;                                                            // A V: B×h×m×d_h
+        Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
+        if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
+            read = (weights = retrieveScores.softmax(-1)).matmul(values);
+        else
+        {
+            // A has k (or k·T) non-zeros per row: gather those rows of V instead of a dense m×N product
+            var (kept, indices) = TopKSoftmax.Sparse(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks);
+            read = AttentionKernel.GatherSum(kept, indices, values);
+            if (trace) weights = TopKSoftmax.Densify(kept, indices, retrieveScores);
+        }
+        var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(read));                              // R: B×m×d
         var memory = options.MemoryUpdate == MemoryUpdate.Residual ? memorySlots! + retrieved : retrieved; // R_new
         return (memory, weights);
     }
@@ -171,9 +180,9 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private Tensor SlotQueries() =>
         AttentionKernel.SplitHeads(retrieveQuery!.call(normMemory.call(memorySlots!)).unsqueeze(0), heads);
 
-    private (Tensor Written, Tensor? Weights) Write(Tensor tokens, Tensor memory, bool trace)
+    private (Tensor Written, Tensor? Weights) Write(Tensor projectedQueries, Tensor memory, bool trace)
     {
-        var queries = AttentionKernel.SplitHeads(writeQuery.call(tokens), heads);   // Q: B×h×N×d_h, all tasks in one call
+        var queries = AttentionKernel.SplitHeads(projectedQueries, heads);          // Q: B×h×N×d_h, all tasks at once
         var keyValue = writeKeyValue.call(normMemory.call(memory)).chunk(2, -1);
         var keys = AttentionKernel.SplitHeads(keyValue[0], heads);                  // K_m: B×h×m×d_h
         var values = AttentionKernel.SplitHeads(keyValue[1], heads);                // V_m: B×h×m×d_h

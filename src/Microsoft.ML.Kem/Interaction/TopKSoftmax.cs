@@ -49,6 +49,68 @@ public static class TopKSoftmax
     public static Tensor Apply(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks) =>
         scope == TopKScope.Joint ? Apply(scores, k, mode) : ApplyPerTask(scores, k, mode, tasks);
 
+    /// <summary>
+    /// True when every entry of a row is kept (k ≥ the row length, or ≥ the block length for
+    /// <see cref="TopKScope.PerTask"/>): the weights are then the plain softmax and <see cref="Sparse"/> does not apply.
+    /// </summary>
+    /// <param name="rowLength">Length of the last axis (T·n for the per-task scope).</param>
+    /// <param name="k">Winners per row or per task block.</param>
+    /// <param name="scope">Joint or per-task top-k.</param>
+    /// <param name="tasks">Number of task blocks T (per-task scope).</param>
+    public static bool KeepsAll(long rowLength, int k, TopKScope scope, int tasks)
+    {
+        CheckK(k);
+        return k >= (scope == TopKScope.Joint ? rowLength : rowLength / tasks);
+    }
+
+    /// <summary>
+    /// The same weights as <see cref="Apply(Tensor, int, TopKMode, TopKScope, int)"/>, kept entries only: for every
+    /// row its K = k (joint) or k·T (per task) non-zero weights and their column indices, …×K each, so that a weighted
+    /// sum can gather K rows instead of multiplying by a dense row that is almost all zeros. Same values and the same
+    /// gradients as the dense form (gradients reach the kept scores only); not for rows that <see cref="KeepsAll"/>.
+    /// </summary>
+    /// <param name="scores">Scores; the last axis is competed over (T blocks of n columns for the per-task scope).</param>
+    /// <param name="k">Winners per row or per task block.</param>
+    /// <param name="mode">Weighting of the kept entries.</param>
+    /// <param name="scope">Joint or per-task top-k.</param>
+    /// <param name="tasks">Number of task blocks T (per-task scope).</param>
+    /// <returns>Weights …×K in the scores' dtype and int64 column indices …×K, in no particular order.</returns>
+    public static (Tensor Weights, Tensor Indices) Sparse(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks)
+    {
+        var length = scores.shape[^1];
+        if (scope == TopKScope.PerTask && (tasks < 1 || length % tasks != 0))
+            throw new ArgumentException($"Row length {length} is not a whole number of {tasks} task blocks.", nameof(tasks));
+        if (KeepsAll(length, k, scope, tasks))
+            throw new ArgumentException($"k = {k} keeps every entry of rows of length {length}: use the dense softmax.", nameof(k));
+
+        Tensor kept, indices;                                                        // the kept scores keep their gradient
+        if (scope == TopKScope.Joint)
+            (kept, indices) = scores.topk(k, dim: -1, sorted: false);
+        else
+        {
+            // …×(T·n) → …×T×n: k per block, block-local indices shifted to their block, then …×(T·k)
+            var perTask = length / tasks;
+            var (blockKept, blockIndices) = scores.unflatten(scores.dim() - 1, [tasks, perTask]).topk(k, dim: -1, sorted: false);
+            var offsets = arange(0, length, perTask, dtype: ScalarType.Int64, device: scores.device).unsqueeze(-1);
+            (kept, indices) = (blockKept.flatten(-2), (blockIndices + offsets).flatten(-2));
+        }
+
+        if (mode == TopKMode.Renormalized) return (kept.softmax(-1), indices);
+
+        // Masked: kept / (Σ kept + Σ dropped) of exp(s − max); the row maximum is always kept. The dropped entries
+        // count as constants: the denominator's value is the whole row's sum, its gradient the kept part's only.
+        var rowMax = kept.amax([-1], keepdim: true).detach();
+        var exp = (kept - rowMax).exp();
+        var keptSum = exp.sum(-1, keepdim: true);
+        Tensor rowSum;
+        using (no_grad()) rowSum = (scores - rowMax).exp_().sum(-1, keepdim: true);
+        return (exp / (keptSum + (rowSum - keptSum.detach())), indices);
+    }
+
+    /// <summary>The dense …×L weights of <see cref="Sparse"/>'s result (zeros elsewhere), shaped like <paramref name="scores"/>.</summary>
+    public static Tensor Densify(Tensor weights, Tensor indices, Tensor scores) =>
+        zeros_like(scores).scatter(-1, indices, weights);
+
     /// <summary>Boolean mask of the k largest entries of every row (k must be ≤ the row length).</summary>
     public static Tensor Keep(Tensor scores, int k)
     {

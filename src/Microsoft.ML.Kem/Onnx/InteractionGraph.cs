@@ -50,8 +50,9 @@ internal static class InteractionGraph
         var kem = new Kem(g, prefix, o);
         var embedded = Embed(g, prefix, options, x);
         var tokens = g.LayerNorm(g.Reshape(embedded, 0, -1, o.Width), prefix + ".normTokens");   // F: B×N×d
-        var memory = kem.Retrieve(tokens);                                                           // R_new: B×m×d
-        var written = kem.Write(tokens, memory);                                                     // O: B×N×d
+        var projected = g.Chunk(g.Linear(tokens, prefix + ".tokenProjection"), 3, -1);              // [K_r | V_r | Q_w]
+        var memory = kem.Retrieve(projected[0], projected[1]);                                       // R_new: B×m×d
+        var written = kem.Write(projected[2], memory);                                               // O: B×N×d
         var perTask = g.Reshape(written, 0, o.Tasks.Count, -1, o.Width);                             // B×T×n×d
         return g.Add(x, g.Mul(perTask, options.Lambda));                                             // X' = X + λ·O
     }
@@ -78,11 +79,10 @@ internal static class InteractionGraph
         private bool ProjectsEtfInput => etfMode != EtfMode.Off && options.EtfInputProjection;
 
         // MODEL-SPEC §2, Retrieve: R_new = R_0 + TopKSoftmax_k(S) V Wo_r
-        public string Retrieve(string tokens)
+        public string Retrieve(string projectedKeys, string projectedValues)
         {
-            var keyValue = g.Chunk(g.Linear(tokens, p + ".retrieveKeyValue"), 2, -1);
-            var keys = NetworkGraph.SplitHeads(g, keyValue[0], heads);                              // K: B×h×N×d_h
-            var values = NetworkGraph.SplitHeads(g, keyValue[1], heads);                            // V: B×h×N×d_h
+            var keys = NetworkGraph.SplitHeads(g, projectedKeys, heads);                            // K: B×h×N×d_h
+            var values = NetworkGraph.SplitHeads(g, projectedValues, heads);                        // V: B×h×N×d_h
             var weights = TopK(RetrieveScores(keys));                                               // A: B×h×m×N
             var retrieved = g.Linear(NetworkGraph.MergeHeads(g, g.MatMul(weights, values)), p + ".retrieveOutput"); // B×m×d
             return options.MemoryUpdate == MemoryUpdate.Residual ? g.Add(g.Weight(p + ".memorySlots"), retrieved) : retrieved;
@@ -125,9 +125,9 @@ internal static class InteractionGraph
             g.Unsqueeze(g.Linear(g.LayerNorm(g.Weight(p + ".memorySlots"), p + ".normMemory"), p + ".retrieveQuery"), 0), heads);
 
         // MODEL-SPEC §2, Write: O = softmax_m((F Wq_w)(LN_r(R_new) Wk_w)ᵀ/√d_h)(LN_r(R_new) Wv_w) Wo_w
-        public string Write(string tokens, string memory)
+        public string Write(string projectedQueries, string memory)
         {
-            var queries = NetworkGraph.SplitHeads(g, g.Linear(tokens, p + ".writeQuery"), heads);   // B×h×N×d_h
+            var queries = NetworkGraph.SplitHeads(g, projectedQueries, heads);                      // B×h×N×d_h
             var keyValue = g.Chunk(g.Linear(g.LayerNorm(memory, p + ".normMemory"), p + ".writeKeyValue"), 2, -1);
             var keys = NetworkGraph.SplitHeads(g, keyValue[0], heads);                               // B×h×m×d_h
             var values = NetworkGraph.SplitHeads(g, keyValue[1], heads);

@@ -148,7 +148,7 @@ public static class KemOnnx
             {
                 var tensor = initializers.TryGetValue(key, out var stored) ? FromProto(stored, source)
                     : unread.TryGetValue(key, out var kept) ? kept.ToTensor(key, source)
-                    : throw new InvalidDataException($"'{source}' lacks weight '{key}' that a network with its options has: the file is damaged or was written by another KemMl version.");
+                    : EarlierLayout(key, initializers, source) ?? throw new InvalidDataException($"'{source}' lacks weight '{key}' that a network with its options has: the file is damaged or was written by another KemMl version.");
                 if (tensor.dtype != current.dtype || !tensor.shape.SequenceEqual(current.shape))
                     throw new InvalidDataException($"'{source}': weight '{key}' is {tensor.dtype} [{string.Join("×", tensor.shape)}], the network expects {current.dtype} [{string.Join("×", current.shape)}].");
                 state[key] = tensor;
@@ -157,6 +157,22 @@ public static class KemOnnx
         }
         network.eval();
         return network;
+    }
+
+    /// <summary>
+    /// A weight that files written before KEM fused its token projections store in two parts: KEM's
+    /// <c>tokenProjection</c> (rows [Wk_r; Wv_r; Wq_w]) was <c>retrieveKeyValue</c> ([Wk_r; Wv_r]) and <c>writeQuery</c>.
+    /// Null when <paramref name="key"/> is not such a weight or the parts are absent.
+    /// </summary>
+    private static Tensor? EarlierLayout(string key, Dictionary<string, TensorProto> initializers, string source)
+    {
+        const string fused = ".tokenProjection.";
+        var at = key.LastIndexOf(fused, StringComparison.Ordinal);
+        if (at < 0) return null;
+        var (module, parameter) = (key[..at], key[(at + fused.Length)..]);
+        if (!initializers.TryGetValue($"{module}.retrieveKeyValue.{parameter}", out var keyValue)
+            || !initializers.TryGetValue($"{module}.writeQuery.{parameter}", out var query)) return null;
+        return cat([FromProto(keyValue, source), FromProto(query, source)], 0);
     }
 
     /// <summary>Rebuilds the network from the .onnx file at <paramref name="path"/> (see <see cref="ReadNetwork"/>).</summary>

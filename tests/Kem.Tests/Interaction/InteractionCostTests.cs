@@ -16,6 +16,8 @@ public sealed class InteractionCostTests
         Assert.AreEqual(2 * baseline.AttentionPart, InteractionCost.Kem(2, 2016, 384, 20).AttentionPart, "doubling n");
         Assert.AreEqual(2 * baseline.AttentionPart, InteractionCost.Kem(4, 1008, 384, 20).AttentionPart, "doubling T");
         Assert.AreEqual(4L * 2 * 1008 * 384 * 384, InteractionCost.Kem(2, 2016, 384, 20).Projections - baseline.Projections, "projections grow by 4·T·Δn·d²");
+        var sparse = InteractionCost.Kem(2, 1008, 384, 20, keptPerSlot: 3);
+        Assert.AreEqual(20L * (2 * 1008 - 3) * 384, baseline.AttentionPart - sparse.AttentionPart, "the kept-only retrieve sum: m·(N − k)·d fewer");
     }
 
     [TestMethod]
@@ -49,11 +51,14 @@ public sealed class InteractionCostTests
         using var noGrad = no_grad();
         var trace = kem.Trace(Tokens(tasks: tasks, batch: 1));
 
-        // Attention part from the shapes the module produced: S and A V (B×h×m×N, each term ·d_h), Write scores and sum (B×h×N×m ·d_h).
+        // Attention part from the shapes the module produced: S (B×h×m×N ·d_h), the sum over the kept entries of A
+        // (its non-zeros ·d_h: the module gathers only those), Write scores and sum (B×h×N×m ·d_h each).
         var headWidth = Width / Heads;
-        var retrieve = 2 * trace.RetrieveWeights.numel() * headWidth;
+        var kept = trace.RetrieveWeights.ne(0).sum().item<long>();
+        var retrieve = trace.RetrieveWeights.numel() * headWidth + kept * headWidth;
         var write = 2 * trace.WriteWeights.numel() * headWidth;
-        var expected = InteractionCost.Kem(tasks, PerTask, Width, Slots);
+        Assert.AreEqual(Slots * Heads * (long)TopK, kept, "every slot of every head keeps k tokens");
+        var expected = InteractionCost.Kem(tasks, PerTask, Width, Slots, keptPerSlot: TopK);
         Assert.AreEqual(expected.AttentionPart, retrieve + write, "attention part");
         Assert.AreEqual(expected.Projections, projections.MultiplyAdds, "projections");
     }

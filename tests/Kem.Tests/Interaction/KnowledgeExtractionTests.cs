@@ -117,9 +117,9 @@ public sealed class KnowledgeExtractionTests
         using var noGrad = no_grad();
         parameters["retrieveQuery.weight"].zero_();
         parameters["retrieveQuery.bias"].copy_(tensor(new float[] { 1, 0, 0, 0 }));
-        parameters["retrieveKeyValue.weight"].narrow(0, 0, 4).zero_();
-        parameters["retrieveKeyValue.weight"][0, 0] = tensor(1f);
-        parameters["retrieveKeyValue.bias"].narrow(0, 0, 4).zero_();
+        parameters["tokenProjection.weight"].narrow(0, 0, 4).zero_();
+        parameters["tokenProjection.weight"][0, 0] = tensor(1f);
+        parameters["tokenProjection.bias"].narrow(0, 0, 4).zero_();
         return kem;
     }
 

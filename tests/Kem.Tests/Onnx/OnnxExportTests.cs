@@ -147,6 +147,41 @@ public sealed class OnnxExportTests
     }
 
     [TestMethod]
+    public void Files_with_the_earlier_unfused_kem_projections_still_load()
+    {
+        // Files written before KEM fused its token projections store tokenProjection ([Wk_r; Wv_r; Wq_w]) as
+        // retrieveKeyValue ([Wk_r; Wv_r]) and writeQuery (Wq_w): rewrite an export that way and read it back.
+        var o = Configuration("Kem");
+        using var net = Network(o);
+        var model = Microsoft.ML.Kem.Onnx.Proto.ModelProto.Parser.ParseFrom(KemOnnx.Export(net));
+        var fused = model.Graph.Initializer.Where(t => t.Name.Contains(".tokenProjection.")).ToList();
+        Assert.AreEqual(2, fused.Count, "the fused weight and bias");
+        foreach (var t in fused)
+        {
+            model.Graph.Initializer.Remove(t);
+            var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray();
+            var rowLength = t.Dims.Count == 2 ? (int)t.Dims[1] : 1;
+            var keyValueRows = (int)(t.Dims[0] / 3 * 2);
+            model.Graph.Initializer.Add(Part(t, "retrieveKeyValue", values[..(keyValueRows * rowLength)], keyValueRows));
+            model.Graph.Initializer.Add(Part(t, "writeQuery", values[(keyValueRows * rowLength)..], (int)t.Dims[0] - keyValueRows));
+        }
+
+        using var rebuilt = KemOnnx.ReadNetwork(Google.Protobuf.MessageExtensions.ToByteArray(model), "earlier.onnx");
+        var restored = rebuilt.state_dict();
+        foreach (var (key, t) in net.state_dict())
+            Assert.IsTrue(t.bytes.SequenceEqual(restored[key].bytes), $"{key} differs after reading the earlier layout");
+
+        static Microsoft.ML.Kem.Onnx.Proto.TensorProto Part(Microsoft.ML.Kem.Onnx.Proto.TensorProto whole, string module, float[] values, int rows)
+        {
+            var part = new Microsoft.ML.Kem.Onnx.Proto.TensorProto { Name = whole.Name.Replace("tokenProjection", module), DataType = whole.DataType };
+            part.Dims.Add(rows);
+            if (whole.Dims.Count == 2) part.Dims.Add(whole.Dims[1]);
+            part.FloatData.Add(values);
+            return part;
+        }
+    }
+
+    [TestMethod]
     public void Model_declares_opset_17_metadata_and_single_image_layout()
     {
         var o = Configuration("Kem");
