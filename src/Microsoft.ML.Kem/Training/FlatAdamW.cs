@@ -137,20 +137,35 @@ public sealed class FlatAdamW : IDisposable
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
+        steps++;
+        var biasCorrection1 = 1 - Math.Pow(beta1, steps);
+        var biasCorrection2 = 1 - Math.Pow(beta2, steps);
+        // Every number handed to a tensor op becomes a native Scalar. TorchSharp 0.107 leaves implicitly converted
+        // ones to the finalizer thread, which can free one while a native call still reads it (TorchSharp PR 1496):
+        // in this once-per-step code they are made and freed explicitly.
+        using var normEpsilon = 1e-6.ToScalar();
+        using var clip = clipNorm.ToScalar();
+        using var one = 1.0.ToScalar();
+        using var decay = (1 - learningRate * weightDecay).ToScalar();
+        using var firstMoment = beta1.ToScalar();
+        using var firstMomentInput = (1 - beta1).ToScalar();
+        using var secondMoment = beta2.ToScalar();
+        using var secondMomentInput = (1 - beta2).ToScalar();
+        using var rootBiasCorrection2 = Math.Sqrt(biasCorrection2).ToScalar();
+        using var epsilon = eps.ToScalar();
+        using var stepSize = (-learningRate / biasCorrection1).ToScalar();
+
         if (workingGradients is not null) gradients.narrow(0, 0, moduleCount).copy_(workingGradients);
         if (clipNorm > 0)
         {
-            var coefficient = (gradients.norm() + 1e-6).reciprocal_().mul_(clipNorm).clamp_max_(1.0);
+            var coefficient = gradients.norm().add_(normEpsilon).reciprocal_().mul_(clip).clamp_max_(one);
             gradients.mul_(coefficient);
         }
-        steps++;
-        masters.mul_(1 - learningRate * weightDecay);
-        var biasCorrection1 = 1 - Math.Pow(beta1, steps);
-        var biasCorrection2 = 1 - Math.Pow(beta2, steps);
-        expAvg.mul_(beta1).add_(gradients, alpha: 1 - beta1);
-        expAvgSq.mul_(beta2).addcmul_(gradients, gradients, value: 1 - beta2);
-        var denominator = (expAvgSq.sqrt() / Math.Sqrt(biasCorrection2)).add_(eps);
-        masters.addcdiv_(expAvg, denominator, value: -learningRate / biasCorrection1);
+        masters.mul_(decay);
+        expAvg.mul_(firstMoment).add_(gradients, alpha: firstMomentInput);
+        expAvgSq.mul_(secondMoment).addcmul_(gradients, gradients, value: secondMomentInput);
+        var denominator = expAvgSq.sqrt().div_(rootBiasCorrection2).add_(epsilon);
+        masters.addcdiv_(expAvg, denominator, value: stepSize);
         working?.copy_(masters.narrow(0, 0, moduleCount));
     }
 
