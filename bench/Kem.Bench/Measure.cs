@@ -44,8 +44,9 @@ internal static class Measure
         CudaAllocator.EmptyCache();
         var start = CudaAllocator.Stats();
         CudaAllocator.ResetPeak();
-        using var monitor = new GpuMonitor();
+        using var monitor = new GpuMonitor(GpuMonitor.PeakPeriod);
         var timing = Time(gpu, iteration, warmup, minIters, maxIters, minSeconds, maxSeconds);
+        monitor.Stop();
         var end = CudaAllocator.Stats();
         row["status"] = "ok";
         row["median_ms"] = timing.MedianMs;

@@ -190,7 +190,7 @@ def soak_row(c, gpu, kind, tasks, steps, row, deadline=float("inf")):
         order = torch.randperm(c["soak_images"], generator=g)
         all_batches += [order[s * batch:(s + 1) * batch] for s in range(per_epoch)]
     prefetch = Prefetcher(images, labels, all_batches, gpu.device)
-    with GpuMonitor() as monitor:
+    with GpuMonitor(GpuMonitor.SOAK_PERIOD) as monitor:
         wall = time.perf_counter()
         for _ in range(epochs):
             if stopped:
@@ -216,7 +216,7 @@ def soak_row(c, gpu, kind, tasks, steps, row, deadline=float("inf")):
                     samples.append(dict(step=step, t=monitor.now(),
                                         alloc_mib=st[0] / 1048576.0 if st else float("nan"),
                                         reserved_mib=st[2] / 1048576.0 if st else float("nan"),
-                                        nvml_mib=(monitor.last_used - monitor.baseline_used) / 1048576.0 if monitor.nvml else float("nan")))
+                                        nvml_mib=(monitor.last_used - monitor.baseline_used) / 1048576.0 if monitor.last_used >= 0 else float("nan")))
         gpu.sync()
         total_s = time.perf_counter() - wall
         end = monitor.now()
