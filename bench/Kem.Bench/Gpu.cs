@@ -103,7 +103,7 @@ internal sealed class Nvml
 /// <summary>
 /// Samples NVML on a background thread while it is alive: device memory in use every <c>memoryPeriod</c> (peak and
 /// last reading) and GPU utilisation every <see cref="UtilizationPeriod"/> (timestamped, so a window can be averaged).
-/// The soak samples memory at <see cref="SoakPeriod"/> only: it reads the last value at every report.
+/// No timed pass runs with one (see <see cref="Measure"/>); the soak does, at <see cref="SoakPeriod"/>.
 /// </summary>
 internal sealed class GpuMonitor : IDisposable
 {

@@ -57,7 +57,7 @@ internal static class ModuleBench
             y.backward([g]);
         }
 
-        Measure.TimeInto(row, gpu, Iteration, c.Warmup, c.MinIters, c.MaxIters, c.MinSeconds, c.MaxSeconds);
+        Measure.TimeInto(row, gpu, Iteration, c.ModuleSchedule);
         row["parameters"] = module.parameters().Sum(p => p.numel());
     }
 

@@ -21,6 +21,9 @@ internal sealed record Config
     public int MaxIters { get; init; } = 50;
     public double MinSeconds { get; init; } = 0.4;
     public double MaxSeconds { get; init; } = 2.0;
+    public int QueuedIters { get; init; } = 10;
+    public double QueuedSeconds { get; init; } = 0.5;
+    public int MemoryIters { get; init; } = 3;
     // Whole step (MODEL-SPEC §1, Gpu448)
     public int ImageHeight { get; init; } = 448;
     public int ImageWidth { get; init; } = 576;
@@ -39,8 +42,11 @@ internal sealed record Config
         Batch = 2, Width = 32, Heads = 4, Slots = 4, TopK = 3, TaskCounts = [2, 3], TokenCounts = [16, 64],
         Warmup = 1, MinIters = 2, MaxIters = 3, MinSeconds = 0, MaxSeconds = 1,
         ImageHeight = 32, ImageWidth = 64, TokenStride = 16, BackboneDepth = 1, StepTaskCounts = [2, 3],
-        StepWarmup = 1, StepMinIters = 2, StepMaxIters = 3, SoakImages = 8, SoakReportEvery = 5,
+        StepWarmup = 1, StepMinIters = 2, StepMaxIters = 3, SoakImages = 8, SoakReportEvery = 5, QueuedIters = 3,
     };
+
+    public Schedule ModuleSchedule => new(Warmup, MinIters, MaxIters, MinSeconds, MaxSeconds, QueuedIters, QueuedSeconds, MemoryIters);
+    public Schedule StepSchedule => new(StepWarmup, StepMinIters, StepMaxIters, MinSeconds, MaxSeconds * 2, QueuedIters, QueuedSeconds, MemoryIters);
 }
 
 /// <summary>Wall-clock budget of the whole run: once spent, remaining rows are written as skipped with the reason.</summary>

@@ -18,11 +18,23 @@ import network  # noqa: E402
 from common import Budget, Gpu, GpuMonitor, Results, measure  # noqa: E402
 
 FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
-            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0,
+            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.5, memory_iters=3,
             height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_min=15, step_max=40,
             soak_images=96, soak_report=50)
 QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[16, 64], warmup=1, min_iters=2, max_iters=3, min_s=0, max_s=1,
-             height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5)
+             height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5, queued_iters=3)
+
+
+def module_schedule(c):
+    """Iteration counts of a module row (Kem.Bench's Config.ModuleSchedule)."""
+    return dict(warmup=c["warmup"], min_iters=c["min_iters"], max_iters=c["max_iters"], min_s=c["min_s"], max_s=c["max_s"],
+                queued_iters=c["queued_iters"], queued_s=c["queued_s"], memory_iters=c["memory_iters"])
+
+
+def step_schedule(c):
+    """Iteration counts of a whole-step row (Kem.Bench's Config.StepSchedule)."""
+    return dict(module_schedule(c), warmup=c["step_warmup"], min_iters=c["step_min"], max_iters=c["step_max"], max_s=c["max_s"] * 2)
+
 
 MODULE_KINDS = ["kem", "skem", "ca", "kem-naive"]
 STEP_KINDS = ["kem", "ca", "none"]
@@ -68,7 +80,7 @@ def module_row(c, gpu, kind, tasks, tokens, dtype, row):
         m.zero_grad(set_to_none=True)
         m(x).backward(g)
 
-    row.update(status="ok", **measure(gpu, iteration, c["warmup"], c["min_iters"], c["max_iters"], c["min_s"], c["max_s"]))
+    row.update(status="ok", **measure(gpu, iteration, module_schedule(c)))
     row["parameters"] = sum(p.numel() for p in m.parameters())
 
 
@@ -93,8 +105,7 @@ def run_step(c, gpu, results, budget):
                 row["parameters"] = sum(p.numel() for p in net.parameters())
                 step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)
                 images, labels = network.random_batch(net.tasks, c["batch"], c["height"], c["img_width"], gpu.device)
-                row.update(status="ok", **measure(gpu, lambda: step.run(images, labels, 1e-4), c["step_warmup"], c["step_min"], c["step_max"],
-                                                  c["min_s"], c["max_s"] * 2))
+                row.update(status="ok", **measure(gpu, lambda: step.run(images, labels, 1e-4), step_schedule(c)))
                 del net, loss, step, images, labels
             except Exception as e:  # noqa: BLE001
                 error(row, e)

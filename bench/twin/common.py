@@ -87,7 +87,8 @@ class Nvml:
 
 class GpuMonitor:
     """Samples NVML while it is open: memory in use every `memory_period` s (peak and last reading) and utilisation
-    every UTILIZATION_PERIOD s (timestamped, so a window can be averaged); as Kem.Bench's GpuMonitor.
+    every UTILIZATION_PERIOD s (timestamped, so a window can be averaged); as Kem.Bench's GpuMonitor. No timed pass
+    runs with one (see measure()); the soak does, at SOAK_PERIOD.
 
     The sampler is a thread of this process. It used to be a forked child process reusing the NVML handle the parent
     had opened; NVML state is not inherited across fork(), so every call in the child failed (-1), the peak stayed -1
@@ -96,7 +97,7 @@ class GpuMonitor:
     the main script, and with it torch, for every measurement (seconds each); and a thread costs the measured thread
     little, because ctypes releases the GIL for the whole of each NVML call, so the sampler holds the GIL only for a
     few bytecodes per sample (its wake-ups still take the GIL from the main thread now and then, which is why the
-    soak samples every 20 ms instead of every 1 ms)."""
+    timing passes run without it and the soak samples every 20 ms instead of every 1 ms)."""
 
     PEAK_PERIOD = 0.001                  # the memory pass looks for a peak
     SOAK_PERIOD = 0.020                  # the soak reads the last value at every report
@@ -157,46 +158,72 @@ class GpuMonitor:
         self.close()
 
 
-def time_it(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds):
-    """Warm-up, then timed iterations each between two device synchronisations (as Kem.Bench's Measure.Time)."""
-    for _ in range(warmup):
+def time_it(gpu, iteration, s):
+    """Warm-up, the timing pass and the queued pass of schedule `s` (as Kem.Bench's Measure.Time): every timed
+    iteration between two device synchronisations (median/p10/p90), the median time for iteration() to return
+    (host_ms), then R iterations back to back between one synchronisation pair (queued_ms = total / R)."""
+    for _ in range(s["warmup"]):
         iteration()
     gpu.sync()
-    times = []
+    times, host = [], []
     t0 = time.perf_counter()
-    while len(times) < max_iters:
+    while len(times) < s["max_iters"]:
         elapsed = time.perf_counter() - t0
-        if len(times) >= min_iters and elapsed >= min_seconds:
+        if len(times) >= s["min_iters"] and elapsed >= s["min_s"]:
             break
-        if len(times) >= 3 and elapsed >= max_seconds:
+        if len(times) >= 3 and elapsed >= s["max_s"]:
             break
         gpu.sync()
-        s = time.perf_counter()
+        start = time.perf_counter()
         iteration()
+        host.append((time.perf_counter() - start) * 1000.0)
         gpu.sync()
-        times.append((time.perf_counter() - s) * 1000.0)
+        times.append((time.perf_counter() - start) * 1000.0)
     times.sort()
+    host.sort()
+    median = _percentile(times, 0.5)
 
-    def pct(q):
-        at = q * (len(times) - 1)
-        lo, hi = math.floor(at), math.ceil(at)
-        return times[lo] + (times[hi] - times[lo]) * (at - lo)
+    queued = int(min(max(math.floor(s["queued_s"] * 1000.0 / max(median, 1e-3)), 1), s["queued_iters"]))
+    gpu.sync()
+    start = time.perf_counter()
+    for _ in range(queued):
+        iteration()
+    gpu.sync()
+    queued_ms = (time.perf_counter() - start) * 1000.0 / queued
 
-    return {"median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9), "iters": len(times)}
+    return {"median_ms": median, "p10_ms": _percentile(times, 0.1), "p90_ms": _percentile(times, 0.9), "iters": len(times),
+            "host_ms": _percentile(host, 0.5), "queued_ms": queued_ms, "queued_iters": queued}
 
 
-def measure(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds):
-    """Timing plus the two memory columns: allocator peak above the allocated bytes at the start, NVML peak above baseline."""
+def peak_memory(gpu, iteration, iterations):
+    """The memory pass (as Kem.Bench's Measure.PeakMemory): `iterations` untimed iterations from an emptied allocator
+    with a fresh peak and the NVML sampler on. Allocator peak above the bytes allocated at the start, NVML peak above
+    the level after empty_cache, MiB (NaN on the CPU or without NVML)."""
     gpu.sync()
     gpu.empty_cache()
     start = gpu.allocator_stats()
     gpu.reset_peak()
     with GpuMonitor(GpuMonitor.PEAK_PERIOD) as monitor:
-        row = time_it(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds)
+        for _ in range(iterations):
+            iteration()
+        gpu.sync()
     end = gpu.allocator_stats()
-    row["alloc_peak_mib"] = (end[1] - start[0]) / 1048576.0 if start and end else float("nan")
-    row["nvml_peak_mib"] = monitor.peak_above_baseline_mib()
+    alloc = (end[1] - start[0]) / 1048576.0 if start and end else float("nan")
+    return alloc, monitor.peak_above_baseline_mib()
+
+
+def measure(gpu, iteration, s):
+    """The three passes of schedule `s` (warm-up + timing, queued, memory) as one row's columns (as Measure.TimeInto)."""
+    row = time_it(gpu, iteration, s)
+    row["memory_iters"] = s["memory_iters"]
+    row["alloc_peak_mib"], row["nvml_peak_mib"] = peak_memory(gpu, iteration, s["memory_iters"])
     return row
+
+
+def _percentile(xs, q):
+    at = q * (len(xs) - 1)
+    lo, hi = math.floor(at), math.ceil(at)
+    return xs[lo] + (xs[hi] - xs[lo]) * (at - lo)
 
 
 class Results:
