@@ -53,6 +53,11 @@ def ms(r):
     return r.get("median_ms") if r and r.get("status") == "ok" else float("nan")
 
 
+def label(r):
+    """Module name; a seq row also shows its map grid and key pooling."""
+    return f'{r["kind"]} ({r["grid"]}, keys ÷{r["key_pool"]})' if r["kind"] == "seq" and r.get("grid") else r["kind"]
+
+
 def col(r, key):
     return r.get(key) if r and r.get("status") == "ok" else float("nan")
 
@@ -90,21 +95,26 @@ def main(folder):
     if mods:
         p("## Interaction modules (B={}, d={}, h={}, m={}, k={}), forward + backward\n".format(
             mods[0].get("batch"), mods[0].get("width"), mods[0].get("heads"), mods[0].get("slots"), mods[0].get("topk")))
-        p("| module | T | n | dtype | C# ms | PyTorch ms | C#/PyTorch | naive PyTorch KEM ms | naive/C# | C# alloc MiB | PyTorch alloc MiB | C# nvml MiB | PyTorch nvml MiB | status |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        if any(r["kind"] == "seq" for r in mods):
+            p("`seq`: one CTAM of the sequential design (MODEL-SPEC §5) on task maps B×T×d×h×w with h×w = n (the 448×576 image "
+              "at stride 32 / 16 / 8 for n = 252 / 1008 / 4032), keys average-pooled to stride 16 (÷2 at n = 4032), 1×1 conv–BN "
+              "(train mode)–ReLU fusion; the grid and key pooling are in the module column.\n")
+        p("| module | T | n | dtype | C# ms | PyTorch ms | C#/PyTorch | naive PyTorch KEM ms | naive/C# | C# alloc MiB | PyTorch alloc MiB | C# nvml MiB | PyTorch nvml MiB | parameters C# / PyTorch | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in mods:
             key = dict(bench="module", kind=r["kind"], tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"])
             t = find(py, impl="pytorch", **key)
             naive = find(py, impl="pytorch-naive", **key) if r["kind"] == "kem" else None
             st = status(r) if r.get("status") != "ok" else (status(t) if t is None or t.get("status") != "ok" else "ok")
-            p(f'| {r["kind"]} | {r["tasks"]} | {r["tokens"]} | {r["dtype"]} | {f(ms(r))} | {f(ms(t))} | {f(ratio(ms(r), ms(t)))} | '
+            p(f'| {label(r)} | {r["tasks"]} | {r["tokens"]} | {r["dtype"]} | {f(ms(r))} | {f(ms(t))} | {f(ratio(ms(r), ms(t)))} | '
               f'{f(ms(naive)) if naive else ""} | {f(ratio(ms(naive), ms(r))) if naive else ""} | '
               f'{f(r.get("alloc_peak_mib"), 0)} | {f(t.get("alloc_peak_mib") if t else None, 0)} | '
-              f'{f(r.get("nvml_peak_mib"), 0)} | {f(t.get("nvml_peak_mib") if t else None, 0)} | {st} |')
+              f'{f(r.get("nvml_peak_mib"), 0)} | {f(t.get("nvml_peak_mib") if t else None, 0)} | '
+              f'{r.get("parameters", "–")} / {t.get("parameters", "–") if t else "–"} | {st} |')
         p("")
 
         p("### Host and queued time (modules): host ≈ ms means launch/host-bound; queued < ms means per-iteration sync latency\n")
-        overhead_table(p, [(f'{r["kind"]} T={r["tasks"]} n={r["tokens"]} {r["dtype"]}', r,
+        overhead_table(p, [(f'{label(r)} T={r["tasks"]} n={r["tokens"]} {r["dtype"]}', r,
                             find(py, impl="pytorch", bench="module", kind=r["kind"], tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"]))
                            for r in mods], "module T n dtype")
 

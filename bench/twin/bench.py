@@ -21,7 +21,8 @@ FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tok
             warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.5, memory_iters=3,
             height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_min=15, step_max=40,
             soak_images=96, soak_report=50)
-QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[16, 64], warmup=1, min_iters=2, max_iters=3, min_s=0, max_s=1,
+# quick tokens 8, 32, 128: the 32×64 image at strides 16, 8, 4, so the seq rows have a grid (and pooled keys at 8 and 4)
+QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[8, 32, 128], warmup=1, min_iters=2, max_iters=3, min_s=0, max_s=1,
              height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5, queued_iters=3)
 
 
@@ -36,7 +37,7 @@ def step_schedule(c):
     return dict(module_schedule(c), warmup=c["step_warmup"], min_iters=c["step_min"], max_iters=c["step_max"], max_s=c["max_s"] * 2)
 
 
-MODULE_KINDS = ["kem", "skem", "ca", "kem-naive"]
+MODULE_KINDS = ["kem", "skem", "ca", "seq", "kem-naive"]
 STEP_KINDS = ["kem", "ca", "none"]
 
 
@@ -69,12 +70,35 @@ def run_modules(c, gpu, results, budget):
                     torch.cuda.empty_cache() if gpu.is_cuda else None
 
 
+def grid(c, tokens):
+    """ModuleBench.Grid: the power-of-two stride at which the configuration's image has `tokens` tokens, and that grid."""
+    stride = 1
+    while stride <= min(c["height"], c["img_width"]):
+        if c["height"] % stride == 0 and c["img_width"] % stride == 0 and (c["height"] // stride) * (c["img_width"] // stride) == tokens:
+            return stride, c["height"] // stride, c["img_width"] // stride
+        stride *= 2
+    return None
+
+
 def module_row(c, gpu, kind, tasks, tokens, dtype, row):
+    """Forward + backward of one module in train mode; "seq" is one CTAM on task maps B×T×d×h×w with h×w = tokens."""
     torch.manual_seed(1)
     dt = torch.bfloat16 if dtype == "bf16" else torch.float32
-    m = modules.create(kind, c["width"], c["heads"], tasks, c["slots"], c["top_k"]).to(gpu.device).to(dt)
-    x = torch.randn(c["batch"], tasks, tokens, c["width"], dtype=dt, device=gpu.device).requires_grad_(True)
-    g = torch.randn(c["batch"], tasks, tokens, c["width"], dtype=dt, device=gpu.device)
+    if kind == "seq":
+        found = grid(c, tokens)
+        if found is None:
+            raise ValueError(f'No stride gives {tokens} tokens on a {c["height"]}×{c["img_width"]} image: the seq row needs a token grid.')
+        stride, rows, cols = found
+        pool = modules.key_pool_at(stride)
+        row.update(grid=f"{rows}x{cols}", stride=stride, key_pool=pool)
+        m = modules.CrossTaskAttentionModule(tasks, c["width"], c["heads"], pool)
+        shape = (c["batch"], tasks, c["width"], rows, cols)
+    else:
+        m = modules.create(kind, c["width"], c["heads"], tasks, c["slots"], c["top_k"])
+        shape = (c["batch"], tasks, tokens, c["width"])
+    m = m.to(gpu.device).to(dt).train()
+    x = torch.randn(*shape, dtype=dt, device=gpu.device).requires_grad_(True)
+    g = torch.randn(*shape, dtype=dt, device=gpu.device)
 
     def iteration():
         m.zero_grad(set_to_none=True)
