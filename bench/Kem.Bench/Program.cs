@@ -22,7 +22,7 @@ internal sealed record Config
     public double MinSeconds { get; init; } = 0.4;
     public double MaxSeconds { get; init; } = 2.0;
     public int QueuedIters { get; init; } = 10;
-    public double QueuedSeconds { get; init; } = 0.5;
+    public double QueuedSeconds { get; init; } = 0.3;
     public int MemoryIters { get; init; } = 3;
     // Whole step (MODEL-SPEC §1, Gpu448); the image also gives the seq module rows their token grid
     public int ImageHeight { get; init; } = 448;

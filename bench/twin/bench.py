@@ -18,7 +18,7 @@ import network  # noqa: E402
 from common import Budget, Gpu, GpuMonitor, Results, measure  # noqa: E402
 
 FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
-            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.5, memory_iters=3,
+            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.3, memory_iters=3,
             height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_min=15, step_max=40,
             soak_images=96, soak_report=50)
 # quick tokens 8, 32, 128: the 32×64 image at strides 16, 8, 4, so the seq rows have a grid (and pooled keys at 8 and 4)
