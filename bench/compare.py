@@ -53,33 +53,70 @@ def ms(r):
     return r.get("median_ms") if r and r.get("status") == "ok" else float("nan")
 
 
+def label(r):
+    """Module name; a seq row also shows its map grid and key pooling."""
+    return f'{r["kind"]} ({r["grid"]}, keys ÷{r["key_pool"]})' if r["kind"] == "seq" and r.get("grid") else r["kind"]
+
+
+def col(r, key):
+    return r.get(key) if r and r.get("status") == "ok" else float("nan")
+
+
+def queued(r):
+    """queued ms (R) of a row."""
+    return f'{f(col(r, "queued_ms"))} ({r.get("queued_iters")})' if r and r.get("status") == "ok" else "–"
+
+
+def overhead_table(p, pairs, label):
+    """Host and queued time next to the median, both sides, one line per (C# row, PyTorch row) pair."""
+    p(f"| {label} | C# ms | C# host ms | C# queued ms (R) | PyTorch ms | PyTorch host ms | PyTorch queued ms (R) | C#/PyTorch ms | C#/PyTorch queued |")
+    p("|---|---|---|---|---|---|---|---|---|")
+    for name, r, t in pairs:
+        p(f'| {name} | {f(ms(r))} | {f(col(r, "host_ms"))} | {queued(r)} | {f(ms(t))} | {f(col(t, "host_ms"))} | {queued(t)} | '
+          f'{f(ratio(ms(r), ms(t)))} | {f(ratio(col(r, "queued_ms"), col(t, "queued_ms")))} |')
+    p("")
+
+
 def main(folder):
     cs, py = load(os.path.join(folder, "csharp.jsonl")), load(os.path.join(folder, "pytorch.jsonl"))
     out = []
     p = out.append
     device = next((r["device"] for r in cs + py if r.get("device")), "?")
-    p(f"Device: {device}. Medians of forward+backward (modules) or of a whole training step, each timed between two "
-      "device synchronisations after warm-up. Memory: `alloc` = caching-allocator peak above the bytes allocated at the start "
-      "(torch.cuda.max_memory_allocated on both sides; C# through bench/native), `nvml` = peak NVML memory in use above the "
-      "level after empty_cache, sampled every ~1 ms. Ratio = C# / PyTorch (< 1: C# faster).\n")
+    p(f"Device: {device}. Forward+backward (modules) or a whole training step, after warm-up, three passes on both sides: "
+      "a timing pass with no sampler running (`ms` = median of iterations each between two device synchronisations; "
+      "`host` = median time for the iteration to return, i.e. to enqueue its work: ≈ `ms` when the row is bound by the "
+      "host or by launches), a queued pass (`queued` = R iterations back to back between one synchronisation pair, total / R: "
+      "no per-iteration synchronisation latency) and an untimed memory pass of a few iterations: `alloc` = caching-allocator "
+      "peak above the bytes allocated at the start (torch.cuda.max_memory_allocated on both sides; C# through bench/native), "
+      "`nvml` = peak NVML memory in use above the level after empty_cache, sampled every ~1 ms. Ratio = C# / PyTorch (< 1: C# faster).\n")
 
     # Modules
     mods = [r for r in cs if r.get("bench") == "module"]
     if mods:
         p("## Interaction modules (B={}, d={}, h={}, m={}, k={}), forward + backward\n".format(
             mods[0].get("batch"), mods[0].get("width"), mods[0].get("heads"), mods[0].get("slots"), mods[0].get("topk")))
-        p("| module | T | n | dtype | C# ms | PyTorch ms | C#/PyTorch | naive PyTorch KEM ms | naive/C# | C# alloc MiB | PyTorch alloc MiB | C# nvml MiB | PyTorch nvml MiB | status |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        if any(r["kind"] == "seq" for r in mods):
+            p("`seq`: one CTAM of the sequential design (MODEL-SPEC §5) on task maps B×T×d×h×w with h×w = n (the 448×576 image "
+              "at stride 32 / 16 / 8 for n = 252 / 1008 / 4032), keys average-pooled to stride 16 (÷2 at n = 4032), 1×1 conv–BN "
+              "(train mode)–ReLU fusion; the grid and key pooling are in the module column.\n")
+        p("| module | T | n | dtype | C# ms | PyTorch ms | C#/PyTorch | naive PyTorch KEM ms | naive/C# | C# alloc MiB | PyTorch alloc MiB | C# nvml MiB | PyTorch nvml MiB | parameters C# / PyTorch | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in mods:
             key = dict(bench="module", kind=r["kind"], tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"])
             t = find(py, impl="pytorch", **key)
             naive = find(py, impl="pytorch-naive", **key) if r["kind"] == "kem" else None
             st = status(r) if r.get("status") != "ok" else (status(t) if t is None or t.get("status") != "ok" else "ok")
-            p(f'| {r["kind"]} | {r["tasks"]} | {r["tokens"]} | {r["dtype"]} | {f(ms(r))} | {f(ms(t))} | {f(ratio(ms(r), ms(t)))} | '
+            p(f'| {label(r)} | {r["tasks"]} | {r["tokens"]} | {r["dtype"]} | {f(ms(r))} | {f(ms(t))} | {f(ratio(ms(r), ms(t)))} | '
               f'{f(ms(naive)) if naive else ""} | {f(ratio(ms(naive), ms(r))) if naive else ""} | '
               f'{f(r.get("alloc_peak_mib"), 0)} | {f(t.get("alloc_peak_mib") if t else None, 0)} | '
-              f'{f(r.get("nvml_peak_mib"), 0)} | {f(t.get("nvml_peak_mib") if t else None, 0)} | {st} |')
+              f'{f(r.get("nvml_peak_mib"), 0)} | {f(t.get("nvml_peak_mib") if t else None, 0)} | '
+              f'{r.get("parameters", "–")} / {t.get("parameters", "–") if t else "–"} | {st} |')
         p("")
+
+        p("### Host and queued time (modules): host ≈ ms means launch/host-bound; queued < ms means per-iteration sync latency\n")
+        overhead_table(p, [(f'{label(r)} T={r["tasks"]} n={r["tokens"]} {r["dtype"]}', r,
+                            find(py, impl="pytorch", bench="module", kind=r["kind"], tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"]))
+                           for r in mods], "module T n dtype")
 
         # Linearity in n and T (C# KEM, bf16 and fp32)
         p("### KEM cost against n and T (C#; ideal: ×4 per ×4 in n, ×T/2 from T=2)\n")
@@ -108,6 +145,9 @@ def main(folder):
               f'{f(r.get("alloc_peak_mib"), 0)} | {f(t.get("alloc_peak_mib") if t else None, 0)} | {f(r.get("nvml_peak_mib"), 0)} | '
               f'{f(t.get("nvml_peak_mib") if t else None, 0)} | {r.get("parameters", "–")} / {t.get("parameters", "–") if t else "–"} | {st} |')
         p("")
+        p("### Host and queued time (whole step)\n")
+        overhead_table(p, [(f'{r["kind"]} T={r["tasks"]}', r, find(py, impl="pytorch", bench="step", kind=r["kind"], tasks=r["tasks"]))
+                           for r in steps], "interaction T")
 
     # Soak
     soak_rows = [(name, find(rows, bench="soak")) for name, rows in (("C#", cs), ("PyTorch", py))]

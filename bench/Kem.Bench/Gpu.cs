@@ -101,20 +101,29 @@ internal sealed class Nvml
 }
 
 /// <summary>
-/// Samples NVML on a background thread while a measurement runs: peak device memory in use (every ~1 ms) and GPU
-/// utilisation (every 20 ms, with timestamps so a window can be averaged).
+/// Samples NVML on a background thread while it is alive: device memory in use every <c>memoryPeriod</c> (peak and
+/// last reading) and GPU utilisation every <see cref="UtilizationPeriod"/> (timestamped, so a window can be averaged).
+/// No timed pass runs with one (see <see cref="Measure"/>); the soak does, at <see cref="SoakPeriod"/>.
 /// </summary>
 internal sealed class GpuMonitor : IDisposable
 {
+    /// <summary>Memory sampling period of the memory pass, which looks for a peak.</summary>
+    public static readonly TimeSpan PeakPeriod = TimeSpan.FromMilliseconds(1);
+    /// <summary>Memory sampling period of the soak, which reads the last value at every report.</summary>
+    public static readonly TimeSpan SoakPeriod = TimeSpan.FromMilliseconds(20);
+    public static readonly TimeSpan UtilizationPeriod = TimeSpan.FromMilliseconds(20);
+
     private readonly Nvml? nvml = Nvml.Instance;
+    private readonly TimeSpan memoryPeriod;
     private readonly Thread? thread;
     private readonly Stopwatch clock = Stopwatch.StartNew();
     private readonly List<(double Seconds, int Percent)> utilization = new();
     private volatile bool running = true;
     private long peakUsed = -1, lastUsed = -1;
 
-    public GpuMonitor()
+    public GpuMonitor(TimeSpan memoryPeriod)
     {
+        this.memoryPeriod = memoryPeriod;
         if (nvml is null) return;
         BaselineUsed = nvml.UsedBytes();
         thread = new Thread(Run) { IsBackground = true, Name = "nvml-sampler" };
@@ -128,23 +137,36 @@ internal sealed class GpuMonitor : IDisposable
 
     private void Run()
     {
-        long tick = 0;
+        double nextUtilization = 0;
         while (running)
         {
-            var used = nvml!.UsedBytes();
-            Interlocked.Exchange(ref lastUsed, used);
-            if (used > Interlocked.Read(ref peakUsed)) Interlocked.Exchange(ref peakUsed, used);
-            if (tick++ % 20 == 0)
+            SampleMemory();
+            if (Now >= nextUtilization)
             {
-                var u = nvml.UtilizationPercent();
+                var u = nvml!.UtilizationPercent();
                 lock (utilization) utilization.Add((Now, u));
+                nextUtilization = Now + UtilizationPeriod.TotalSeconds;
             }
-            Thread.Sleep(1);
+            Thread.Sleep(memoryPeriod);
         }
     }
 
-    /// <summary>Peak NVML memory in use above the baseline, MiB (NaN without NVML).</summary>
-    public double PeakAboveBaselineMiB => nvml is null ? double.NaN : (Interlocked.Read(ref peakUsed) - BaselineUsed) / 1048576.0;
+    private void SampleMemory()
+    {
+        var used = nvml!.UsedBytes();
+        Interlocked.Exchange(ref lastUsed, used);
+        if (used > Interlocked.Read(ref peakUsed)) Interlocked.Exchange(ref peakUsed, used);
+    }
+
+    /// <summary>Peak NVML memory in use above the baseline, MiB (NaN without NVML or without a successful reading).</summary>
+    public double PeakAboveBaselineMiB
+    {
+        get
+        {
+            var peak = Interlocked.Read(ref peakUsed);
+            return nvml is null || peak < 0 || BaselineUsed < 0 ? double.NaN : (peak - BaselineUsed) / 1048576.0;
+        }
+    }
 
     /// <summary>Mean NVML utilisation over samples taken in [from, to] seconds (NaN without NVML or samples).</summary>
     public double MeanUtilization(double from, double to)
@@ -156,9 +178,17 @@ internal sealed class GpuMonitor : IDisposable
         }
     }
 
-    public void Dispose()
+    /// <summary>
+    /// Stops the sampler and takes one last memory reading on this thread, so a peak reached just before the stop (the
+    /// caching allocator keeps what it reserved) is seen even when the pass was shorter than a sampling period.
+    /// </summary>
+    public void Stop()
     {
+        if (!running) return;
         running = false;
         thread?.Join();
+        if (nvml is not null) SampleMemory();
     }
+
+    public void Dispose() => Stop();
 }

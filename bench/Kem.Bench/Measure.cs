@@ -3,57 +3,104 @@ using System.Text.Json;
 
 namespace Kem.Bench;
 
-/// <summary>Median step time: warm-up, then timed iterations, each between two device synchronisations.</summary>
+/// <summary>
+/// Iteration counts of one measurement (<see cref="Measure.TimeInto"/>): warm-up; the timing pass, at least
+/// <see cref="MinIters"/> and until <see cref="MinSeconds"/> have passed (at most <see cref="MaxIters"/>, and no more than
+/// 3 once <see cref="MaxSeconds"/> have passed); the queued pass, up to <see cref="QueuedIters"/> iterations back to back
+/// but no more than fit in <see cref="QueuedSeconds"/>; the memory pass, <see cref="MemoryIters"/> iterations.
+/// </summary>
+internal sealed record Schedule(int Warmup, int MinIters, int MaxIters, double MinSeconds, double MaxSeconds,
+                                int QueuedIters, double QueuedSeconds, int MemoryIters);
+
+/// <summary>
+/// Step time and memory of one iteration (the PyTorch twin's bench/twin/common.py measures the same way), in three
+/// passes after the warm-up:
+/// <list type="number">
+/// <item>timing pass, no NVML sampler running: every iteration between two device synchronisations; its median, p10
+/// and p90 (<c>median_ms</c>, ...), and the median time for <c>iteration()</c> to return, i.e. to enqueue its work
+/// (<c>host_ms</c>; ≈ <c>median_ms</c> when the row is bound by the host or by launches);</item>
+/// <item>queued pass: R iterations back to back between one synchronisation pair, total / R (<c>queued_ms</c>,
+/// R = <c>queued_iters</c>): no per-iteration synchronisation latency, the steady-state throughput;</item>
+/// <item>memory pass, untimed: from an emptied allocator with a fresh peak and the NVML sampler on
+/// (<c>alloc_peak_mib</c>, <c>nvml_peak_mib</c>).</item>
+/// </list>
+/// </summary>
 internal static class Measure
 {
-    public sealed record Timing(double MedianMs, double P10Ms, double P90Ms, int Iterations);
+    public sealed record Timing(double MedianMs, double P10Ms, double P90Ms, int Iterations, double HostMs, double QueuedMs, int QueuedIters);
 
-    /// <summary>
-    /// Runs <paramref name="iteration"/> <paramref name="warmup"/> times untimed, then at least <paramref name="minIters"/>
-    /// and until <paramref name="minSeconds"/> have passed (at most <paramref name="maxIters"/>, and no more than 3 once
-    /// <paramref name="maxSeconds"/> have passed). Each timed iteration is bracketed by device synchronisations.
-    /// </summary>
-    public static Timing Time(Gpu gpu, Action iteration, int warmup, int minIters, int maxIters, double minSeconds, double maxSeconds)
+    /// <summary>Warm-up, the timing pass and the queued pass of <paramref name="schedule"/>.</summary>
+    public static Timing Time(Gpu gpu, Action iteration, Schedule schedule)
     {
-        for (int i = 0; i < warmup; i++) iteration();
+        for (int i = 0; i < schedule.Warmup; i++) iteration();
         gpu.Sync();
         var times = new List<double>();
+        var hostTimes = new List<double>();
         var total = Stopwatch.StartNew();
-        while (times.Count < maxIters)
+        while (times.Count < schedule.MaxIters)
         {
-            if (times.Count >= minIters && total.Elapsed.TotalSeconds >= minSeconds) break;
-            if (times.Count >= 3 && total.Elapsed.TotalSeconds >= maxSeconds) break;
+            if (times.Count >= schedule.MinIters && total.Elapsed.TotalSeconds >= schedule.MinSeconds) break;
+            if (times.Count >= 3 && total.Elapsed.TotalSeconds >= schedule.MaxSeconds) break;
             gpu.Sync();
             var sw = Stopwatch.StartNew();
             iteration();
+            hostTimes.Add(sw.Elapsed.TotalMilliseconds);
             gpu.Sync();
             times.Add(sw.Elapsed.TotalMilliseconds);
         }
         times.Sort();
-        return new Timing(Percentile(times, 0.5), Percentile(times, 0.1), Percentile(times, 0.9), times.Count);
+        hostTimes.Sort();
+        var median = Percentile(times, 0.5);
+
+        int queued = (int)Math.Clamp(Math.Floor(schedule.QueuedSeconds * 1000 / Math.Max(median, 1e-3)), 1, schedule.QueuedIters);
+        gpu.Sync();
+        var queue = Stopwatch.StartNew();
+        for (int i = 0; i < queued; i++) iteration();
+        gpu.Sync();
+        var queuedMs = queue.Elapsed.TotalMilliseconds / queued;
+
+        return new Timing(median, Percentile(times, 0.1), Percentile(times, 0.9), times.Count, Percentile(hostTimes, 0.5), queuedMs, queued);
     }
 
     /// <summary>
-    /// Times <paramref name="iteration"/> like <see cref="Time"/> from an emptied allocator with a fresh peak and an NVML
-    /// monitor running, and writes status, median/p10/p90 ms, iterations and both peak-memory columns into <paramref name="row"/>.
+    /// Runs the passes of <paramref name="schedule"/> and writes status, the timing columns, iteration counts and both
+    /// peak-memory columns into <paramref name="row"/>.
     /// </summary>
-    public static void TimeInto(Dictionary<string, object?> row, Gpu gpu, Action iteration,
-                                int warmup, int minIters, int maxIters, double minSeconds, double maxSeconds)
+    public static void TimeInto(Dictionary<string, object?> row, Gpu gpu, Action iteration, Schedule schedule)
     {
-        gpu.Sync();
-        CudaAllocator.EmptyCache();
-        var start = CudaAllocator.Stats();
-        CudaAllocator.ResetPeak();
-        using var monitor = new GpuMonitor();
-        var timing = Time(gpu, iteration, warmup, minIters, maxIters, minSeconds, maxSeconds);
-        var end = CudaAllocator.Stats();
+        var timing = Time(gpu, iteration, schedule);
+        var (allocPeakMiB, nvmlPeakMiB) = PeakMemory(gpu, iteration, schedule.MemoryIters);
         row["status"] = "ok";
         row["median_ms"] = timing.MedianMs;
         row["p10_ms"] = timing.P10Ms;
         row["p90_ms"] = timing.P90Ms;
         row["iters"] = timing.Iterations;
-        row["alloc_peak_mib"] = start is { } s && end is { } e ? (e.AllocatedPeak - s.Allocated) / 1048576.0 : double.NaN;
-        row["nvml_peak_mib"] = monitor.PeakAboveBaselineMiB;
+        row["host_ms"] = timing.HostMs;
+        row["queued_ms"] = timing.QueuedMs;
+        row["queued_iters"] = timing.QueuedIters;
+        row["memory_iters"] = schedule.MemoryIters;
+        row["alloc_peak_mib"] = allocPeakMiB;
+        row["nvml_peak_mib"] = nvmlPeakMiB;
+    }
+
+    /// <summary>
+    /// The memory pass: <paramref name="iterations"/> untimed iterations from an emptied allocator with a fresh peak and
+    /// the NVML sampler on. Allocator peak above the bytes allocated at the start, and NVML peak above the level after
+    /// empty_cache, MiB (NaN where the shim or NVML is absent).
+    /// </summary>
+    public static (double AllocPeakMiB, double NvmlPeakMiB) PeakMemory(Gpu gpu, Action iteration, int iterations)
+    {
+        gpu.Sync();
+        CudaAllocator.EmptyCache();
+        var start = CudaAllocator.Stats();
+        CudaAllocator.ResetPeak();
+        using var monitor = new GpuMonitor(GpuMonitor.PeakPeriod);
+        for (int i = 0; i < iterations; i++) iteration();
+        gpu.Sync();
+        monitor.Stop();
+        var end = CudaAllocator.Stats();
+        var alloc = start is { } s && end is { } e ? (e.AllocatedPeak - s.Allocated) / 1048576.0 : double.NaN;
+        return (alloc, monitor.PeakAboveBaselineMiB);
     }
 
     private static double Percentile(List<double> sorted, double q)

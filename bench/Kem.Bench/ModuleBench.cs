@@ -5,23 +5,25 @@ using static TorchSharp.torch;
 namespace Kem.Bench;
 
 /// <summary>
-/// Interaction modules alone (MODEL-SPEC §2–§4), forward + backward: X (B×T×n×d, requires grad) → X', then
-/// X'.backward(G) with a fixed random G. Parameter gradients are reset to none before every iteration; the input's
-/// gradient accumulates (as it does in the twin).
+/// Interaction modules alone (MODEL-SPEC §2–§5), forward + backward: X (requires grad) → X', then X'.backward(G) with a
+/// fixed random G, in train mode. KEM, sKEM and cross-attention take task tokens B×T×n×d; the sequential design's CTAM
+/// ("seq", §5) takes task maps B×T×d×h×w, h×w = n tokens: the row's image (448×576) at the stride that gives n tokens
+/// (252 → 14×18 at stride 32, 1008 → 28×36 at 16, 4032 → 56×72 at 8), keys pooled to the spec's stride 16.
+/// Parameter gradients are reset to none before every iteration; the input's gradient accumulates (as in the twin).
 /// </summary>
 internal static class ModuleBench
 {
-    /// <summary>The modules compared: name used in the rows → options.</summary>
-    public static readonly (string Name, InteractionOptions Options)[] Kinds =
+    /// <summary>The modules compared: name used in the rows → options (null: the sequential design's CTAM).</summary>
+    public static readonly (string Name, InteractionOptions? Options)[] Kinds =
     [
         ("kem", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
         ("skem", new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, EtfInputProjection = true, MemorySlots = 20, TopK = 3 }),
         ("ca", new InteractionOptions { Kind = InteractionKind.CrossAttention }),
+        ("seq", null),
     ];
 
     public static void Run(Config c, Gpu gpu, Results results, Budget budget)
     {
-        Console.WriteLine("# modules: the sequential design (MODEL-SPEC §5) is not implemented in src/ yet: no row.");
         foreach (var dtype in c.Dtypes)
         foreach (var tasks in c.TaskCounts)
         foreach (var tokens in c.TokenCounts)
@@ -33,21 +35,26 @@ internal static class ModuleBench
                 ["width"] = c.Width, ["heads"] = c.Heads, ["slots"] = c.Slots, ["topk"] = c.TopK, ["dtype"] = dtype, ["device"] = gpu.Name,
             };
             if (budget.Exceeded) { results.Write(Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
-            try { Measure1(c, gpu, name, options with { MemorySlots = c.Slots, TopK = c.TopK }, tasks, tokens, dtype, row); }
+            try { Measure1(c, gpu, name, options, tasks, tokens, dtype, row); }
             catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
             results.Write(row);
         }
     }
 
-    private static void Measure1(Config c, Gpu gpu, string name, InteractionOptions options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
+    private static void Measure1(Config c, Gpu gpu, string name, InteractionOptions? options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
     {
         var type = dtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
         torch.manual_seed(1);
-        using var module = InteractionFactory.Create("interaction", options, c.Width, c.Heads, tasks);
+        var (created, shape) = options is null
+            ? CrossTaskAttentionModule(c, tasks, tokens, row)
+            : (InteractionFactory.Create("interaction", options with { MemorySlots = c.Slots, TopK = c.TopK }, c.Width, c.Heads, tasks),
+               new long[] { c.Batch, tasks, tokens, c.Width });
+        using var module = created;
         module.to(gpu.Device);
         module.to(type);
-        using var x = randn([c.Batch, tasks, tokens, c.Width], dtype: type, device: gpu.Device).requires_grad_(true);
-        using var g = randn([c.Batch, tasks, tokens, c.Width], dtype: type, device: gpu.Device);
+        module.train();
+        using var x = randn(shape, dtype: type, device: gpu.Device).requires_grad_(true);
+        using var g = randn(shape, dtype: type, device: gpu.Device);
 
         void Iteration()
         {
@@ -57,8 +64,32 @@ internal static class ModuleBench
             y.backward([g]);
         }
 
-        Measure.TimeInto(row, gpu, Iteration, c.Warmup, c.MinIters, c.MaxIters, c.MinSeconds, c.MaxSeconds);
+        Measure.TimeInto(row, gpu, Iteration, c.ModuleSchedule);
         row["parameters"] = module.parameters().Sum(p => p.numel());
+    }
+
+    /// <summary>
+    /// One CTAM (MODEL-SPEC §5) for a row of <paramref name="tokens"/> tokens per task, and its input shape B×T×d×h×w;
+    /// writes the grid, stride and key pooling into <paramref name="row"/>.
+    /// </summary>
+    private static (nn.Module<Tensor, Tensor> Module, long[] Shape) CrossTaskAttentionModule(Config c, int tasks, int tokens, Dictionary<string, object?> row)
+    {
+        var (stride, rows, cols) = Grid(c, tokens)
+            ?? throw new ArgumentException($"No stride gives {tokens} tokens on a {c.ImageHeight}×{c.ImageWidth} image: the seq row needs a token grid.");
+        int keyPool = new SequentialAttentionOptions().KeyPoolAt(stride);   // spec default: keys pooled to stride 16
+        row["grid"] = $"{rows}x{cols}";
+        row["stride"] = stride;
+        row["key_pool"] = keyPool;
+        return (new CrossTaskAttentionModule("ctam", tasks, c.Width, c.Heads, keyPool), [c.Batch, tasks, c.Width, rows, cols]);
+    }
+
+    /// <summary>The power-of-two stride at which the configuration's image has <paramref name="tokens"/> tokens, and that grid.</summary>
+    public static (int Stride, int Rows, int Cols)? Grid(Config c, int tokens)
+    {
+        for (int stride = 1; stride <= Math.Min(c.ImageHeight, c.ImageWidth); stride *= 2)
+            if (c.ImageHeight % stride == 0 && c.ImageWidth % stride == 0 && c.ImageHeight / stride * (c.ImageWidth / stride) == tokens)
+                return (stride, c.ImageHeight / stride, c.ImageWidth / stride);
+        return null;
     }
 
     internal static Dictionary<string, object?> Skip(Dictionary<string, object?> row, string reason)

@@ -21,7 +21,10 @@ internal sealed record Config
     public int MaxIters { get; init; } = 50;
     public double MinSeconds { get; init; } = 0.4;
     public double MaxSeconds { get; init; } = 2.0;
-    // Whole step (MODEL-SPEC §1, Gpu448)
+    public int QueuedIters { get; init; } = 10;
+    public double QueuedSeconds { get; init; } = 0.3;
+    public int MemoryIters { get; init; } = 3;
+    // Whole step (MODEL-SPEC §1, Gpu448); the image also gives the seq module rows their token grid
     public int ImageHeight { get; init; } = 448;
     public int ImageWidth { get; init; } = 576;
     public int TokenStride { get; init; } = 16;
@@ -36,11 +39,15 @@ internal sealed record Config
 
     public static Config Quick => new()
     {
-        Batch = 2, Width = 32, Heads = 4, Slots = 4, TopK = 3, TaskCounts = [2, 3], TokenCounts = [16, 64],
+        // 8, 32, 128 tokens: the 32×64 image at strides 16, 8, 4, so the seq rows have a grid (and pooled keys at 8 and 4)
+        Batch = 2, Width = 32, Heads = 4, Slots = 4, TopK = 3, TaskCounts = [2, 3], TokenCounts = [8, 32, 128],
         Warmup = 1, MinIters = 2, MaxIters = 3, MinSeconds = 0, MaxSeconds = 1,
         ImageHeight = 32, ImageWidth = 64, TokenStride = 16, BackboneDepth = 1, StepTaskCounts = [2, 3],
-        StepWarmup = 1, StepMinIters = 2, StepMaxIters = 3, SoakImages = 8, SoakReportEvery = 5,
+        StepWarmup = 1, StepMinIters = 2, StepMaxIters = 3, SoakImages = 8, SoakReportEvery = 5, QueuedIters = 3,
     };
+
+    public Schedule ModuleSchedule => new(Warmup, MinIters, MaxIters, MinSeconds, MaxSeconds, QueuedIters, QueuedSeconds, MemoryIters);
+    public Schedule StepSchedule => new(StepWarmup, StepMinIters, StepMaxIters, MinSeconds, MaxSeconds * 2, QueuedIters, QueuedSeconds, MemoryIters);
 }
 
 /// <summary>Wall-clock budget of the whole run: once spent, remaining rows are written as skipped with the reason.</summary>
@@ -58,7 +65,7 @@ internal static class Program
 
     private const string Usage = """
         Kem.Bench: GPU benchmark of KemMl's interaction modules and training step (issue #6).
-          --modules           KEM, sKEM, cross-attention: forward+backward, T∈{2,3,5}, n∈{252,1008,4032}, fp32 and bf16
+          --modules           KEM, sKEM, cross-attention, sequential CTAM: forward+backward, T∈{2,3,5}, n∈{252,1008,4032}, fp32 and bf16
           --step              whole training step at 448×576, B=8, 2 and 3 tasks, KEM vs CA vs None
           --soak N            N steps through MultiTaskTrainingLoop.Fit on generated data: memory over time, GPU busy %
           --busy              same as --soak 300

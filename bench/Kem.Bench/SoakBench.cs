@@ -68,7 +68,7 @@ internal static class SoakBench
         using var network = new MultiTaskNetwork(options);
         gpu.Sync();
         CudaAllocator.EmptyCache();
-        using var monitor = new GpuMonitor();
+        using var monitor = new GpuMonitor(GpuMonitor.SoakPeriod);
         var samples = new List<Dictionary<string, object?>>();
         var progress = new InlineProgress(p =>
         {

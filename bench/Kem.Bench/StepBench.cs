@@ -98,7 +98,7 @@ internal static class StepBench
             else legacyStep!.Run(images, labels, 1e-4);
         }
 
-        Measure.TimeInto(row, gpu, Iteration, c.StepWarmup, c.StepMinIters, c.StepMaxIters, c.MinSeconds, c.MaxSeconds * 2);
+        Measure.TimeInto(row, gpu, Iteration, c.StepSchedule);
         images.Dispose();
         foreach (var l in labels) l.Dispose();
     }

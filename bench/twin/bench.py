@@ -18,13 +18,26 @@ import network  # noqa: E402
 from common import Budget, Gpu, GpuMonitor, Results, measure  # noqa: E402
 
 FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
-            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0,
+            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.3, memory_iters=3,
             height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_min=15, step_max=40,
             soak_images=96, soak_report=50)
-QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[16, 64], warmup=1, min_iters=2, max_iters=3, min_s=0, max_s=1,
-             height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5)
+# quick tokens 8, 32, 128: the 32×64 image at strides 16, 8, 4, so the seq rows have a grid (and pooled keys at 8 and 4)
+QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[8, 32, 128], warmup=1, min_iters=2, max_iters=3, min_s=0, max_s=1,
+             height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5, queued_iters=3)
 
-MODULE_KINDS = ["kem", "skem", "ca", "kem-naive"]
+
+def module_schedule(c):
+    """Iteration counts of a module row (Kem.Bench's Config.ModuleSchedule)."""
+    return dict(warmup=c["warmup"], min_iters=c["min_iters"], max_iters=c["max_iters"], min_s=c["min_s"], max_s=c["max_s"],
+                queued_iters=c["queued_iters"], queued_s=c["queued_s"], memory_iters=c["memory_iters"])
+
+
+def step_schedule(c):
+    """Iteration counts of a whole-step row (Kem.Bench's Config.StepSchedule)."""
+    return dict(module_schedule(c), warmup=c["step_warmup"], min_iters=c["step_min"], max_iters=c["step_max"], max_s=c["max_s"] * 2)
+
+
+MODULE_KINDS = ["kem", "skem", "ca", "seq", "kem-naive"]
 STEP_KINDS = ["kem", "ca", "none"]
 
 
@@ -57,18 +70,41 @@ def run_modules(c, gpu, results, budget):
                     torch.cuda.empty_cache() if gpu.is_cuda else None
 
 
+def grid(c, tokens):
+    """ModuleBench.Grid: the power-of-two stride at which the configuration's image has `tokens` tokens, and that grid."""
+    stride = 1
+    while stride <= min(c["height"], c["img_width"]):
+        if c["height"] % stride == 0 and c["img_width"] % stride == 0 and (c["height"] // stride) * (c["img_width"] // stride) == tokens:
+            return stride, c["height"] // stride, c["img_width"] // stride
+        stride *= 2
+    return None
+
+
 def module_row(c, gpu, kind, tasks, tokens, dtype, row):
+    """Forward + backward of one module in train mode; "seq" is one CTAM on task maps B×T×d×h×w with h×w = tokens."""
     torch.manual_seed(1)
     dt = torch.bfloat16 if dtype == "bf16" else torch.float32
-    m = modules.create(kind, c["width"], c["heads"], tasks, c["slots"], c["top_k"]).to(gpu.device).to(dt)
-    x = torch.randn(c["batch"], tasks, tokens, c["width"], dtype=dt, device=gpu.device).requires_grad_(True)
-    g = torch.randn(c["batch"], tasks, tokens, c["width"], dtype=dt, device=gpu.device)
+    if kind == "seq":
+        found = grid(c, tokens)
+        if found is None:
+            raise ValueError(f'No stride gives {tokens} tokens on a {c["height"]}×{c["img_width"]} image: the seq row needs a token grid.')
+        stride, rows, cols = found
+        pool = modules.key_pool_at(stride)
+        row.update(grid=f"{rows}x{cols}", stride=stride, key_pool=pool)
+        m = modules.CrossTaskAttentionModule(tasks, c["width"], c["heads"], pool)
+        shape = (c["batch"], tasks, c["width"], rows, cols)
+    else:
+        m = modules.create(kind, c["width"], c["heads"], tasks, c["slots"], c["top_k"])
+        shape = (c["batch"], tasks, tokens, c["width"])
+    m = m.to(gpu.device).to(dt).train()
+    x = torch.randn(*shape, dtype=dt, device=gpu.device).requires_grad_(True)
+    g = torch.randn(*shape, dtype=dt, device=gpu.device)
 
     def iteration():
         m.zero_grad(set_to_none=True)
         m(x).backward(g)
 
-    row.update(status="ok", **measure(gpu, iteration, c["warmup"], c["min_iters"], c["max_iters"], c["min_s"], c["max_s"]))
+    row.update(status="ok", **measure(gpu, iteration, module_schedule(c)))
     row["parameters"] = sum(p.numel() for p in m.parameters())
 
 
@@ -93,8 +129,7 @@ def run_step(c, gpu, results, budget):
                 row["parameters"] = sum(p.numel() for p in net.parameters())
                 step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)
                 images, labels = network.random_batch(net.tasks, c["batch"], c["height"], c["img_width"], gpu.device)
-                row.update(status="ok", **measure(gpu, lambda: step.run(images, labels, 1e-4), c["step_warmup"], c["step_min"], c["step_max"],
-                                                  c["min_s"], c["max_s"] * 2))
+                row.update(status="ok", **measure(gpu, lambda: step.run(images, labels, 1e-4), step_schedule(c)))
                 del net, loss, step, images, labels
             except Exception as e:  # noqa: BLE001
                 error(row, e)
@@ -190,7 +225,7 @@ def soak_row(c, gpu, kind, tasks, steps, row, deadline=float("inf")):
         order = torch.randperm(c["soak_images"], generator=g)
         all_batches += [order[s * batch:(s + 1) * batch] for s in range(per_epoch)]
     prefetch = Prefetcher(images, labels, all_batches, gpu.device)
-    with GpuMonitor() as monitor:
+    with GpuMonitor(GpuMonitor.SOAK_PERIOD) as monitor:
         wall = time.perf_counter()
         for _ in range(epochs):
             if stopped:
@@ -216,7 +251,7 @@ def soak_row(c, gpu, kind, tasks, steps, row, deadline=float("inf")):
                     samples.append(dict(step=step, t=monitor.now(),
                                         alloc_mib=st[0] / 1048576.0 if st else float("nan"),
                                         reserved_mib=st[2] / 1048576.0 if st else float("nan"),
-                                        nvml_mib=(monitor.last_used - monitor.baseline_used) / 1048576.0 if monitor.nvml else float("nan")))
+                                        nvml_mib=(monitor.last_used - monitor.baseline_used) / 1048576.0 if monitor.last_used >= 0 else float("nan")))
         gpu.sync()
         total_s = time.perf_counter() - wall
         end = monitor.now()

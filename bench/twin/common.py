@@ -6,6 +6,7 @@ import ctypes
 import json
 import math
 import statistics
+import threading
 import time
 
 import torch
@@ -71,7 +72,7 @@ class Nvml:
                     buf = ctypes.create_string_buffer(96)
                     lib.nvmlDeviceGetName(handle, buf, 96)
                     cls._instance = Nvml(lib, handle, buf.value.decode())
-            except OSError:
+            except (OSError, AttributeError):     # no driver library (CPU machines), or one without these symbols
                 cls._instance = None
         return cls._instance
 
@@ -84,72 +85,71 @@ class Nvml:
         return u.gpu if self.lib.nvmlDeviceGetUtilizationRates(self.handle, ctypes.byref(u)) == 0 else -1
 
 
-def _sample(stop, peak, last, samples):
-    """Child process of GpuMonitor: NVML memory every ~1 ms, utilisation every 20 ms (absolute perf_counter times)."""
-    nvml = Nvml.instance()
-    tick = 0
-    while not stop.is_set():
-        used = nvml.used_bytes()
-        last.value = used
-        if used > peak.value:
-            peak.value = used
-        if tick % 20 == 0:
-            samples.put((time.perf_counter(), nvml.utilization()))
-        tick += 1
-        time.sleep(0.001)
-
-
 class GpuMonitor:
-    """Samples NVML while a measurement runs: peak memory in use (~1 ms) and utilisation (every 20 ms, timestamped).
-    The sampler is a separate process, so that it never competes with the measured Python thread for the GIL
-    (the C# side samples on a thread, which costs its main thread nothing)."""
+    """Samples NVML while it is open: memory in use every `memory_period` s (peak and last reading) and utilisation
+    every UTILIZATION_PERIOD s (timestamped, so a window can be averaged); as Kem.Bench's GpuMonitor. No timed pass
+    runs with one (see measure()); the soak does, at SOAK_PERIOD.
 
-    def __init__(self):
-        import multiprocessing as mp
+    The sampler is a thread of this process. It used to be a forked child process reusing the NVML handle the parent
+    had opened; NVML state is not inherited across fork(), so every call in the child failed (-1), the peak stayed -1
+    and every NVML column read -(baseline + 1 byte), i.e. about -1100..-1800 MiB, with no utilisation samples at all.
+    A thread rather than a `spawn` child (which would open NVML itself and be correct too): a spawned child re-imports
+    the main script, and with it torch, for every measurement (seconds each); and a thread costs the measured thread
+    little, because ctypes releases the GIL for the whole of each NVML call, so the sampler holds the GIL only for a
+    few bytecodes per sample (its wake-ups still take the GIL from the main thread now and then, which is why the
+    timing passes run without it and the soak samples every 20 ms instead of every 1 ms)."""
+
+    PEAK_PERIOD = 0.001                  # the memory pass looks for a peak
+    SOAK_PERIOD = 0.020                  # the soak reads the last value at every report
+    UTILIZATION_PERIOD = 0.020
+
+    def __init__(self, memory_period):
         self.nvml = Nvml.instance()
+        self.memory_period = memory_period
         self.start = time.perf_counter()
-        self.util = []
+        self.util = []                   # (seconds since start, percent); list.append is atomic under the GIL
+        self.peak_used, self.last_used = -1, -1
         self.baseline_used = self.nvml.used_bytes() if self.nvml else -1
-        self.process = None
+        self._stop = threading.Event()
+        self.thread = None
         if self.nvml:
-            ctx = mp.get_context("fork")           # the child only calls NVML, never CUDA
-            self._stop, self._samples = ctx.Event(), ctx.Queue()
-            self._peak, self._last = ctx.Value("q", -1, lock=False), ctx.Value("q", -1, lock=False)
-            self.process = ctx.Process(target=_sample, args=(self._stop, self._peak, self._last, self._samples), daemon=True)
-            self.process.start()
+            self.thread = threading.Thread(target=self._run, name="nvml-sampler", daemon=True)
+            self.thread.start()
 
     def now(self):
         return time.perf_counter() - self.start
 
-    @property
-    def last_used(self):
-        return self._last.value if self.process else -1
+    def _sample_memory(self):
+        used = self.nvml.used_bytes()
+        self.last_used = used
+        if used > self.peak_used:
+            self.peak_used = used
 
-    def _drain(self):
-        if self.process:
-            import queue as q
-            while True:
-                try:
-                    t, u = self._samples.get_nowait()
-                except q.Empty:
-                    break
-                self.util.append((t - self.start, u))
+    def _run(self):
+        next_util = 0.0
+        while not self._stop.is_set():
+            self._sample_memory()
+            if self.now() >= next_util:
+                self.util.append((self.now(), self.nvml.utilization()))
+                next_util = self.now() + self.UTILIZATION_PERIOD
+            self._stop.wait(self.memory_period)
 
     def peak_above_baseline_mib(self):
-        return float("nan") if not self.process else (self._peak.value - self.baseline_used) / 1048576.0
+        if not self.nvml or self.peak_used < 0 or self.baseline_used < 0:
+            return float("nan")
+        return (self.peak_used - self.baseline_used) / 1048576.0
 
     def mean_utilization(self, t0, t1):
-        self._drain()
-        window = [u for t, u in self.util if t0 <= t <= t1 and u >= 0]
+        window = [u for t, u in list(self.util) if t0 <= t <= t1 and u >= 0]
         return float("nan") if not window else sum(window) / len(window)
 
     def close(self):
-        if self.process and self.process.is_alive():
+        """Stops the sampler and takes one last memory reading here, so a peak reached just before the stop (the
+        caching allocator keeps what it reserved) is seen even when the pass was shorter than a sampling period."""
+        if self.thread and not self._stop.is_set():
             self._stop.set()
-            while self.process.is_alive():       # keep reading, so the child can flush its queue and exit
-                self._drain()
-                self.process.join(timeout=0.05)
-            self._drain()
+            self.thread.join()
+            self._sample_memory()
 
     def __enter__(self):
         return self
@@ -158,46 +158,72 @@ class GpuMonitor:
         self.close()
 
 
-def time_it(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds):
-    """Warm-up, then timed iterations each between two device synchronisations (as Kem.Bench's Measure.Time)."""
-    for _ in range(warmup):
+def time_it(gpu, iteration, s):
+    """Warm-up, the timing pass and the queued pass of schedule `s` (as Kem.Bench's Measure.Time): every timed
+    iteration between two device synchronisations (median/p10/p90), the median time for iteration() to return
+    (host_ms), then R iterations back to back between one synchronisation pair (queued_ms = total / R)."""
+    for _ in range(s["warmup"]):
         iteration()
     gpu.sync()
-    times = []
+    times, host = [], []
     t0 = time.perf_counter()
-    while len(times) < max_iters:
+    while len(times) < s["max_iters"]:
         elapsed = time.perf_counter() - t0
-        if len(times) >= min_iters and elapsed >= min_seconds:
+        if len(times) >= s["min_iters"] and elapsed >= s["min_s"]:
             break
-        if len(times) >= 3 and elapsed >= max_seconds:
+        if len(times) >= 3 and elapsed >= s["max_s"]:
             break
         gpu.sync()
-        s = time.perf_counter()
+        start = time.perf_counter()
         iteration()
+        host.append((time.perf_counter() - start) * 1000.0)
         gpu.sync()
-        times.append((time.perf_counter() - s) * 1000.0)
+        times.append((time.perf_counter() - start) * 1000.0)
     times.sort()
+    host.sort()
+    median = _percentile(times, 0.5)
 
-    def pct(q):
-        at = q * (len(times) - 1)
-        lo, hi = math.floor(at), math.ceil(at)
-        return times[lo] + (times[hi] - times[lo]) * (at - lo)
+    queued = int(min(max(math.floor(s["queued_s"] * 1000.0 / max(median, 1e-3)), 1), s["queued_iters"]))
+    gpu.sync()
+    start = time.perf_counter()
+    for _ in range(queued):
+        iteration()
+    gpu.sync()
+    queued_ms = (time.perf_counter() - start) * 1000.0 / queued
 
-    return {"median_ms": pct(0.5), "p10_ms": pct(0.1), "p90_ms": pct(0.9), "iters": len(times)}
+    return {"median_ms": median, "p10_ms": _percentile(times, 0.1), "p90_ms": _percentile(times, 0.9), "iters": len(times),
+            "host_ms": _percentile(host, 0.5), "queued_ms": queued_ms, "queued_iters": queued}
 
 
-def measure(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds):
-    """Timing plus the two memory columns: allocator peak above the allocated bytes at the start, NVML peak above baseline."""
+def peak_memory(gpu, iteration, iterations):
+    """The memory pass (as Kem.Bench's Measure.PeakMemory): `iterations` untimed iterations from an emptied allocator
+    with a fresh peak and the NVML sampler on. Allocator peak above the bytes allocated at the start, NVML peak above
+    the level after empty_cache, MiB (NaN on the CPU or without NVML)."""
     gpu.sync()
     gpu.empty_cache()
     start = gpu.allocator_stats()
     gpu.reset_peak()
-    with GpuMonitor() as monitor:
-        row = time_it(gpu, iteration, warmup, min_iters, max_iters, min_seconds, max_seconds)
+    with GpuMonitor(GpuMonitor.PEAK_PERIOD) as monitor:
+        for _ in range(iterations):
+            iteration()
+        gpu.sync()
     end = gpu.allocator_stats()
-    row["alloc_peak_mib"] = (end[1] - start[0]) / 1048576.0 if start and end else float("nan")
-    row["nvml_peak_mib"] = monitor.peak_above_baseline_mib()
+    alloc = (end[1] - start[0]) / 1048576.0 if start and end else float("nan")
+    return alloc, monitor.peak_above_baseline_mib()
+
+
+def measure(gpu, iteration, s):
+    """The three passes of schedule `s` (warm-up + timing, queued, memory) as one row's columns (as Measure.TimeInto)."""
+    row = time_it(gpu, iteration, s)
+    row["memory_iters"] = s["memory_iters"]
+    row["alloc_peak_mib"], row["nvml_peak_mib"] = peak_memory(gpu, iteration, s["memory_iters"])
     return row
+
+
+def _percentile(xs, q):
+    at = q * (len(xs) - 1)
+    lo, hi = math.floor(at), math.ceil(at)
+    return xs[lo] + (xs[hi] - xs[lo]) * (at - lo)
 
 
 class Results:

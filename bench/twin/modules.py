@@ -1,4 +1,4 @@
-"""PyTorch twin of KemMl's interaction modules (MODEL-SPEC §2-§4), op for op as in src/Microsoft.ML.Kem/Interaction,
+"""PyTorch twin of KemMl's interaction modules (MODEL-SPEC §2-§5), op for op as in src/Microsoft.ML.Kem/Interaction,
 plus NaiveKem: a straightforward eager KEM (per-task loops, separate projections, manual attention, a host sync),
 the reference that issue #6's ">= 2x faster" target is measured against.
 """
@@ -111,13 +111,14 @@ class Kem(nn.Module):
 
 
 class MultiHeadAttention(nn.Module):
-    """MultiHeadAttention.cs: q Lin(d→d), kv Lin(d→2d), out Lin(d→d); self-attention runs q, k, v as one product."""
+    """MultiHeadAttention.cs: q Lin(d→d), kv Lin(d_kv→2d) (d_kv = d unless given), out Lin(d→d); self-attention runs
+    q, k, v as one product."""
 
-    def __init__(self, width, heads):
+    def __init__(self, width, heads, key_width=None):
         super().__init__()
         self.heads = heads
         self.query = nn.Linear(width, width)
-        self.key_value = nn.Linear(width, 2 * width)
+        self.key_value = nn.Linear(key_width or width, 2 * width)
         self.output = nn.Linear(width, width)
 
     def forward(self, query, key_value):
@@ -149,6 +150,63 @@ class CrossTaskAttention(nn.Module):
             key_value = torch.cat(others, 1).flatten(1, 2)                  # B×(T−1)n×d
             updates.append(self.attentions[t](query, key_value))
         return x + torch.stack(updates, 1).mul(self.lam)
+
+
+def to_tokens(m):
+    """TokenGrid.ToTokens: map B×C×r×c → tokens B×(r·c)×C, row-major."""
+    return m.flatten(2).transpose(1, 2)
+
+
+def to_map(tokens, rows, cols):
+    """TokenGrid.ToMap: tokens B×(r·c)×C → map B×C×r×c."""
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
+
+
+class NormedCrossAttention(nn.Module):
+    """SequentialAttention.cs NormedCrossAttention: LN on both sides, then MultiHeadAttention (B×Lq×c, B×Lk×c_kv → B×Lq×c)."""
+
+    def __init__(self, width, key_width, heads):
+        super().__init__()
+        self.query_norm = nn.LayerNorm(width)
+        self.key_norm = nn.LayerNorm(key_width)
+        self.attention = MultiHeadAttention(width, heads, key_width)
+
+    def forward(self, query, key_value):
+        return self.attention(self.query_norm(query), self.key_norm(key_value))
+
+
+class CrossTaskAttentionModule(nn.Module):
+    """SequentialAttention.cs CTAM at one scale (MODEL-SPEC §5): for every target task t and other task u,
+    Y_u = Attn(LN(F_t), LN(pool(F_u))); F̂_t = F_t + ReLU(BN(Conv1×1([Y_u]_{u≠t}))). F B×T×c×h×w → F̂ B×T×c×h×w."""
+
+    def __init__(self, tasks, channels, heads, key_pool):
+        super().__init__()
+        self.tasks, self.key_pool = tasks, key_pool
+        self.targets = nn.ModuleList([CtamTargetTask(tasks, channels, heads) for _ in range(tasks)])
+
+    def forward(self, maps):
+        per_task = [maps.select(1, t) for t in range(self.tasks)]                                  # T × B×c×h×w
+        keys = [to_tokens(F.avg_pool2d(m, self.key_pool) if self.key_pool > 1 else m) for m in per_task]  # T × B×n'×c
+        return torch.stack([self.targets[t](per_task[t], [k for u, k in enumerate(keys) if u != t]) for t in range(self.tasks)], 1)
+
+
+class CtamTargetTask(nn.Module):
+    """The update of one target task t from the (T−1) other tasks' key tokens (CTAM's TargetTask)."""
+
+    def __init__(self, tasks, channels, heads):
+        super().__init__()
+        self.sources = nn.ModuleList([NormedCrossAttention(channels, channels, heads) for _ in range(tasks - 1)])
+        self.fuse = nn.Sequential(nn.Conv2d((tasks - 1) * channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU())
+
+    def forward(self, m, other_keys):
+        query = to_tokens(m)                                                                        # B×n×c
+        gathered = torch.cat([src(query, k) for src, k in zip(self.sources, other_keys)], -1)      # B×n×(T−1)c
+        return m + self.fuse(to_map(gathered, m.shape[2], m.shape[3]))
+
+
+def key_pool_at(stride, key_stride=16):
+    """SequentialAttentionOptions.KeyPoolAt: pool factor of the CTAM keys at a scale of `stride` (spec: keys at stride 16)."""
+    return key_stride // stride if key_stride > stride else 1
 
 
 class NoInteraction(nn.Module):
