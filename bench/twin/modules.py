@@ -25,17 +25,24 @@ def scores(q, k, scale=None):
     return (q @ k.transpose(-2, -1)).mul(scale if scale is not None else 1.0 / math.sqrt(q.shape[-1]))
 
 
-def top_k_softmax_masked(s, k):
-    """TopKSoftmax, Masked mode (TopKSoftmax.cs): the kept entries of softmax over the row; dropped ones count as constants."""
-    if k >= s.shape[-1]:
-        return s.softmax(-1)
+def top_k_sparse_masked(s, k):
+    """TopKSoftmax.Sparse, Masked mode (TopKSoftmax.cs): the k kept weights of every row and their indices; the row's
+    other entries count in the denominator as constants (the same values and gradients as the dense form)."""
+    kept, idx = s.topk(k, dim=-1, sorted=False)
+    row_max = kept.amax(-1, keepdim=True).detach()
+    e = (kept - row_max).exp()
+    kept_sum = e.sum(-1, keepdim=True)
     with torch.no_grad():
-        idx = s.topk(k, dim=-1, sorted=False).indices
-        keep = torch.zeros_like(s, dtype=torch.bool).scatter_(-1, idx, torch.ones_like(idx, dtype=torch.bool))
-    e = (s - s.amax(-1, keepdim=True).detach()).exp()
-    kept = e.masked_fill(keep.logical_not(), 0.0)
-    dropped = e.detach().masked_fill(keep, 0.0)
-    return kept / (kept.sum(-1, keepdim=True) + dropped.sum(-1, keepdim=True))
+        row_sum = (s - row_max).exp_().sum(-1, keepdim=True)
+    return e / (kept_sum + (row_sum - kept_sum.detach())), idx
+
+
+def gather_sum(w, idx, values):
+    """AttentionKernel.GatherSum: sum_j w_j v_(i_j), weights/indices B×h×Lq×K, values B×h×Lk×d_h → B×h×Lq×d_h."""
+    b, h, q, k = idx.shape
+    dh = values.shape[-1]
+    rows = values.gather(2, idx.reshape(b, h, q * k, 1).expand(-1, -1, -1, dh)).reshape(b, h, q, k, dh)
+    return (w.unsqueeze(-2) @ rows).squeeze(-2)
 
 
 def etf(dim, vertices, seed):
@@ -67,31 +74,30 @@ class Kem(nn.Module):
         self.memory_slots = nn.Parameter(torch.randn(slots, width) * 0.02)
         self.norm_memory = nn.LayerNorm(width)
         self.retrieve_query = nn.Linear(width, width)
-        self.retrieve_key_value = nn.Linear(width, 2 * width)
+        self.token_projection = nn.Linear(width, 3 * width)                  # [Wk_r | Wv_r | Wq_w]
         if stable:
             self.etf_query_projection = HeadwiseLinear(heads, dh)
             self.etf_key_projection = HeadwiseLinear(heads, dh)
             self.register_buffer("etf_vertices", torch.stack([etf(dh, tasks, 1234 + h) for h in range(heads)]))
             self.log_temperature = nn.Parameter(torch.tensor(math.log(math.sqrt(dh))))
         self.retrieve_output = nn.Linear(width, width)
-        self.write_query = nn.Linear(width, width)
         self.write_key_value = nn.Linear(width, 2 * width)
         self.write_output = nn.Linear(width, width)
 
     def forward(self, x):
         b, t, n, d = x.shape
         tokens = self.norm_tokens(x.reshape(b, t * n, d))                   # F = [X_1; …; X_T]
-        memory = self.retrieve(tokens)                                      # R_new B×m×d
-        written = self.write(tokens, memory)                                # O B×N×d
+        k_r, v_r, q_w = self.token_projection(tokens).chunk(3, -1)          # one product for the three projections of LN(F)
+        memory = self.retrieve(k_r, v_r)                                    # R_new B×m×d
+        written = self.write(q_w, memory)                                   # O B×N×d
         update = written.reshape(b, t, n, d)
         return x + update if self.lam == 1.0 else x.add(update, alpha=self.lam)
 
     def slot_queries(self):
         return split_heads(self.retrieve_query(self.norm_memory(self.memory_slots)).unsqueeze(0), self.heads)
 
-    def retrieve(self, tokens):
-        kv = self.retrieve_key_value(tokens).chunk(2, -1)
-        keys, values = split_heads(kv[0], self.heads), split_heads(kv[1], self.heads)
+    def retrieve(self, projected_keys, projected_values):
+        keys, values = split_heads(projected_keys, self.heads), split_heads(projected_values, self.heads)
         q = self.slot_queries()
         if self.stable:
             qc = F.normalize(self.etf_query_projection(q), p=2, dim=-1) @ self.etf_vertices
@@ -99,12 +105,15 @@ class Kem(nn.Module):
             s = scores(qc, kc, 1.0).mul(self.log_temperature.exp())
         else:
             s = scores(q, keys)
-        a = top_k_softmax_masked(s, self.top_k)                             # A B×h×m×N
-        retrieved = self.retrieve_output(merge_heads(a @ values))
+        if self.top_k >= s.shape[-1]:
+            read = s.softmax(-1) @ values
+        else:                                                               # the k kept tokens of every slot, gathered
+            read = gather_sum(*top_k_sparse_masked(s, self.top_k), values)
+        retrieved = self.retrieve_output(merge_heads(read))
         return self.memory_slots + retrieved
 
-    def write(self, tokens, memory):
-        q = split_heads(self.write_query(tokens), self.heads)
+    def write(self, projected_queries, memory):
+        q = split_heads(projected_queries, self.heads)
         kv = self.write_key_value(self.norm_memory(memory)).chunk(2, -1)
         read = sdpa(q, split_heads(kv[0], self.heads), split_heads(kv[1], self.heads))
         return self.write_output(merge_heads(read))
