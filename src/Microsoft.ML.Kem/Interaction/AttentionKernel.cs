@@ -37,7 +37,7 @@ public static class AttentionKernel
     /// </summary>
     public static Tensor Scores(Tensor q, Tensor k, float? scale = null, Tensor? bias = null)
     {
-        var scores = q.matmul(k.transpose(-2, -1)).mul(scale ?? DefaultScale(q.shape[^1]));
+        var scores = q.matmul(k.transpose(-2, -1)).Times(scale ?? DefaultScale(q.shape[^1]));
         return bias is null ? scores : scores + bias;
     }
 
@@ -68,7 +68,7 @@ public static class AttentionKernel
     {
         // TorchSharp 0.107's kernel has no scale argument and always uses 1/√d_h: fold any other scale into q.
         var headWidth = q.shape[^1];
-        var query = scale is { } s ? q.mul(s / DefaultScale(headWidth)) : q;
+        var query = scale is { } s ? q.Times(s / DefaultScale(headWidth)) : q;
         return nn.functional.scaled_dot_product_attention(query, k, v, attn_mask: bias);
     }
 }

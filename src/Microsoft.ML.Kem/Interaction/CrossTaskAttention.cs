@@ -46,7 +46,7 @@ public sealed class CrossTaskAttention : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"Cross-task attention expects task tokens B×T×n×d with T = {tasks}, got [{string.Join("×", x.shape)}].", nameof(x));
         var embedded = taskEmbedding?.call(x) ?? x;
         var updates = targets.Select(target => target.call(embedded));      // T × B×n×d
-        return x + stack(updates, 1).mul(lambda);                           // MODEL-SPEC §4: X'_t = X_t + λ·out_t
+        return x.PlusScaled(stack(updates, 1), lambda);                           // MODEL-SPEC §4: X'_t = X_t + λ·out_t
     }
 
     /// <summary>The attention that updates one target task t: LN_t, then MultiHeadAttention_t(X_t, X_{≠t}).</summary>

@@ -119,7 +119,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         var (written, writeWeights) = Write(projected[2], memory, trace);               // O B×N×d
         // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d), one fused kernel
         var update = written.reshape(batch, tasks, perTask, width);
-        var output = options.Lambda == 1f ? x + update : x.add(update, alpha: options.Lambda);
+        var output = x.PlusScaled(update, options.Lambda);
         return (output, memory, retrieveWeights, writeWeights);
     }
 

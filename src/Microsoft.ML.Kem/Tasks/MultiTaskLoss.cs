@@ -17,6 +17,8 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
     readonly TaskSpec[] _tasks;
     // Field name = registered name: Module.to() swaps the tensor behind the field of that name.
     readonly Parameter s;
+    // The constant factor of every task's term (w_t, or 10·w_t for MTFormer), made once (see ScalarArithmetic).
+    readonly Scalar[] factors;
 
     /// <summary>Creates the combiner for <paramref name="tasks"/> (their <see cref="TaskSpec.LossWeight"/> are the w_t).</summary>
     public MultiTaskLoss(string name, IReadOnlyList<TaskSpec> tasks, LossWeighting mode = LossWeighting.MtformerUncertainty) : base(name)
@@ -32,6 +34,7 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
         Mode = mode;
         s = new Parameter(torch.zeros(_tasks.Length), requires_grad: mode != LossWeighting.Fixed);
         register_parameter("s", s);
+        factors = _tasks.Select(t => (mode == LossWeighting.MtformerUncertainty ? t.LossWeight * MtformerScale : t.LossWeight).ToScalar()).ToArray();
     }
 
     /// <summary>The combination mode.</summary>
@@ -56,20 +59,26 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
         for (int t = 0; t < _tasks.Length; t++)
         {
             var loss = perTaskLosses[t];
-            var w = _tasks[t].LossWeight;
             var st = s[t];
             var term = Mode switch
             {
                 // MODEL-SPEC §8: w_t · 10 · exp(−s_t) · L_t + s_t
-                LossWeighting.MtformerUncertainty => w * MtformerScale * torch.exp(-st) * loss + st,
+                LossWeighting.MtformerUncertainty => (torch.exp(-st) * loss).mul(factors[t]) + st,
                 // MODEL-SPEC §8: w_t · L_t
-                LossWeighting.Fixed => w * loss,
+                LossWeighting.Fixed => loss.mul(factors[t]),
                 // MODEL-SPEC §8: (exp(−s_t) · w_t · L_t + s_t) / 2
-                LossWeighting.Uncertainty => (torch.exp(-st) * w * loss + st) / 2,
+                LossWeighting.Uncertainty => ((torch.exp(-st) * loss).mul(factors[t]) + st).Times(0.5),
                 _ => throw new InvalidOperationException($"Unknown LossWeighting {Mode}."),
             };
             total = total is null ? term : total + term;
         }
         return scope.MoveToOuter(total!);
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) foreach (var factor in factors) factor.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -23,6 +23,9 @@ public static class TaskLoss
     /// The loss of one task: <paramref name="output"/> is the raw head output B×C_t×H×W,
     /// <paramref name="label"/> the float32 label B×P×H×W (P = <see cref="TaskSpec.LabelPlanes"/>).
     /// </summary>
+    // The constants the losses compare with, as Scalars made once (see ScalarArithmetic: no implicit Scalars per step).
+    private static readonly Scalar Zero = 0.0.ToScalar(), Half = 0.5.ToScalar(), One = 1.ToScalar(), Ignore = TaskSpec.IgnoreLabel.ToScalar();
+
     public static Tensor Compute(TaskSpec spec, Tensor output, Tensor label)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -45,7 +48,7 @@ public static class TaskLoss
         using var scope = torch.NewDisposeScope();
         var x = logits.to_type(ScalarType.Float32);
         var target = label.to(x.device).squeeze(1).to_type(ScalarType.Int64);          // B×H×W
-        var valid = target.ne(TaskSpec.IgnoreLabel);
+        var valid = target.ne(Ignore);
         var perPixel = F.cross_entropy(x, target, ignore_index: (long)TaskSpec.IgnoreLabel, reduction: nn.Reduction.None);
         return scope.MoveToOuter(MaskedMean(perPixel, valid));
     }
@@ -56,7 +59,7 @@ public static class TaskLoss
         using var scope = torch.NewDisposeScope();
         var x = prediction.to_type(ScalarType.Float32);
         var y = label.to(x.device).to_type(ScalarType.Float32);
-        var valid = y.gt(0).logical_and(y.ne(TaskSpec.IgnoreLabel));
+        var valid = y.gt(Zero).logical_and(y.ne(Ignore));
         return scope.MoveToOuter(MaskedMean((x - y).abs(), valid));
     }
 
@@ -70,8 +73,8 @@ public static class TaskLoss
         using var scope = torch.NewDisposeScope();
         var x = F.normalize(prediction.to_type(ScalarType.Float32), p: 2, dim: 1, eps: TaskOutputs.NormalsEps);
         var y = label.to(x.device).to_type(ScalarType.Float32);
-        var valid = y.ne(0).any(1, keepdim: true)
-            .logical_and(y.eq(TaskSpec.IgnoreLabel).any(1, keepdim: true).logical_not())
+        var valid = y.ne(Zero).any(1, keepdim: true)
+            .logical_and(y.eq(Ignore).any(1, keepdim: true).logical_not())
             .expand_as(y);                                                              // B×1×H×W → B×3×H×W
         return scope.MoveToOuter(MaskedMean((x - y).abs(), valid));
     }
@@ -87,23 +90,23 @@ public static class TaskLoss
         using var scope = torch.NewDisposeScope();
         var x = logits.to_type(ScalarType.Float32);
         var y = label.to(x.device).to_type(ScalarType.Float32);
-        var valid = y.ne(TaskSpec.IgnoreLabel);
-        var positive = y.gt(0.5).logical_and(valid);
+        var valid = y.ne(Ignore);
+        var positive = y.gt(Half).logical_and(valid);
         var negative = valid.logical_and(positive.logical_not());
         var bce = F.binary_cross_entropy_with_logits(x, positive.to_type(ScalarType.Float32), reduction: nn.Reduction.None);
         var w = positiveWeight is double fixedWeight
             ? torch.tensor(fixedWeight, ScalarType.Float32, x.device)
-            : negative.sum().to_type(ScalarType.Float32) / valid.sum().clamp_min(1).to_type(ScalarType.Float32);
+            : negative.sum().to_type(ScalarType.Float32) / valid.sum().clamp_min(One).to_type(ScalarType.Float32);
         var positiveSum = torch.where(positive, bce, 0f).sum();
         var negativeSum = torch.where(negative, bce, 0f).sum();
-        var loss = (w * positiveSum + (1 - w) * negativeSum) / (float)y.numel();
+        var loss = negativeSum.lerp(positiveSum, w).Times(1.0 / y.numel());   // (w·Σ⁺ + (1 − w)·Σ⁻) / |pixels|
         return scope.MoveToOuter(loss);
     }
 
     /// <summary>Mean of <paramref name="values"/> over the true entries of <paramref name="mask"/>; 0 (still attached to the graph) when none is true.</summary>
     static Tensor MaskedMean(Tensor values, Tensor mask)
     {
-        var count = mask.sum().clamp_min(1).to_type(ScalarType.Float32);
+        var count = mask.sum().clamp_min(One).to_type(ScalarType.Float32);
         return torch.where(mask, values, 0f).sum() / count;
     }
 
