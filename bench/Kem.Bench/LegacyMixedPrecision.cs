@@ -2,14 +2,15 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.Kem.Training;
+namespace Kem.Bench;
 
 /// <summary>
-/// bf16 training by hand (TorchSharp 0.107 has no autocast): the module runs forward and backward in bfloat16,
+/// The loop's bf16 scheme before <c>Microsoft.ML.Kem.Training.FlatAdamW</c> (per-parameter masters and copies), kept only
+/// for the step benchmark's "legacy" rows. bf16 training by hand (TorchSharp 0.107 has no autocast): the module runs forward and backward in bfloat16,
 /// the optimizer owns fp32 master copies of the trainable parameters. Each step: bf16 grads → fp32 master grads,
 /// optimizer step on the masters, masters → bf16 module weights. bf16 needs no loss scaling (fp32 exponent range).
 /// </summary>
-public sealed class MixedPrecision : IDisposable
+internal sealed class MixedPrecision : IDisposable
 {
     private readonly Parameter[] working;
     private readonly Parameter[] masters;
