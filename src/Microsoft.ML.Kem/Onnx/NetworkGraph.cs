@@ -7,8 +7,8 @@ namespace Microsoft.ML.Kem.Onnx;
 
 /// <summary>
 /// The ONNX twin of <see cref="MultiTaskNetwork.forward"/> and its modules, one method per module, each reading top to
-/// bottom like the module's own forward and naming the same state_dict keys. Every interaction kind and option the
-/// network can be built with is covered; OnnxExportTests compare each against TorchSharp.
+/// bottom like the module's own forward and naming the same state_dict keys. Every backbone, interaction kind and option
+/// the network can be built with is covered; OnnxExportTests compare each against TorchSharp.
 /// </summary>
 internal static class NetworkGraph
 {
@@ -34,15 +34,16 @@ internal static class NetworkGraph
                     "backbone.stem.conv2", 2, 1), "backbone.stem.bn2")),
                 "backbone.stem.conv3", 2, 1),
             BackboneKind.TinyViT => g.Conv(image, "backbone.stem", o.TokenStride, 0),
+            BackboneKind.MultiScale => MultiScaleGraph.FusionStem(g, "backbone.stem", o, image),
             _ => throw new NotSupportedException($"The ONNX exporter does not know backbone {o.Backbone}."),
         };
-        var tokens = g.Transpose(g.Reshape(grid, 0, o.Width, -1), 0, 2, 1);                     // flatten(2).transpose(1, 2): B×n×d
+        var tokens = ToTokens(g, grid);                                                          // B×n×d
         tokens = g.Add(tokens, g.Weight("backbone.positions"));
         return g.LayerNorm(Blocks(g, "backbone.blocks", o.BackboneDepth, o.Heads, tokens), "backbone.norm");
     }
 
     /// <summary>TransformerBlock.Stack: <paramref name="depth"/> blocks named prefix.0, prefix.1, … (identity when 0).</summary>
-    private static string Blocks(OnnxGraph g, string prefix, int depth, int heads, string x)
+    public static string Blocks(OnnxGraph g, string prefix, int depth, int heads, string x)
     {
         for (int i = 0; i < depth; i++) x = Block(g, $"{prefix}.{i}", heads, x);
         return x;
@@ -68,6 +69,12 @@ internal static class NetworkGraph
         return g.Linear(MergeHeads(g, Attend(g, q, k, v, scale ?? AttentionKernel.DefaultScale(headWidth))), prefix + ".output");
     }
 
+    /// <summary>TokenGrid.ToTokens: map B×C×r×c → tokens B×(r·c)×C, row-major.</summary>
+    public static string ToTokens(OnnxGraph g, string map) => g.Transpose(g.Reshape(map, 0, 0, -1), 0, 2, 1);
+
+    /// <summary>TokenGrid.ToMap: tokens B×(r·c)×C → map B×C×r×c.</summary>
+    public static string ToMap(OnnxGraph g, string tokens, long rows, long cols) => g.Reshape(g.Transpose(tokens, 0, 2, 1), 0, 0, rows, cols);
+
     /// <summary>Output width of the nn.Linear at <paramref name="prefix"/>.</summary>
     public static int Width(OnnxGraph g, string prefix) => (int)g.Shape(prefix + ".weight")[0];
 
@@ -88,7 +95,7 @@ internal static class NetworkGraph
     private static string DenseHead(OnnxGraph g, string prefix, TaskSpec task, MultiTaskNetworkOptions o, string tokens)
     {
         int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
-        var map = g.Reshape(g.Transpose(tokens, 0, 2, 1), 0, o.Width, rows, cols);              // B×d×(H/s)×(W/s)
+        var map = ToMap(g, tokens, rows, cols);                                                  // B×d×(H/s)×(W/s)
         string y;
         if (task.Kind == TaskKind.Depth)
         {

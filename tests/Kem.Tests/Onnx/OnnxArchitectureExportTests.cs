@@ -1,0 +1,125 @@
+using Microsoft.ML.Kem.Interaction;
+using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Onnx;
+using Microsoft.ML.Kem.Tasks;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kem.Tests.Onnx;
+
+/// <summary>
+/// The exporter beyond the shared encoder with a single-scale backbone: the MultiScale backbone (every resize case onto
+/// the token grid). onnxruntime's scores are within 1e-4 of TorchSharp's, and the network read back from the file is
+/// bit-identical.
+/// </summary>
+[TestClass]
+public sealed class OnnxArchitectureExportTests
+{
+    private const int Batch = 2;
+    private const double Tolerance = 1e-4;
+
+    public TestContext TestContext { get; set; } = null!;
+
+    private static readonly TaskSpec[] SegDepthNormals = { TaskSpec.Segmentation(5), TaskSpec.DepthTask(), TaskSpec.NormalsTask() };
+    private static readonly MultiScaleOptions ThreeScales = new() { FirstStride = 4, Scales = 3, FirstWidth = 8, BlocksPerScale = 1 };
+
+    /// <summary>The tiny configurations under test, by name; each differs from the default in the option it names.</summary>
+    internal static MultiTaskNetworkOptions Configuration(string name)
+    {
+        var o = MultiTaskNetworkOptions.Tiny(SegDepthNormals) with
+        {
+            ImageHeight = 32, ImageWidth = 32, Width = 16, Heads = 2, MlpRatio = 2, BackboneDepth = 1, EncoderDepth = 1, DecoderDepth = 1,
+            MultiScale = ThreeScales,
+            Interaction = new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 4, TopK = 3 },
+        };
+        return name switch
+        {
+            // strides 4/8/16 onto the stride-8 grid: area down ×2, identity, bilinear up ×2
+            "MultiScale" => o with { Backbone = BackboneKind.MultiScale },
+            // strides 4/8/16 onto a stride-12 grid (48×48): area ×3, area 6→4 (fractional windows), bilinear 3→4
+            "MultiScaleFractionalResize" => o with { Backbone = BackboneKind.MultiScale, TokenStride = 12, ImageHeight = 48, ImageWidth = 48, BackboneDepth = 0 },
+            // strides 8/16/32 onto the stride-16 grid, StableKem on top
+            "MultiScaleFirstStride8" => o with
+            {
+                Backbone = BackboneKind.MultiScale, TokenStride = 16, MultiScale = ThreeScales with { FirstStride = 8 },
+                Interaction = o.Interaction with { Kind = InteractionKind.StableKem },
+            },
+            _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown configuration"),
+        };
+    }
+
+    /// <summary>A seeded network in eval mode whose BatchNorm running statistics are not the trivial 0/1.</summary>
+    internal static MultiTaskNetwork Network(MultiTaskNetworkOptions o, int seed = 7)
+    {
+        torch.manual_seed(seed);
+        var net = new MultiTaskNetwork(o);
+        using (torch.no_grad())
+            foreach (var (key, t) in net.state_dict())
+            {
+                if (key.EndsWith("running_mean")) t.normal_(0, 0.2);
+                else if (key.EndsWith("running_var")) t.uniform_(0.5, 1.5);
+                else if (key.EndsWith("num_batches_tracked")) t.fill_(12);
+            }
+        net.eval();
+        return net;
+    }
+
+    [TestMethod]
+    [DataRow("MultiScale")]
+    [DataRow("MultiScaleFractionalResize")]
+    [DataRow("MultiScaleFirstStride8")]
+    public void Onnx_graph_matches_torchsharp_within_1e4(string configuration)
+    {
+        var o = Configuration(configuration);
+        using var net = Network(o);
+        var pixels = OnnxExportTests.Pixels(Batch, o.ImageHeight, o.ImageWidth);
+        var expected = Inference.Predict(net, pixels, Batch);
+
+        using var session = new InferenceSession(KemOnnx.Export(net));
+        var input = new DenseTensor<float>(pixels, new[] { Batch, 3, o.ImageHeight, o.ImageWidth });
+        using var results = session.Run(new[] { NamedOnnxValue.CreateFromTensor("Image", input) });
+        var outputs = results.ToDictionary(r => r.Name);
+
+        double worst = 0;
+        foreach (var p in expected)
+        {
+            var scores = outputs[KemOnnx.ScoreOutput(p.Task)].AsTensor<float>();
+            CollectionAssert.AreEqual(new[] { Batch, p.Task.Channels, o.ImageHeight, o.ImageWidth }, scores.Dimensions.ToArray(), $"{p.Task.Name} score shape");
+            double maxDiff = p.Scores.Zip(scores.ToArray(), (a, b) => (double)Math.Abs(a - b)).Max();
+            worst = Math.Max(worst, maxDiff);
+            Assert.IsTrue(maxDiff <= Tolerance, $"{configuration}/{p.Task.Name}: max |score diff| = {maxDiff:E2} > {Tolerance:E0}");
+            Assert.IsTrue(p.Scores.Any(v => v != p.Scores[0]), $"{configuration}/{p.Task.Name}: the scores are not constant");
+            if (p.Labels is { } labels)
+            {
+                var predicted = outputs[KemOnnx.PredictedLabelOutput(p.Task)].AsTensor<int>().ToArray();
+                int same = labels.Zip(predicted, (a, b) => a == b ? 1 : 0).Sum();
+                Assert.IsTrue(same >= 0.999 * labels.Length, $"{configuration}/{p.Task.Name}: {labels.Length - same} of {labels.Length} labels differ");
+            }
+        }
+        TestContext.WriteLine($"{configuration}: max |ORT − TorchSharp| = {worst:E2}");
+    }
+
+    [TestMethod]
+    [DataRow("MultiScale")]
+    public void Network_read_back_from_onnx_has_bit_identical_weights(string configuration)
+    {
+        var o = Configuration(configuration);
+        using var net = Network(o);
+        using var rebuilt = KemOnnx.ReadNetwork(KemOnnx.Export(net), "test.onnx");
+
+        Assert.AreEqual(o with { Tasks = rebuilt.Options.Tasks }, rebuilt.Options, "options round-trip through the metadata JSON");
+        var original = net.state_dict();
+        var restored = rebuilt.state_dict();
+        CollectionAssert.AreEquivalent(original.Keys.ToArray(), restored.Keys.ToArray());
+        foreach (var (key, t) in original)
+            Assert.IsTrue(t.bytes.SequenceEqual(restored[key].bytes), $"{key} differs after the round trip");
+
+        var pixels = OnnxExportTests.Pixels(1, o.ImageHeight, o.ImageWidth, seed: 9);
+        var a = Inference.Predict(net, pixels, 1);
+        var b = Inference.Predict(rebuilt, pixels, 1);
+        for (int t = 0; t < a.Length; t++)
+            Assert.IsTrue(a[t].Scores.SequenceEqual(b[t].Scores), "the rebuilt network computes the same bits");
+    }
+}
