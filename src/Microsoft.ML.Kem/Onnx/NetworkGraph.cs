@@ -8,14 +8,26 @@ namespace Microsoft.ML.Kem.Onnx;
 /// <summary>
 /// The ONNX twin of <see cref="MultiTaskNetwork.forward"/> and its modules, one method per module, each reading top to
 /// bottom like the module's own forward and naming the same state_dict keys. Every backbone, interaction kind and option
-/// the network can be built with is covered; OnnxExportTests compare each against TorchSharp.
+/// the network can be built with is covered; OnnxExportTests compare each against TorchSharp. <see cref="Network"/> also
+/// dispatches to the other model families (<see cref="SequentialGraph"/>).
 /// </summary>
 internal static class NetworkGraph
 {
-    /// <summary>MultiTaskNetwork.forward: images B×3×H×W raw pixels → per task B×C_t×H×W raw maps.</summary>
+    /// <summary>MultiTaskModel.Create's network, forward in eval mode: images B×3×H×W raw pixels → per task B×C_t×H×W raw maps.</summary>
     public static string[] Network(OnnxGraph g, MultiTaskNetworkOptions o, string images)
     {
         var normalised = g.Div(g.Sub(images, g.Weight("pixelMean")), g.Weight("pixelStd"));     // MODEL-SPEC §1, input
+        return o.Architecture switch
+        {
+            NetworkArchitecture.SharedEncoder => SharedEncoder(g, o, normalised),
+            NetworkArchitecture.SequentialCrossAttention => SequentialGraph.Network(g, o, normalised),
+            _ => throw new NotSupportedException($"The ONNX exporter does not know NetworkArchitecture {o.Architecture}."),
+        };
+    }
+
+    /// <summary>MultiTaskNetwork.forward after the input normalisation: B×3×H×W → per task B×C_t×H×W.</summary>
+    private static string[] SharedEncoder(OnnxGraph g, MultiTaskNetworkOptions o, string normalised)
+    {
         var shared = Backbone(g, o, normalised);                                                 // (a) B×n×d
         var taskTokens = g.Concat(1, o.Tasks.Select((_, t) =>                                    // (b) B×T×n×d
             g.Unsqueeze(Blocks(g, $"encoders.{t}", o.EncoderDepth, o.Heads, shared), 1)).ToArray());
@@ -68,6 +80,10 @@ internal static class NetworkGraph
         var headWidth = Width(g, prefix + ".query") / heads;
         return g.Linear(MergeHeads(g, Attend(g, q, k, v, scale ?? AttentionKernel.DefaultScale(headWidth))), prefix + ".output");
     }
+
+    /// <summary>NormedCrossAttention.forward: MHA(LN_q(query), LN_k(keyValue)), B×Lq×c and B×Lk×c_kv → B×Lq×c.</summary>
+    public static string NormedCrossAttention(OnnxGraph g, string prefix, int heads, string query, string keyValue) =>
+        Attention(g, prefix + ".attention", heads, g.LayerNorm(query, prefix + ".queryNorm"), g.LayerNorm(keyValue, prefix + ".keyNorm"), scale: null);
 
     /// <summary>TokenGrid.ToTokens: map B×C×r×c → tokens B×(r·c)×C, row-major.</summary>
     public static string ToTokens(OnnxGraph g, string map) => g.Transpose(g.Reshape(map, 0, 0, -1), 0, 2, 1);

@@ -11,8 +11,8 @@ namespace Kem.Tests.Onnx;
 
 /// <summary>
 /// The exporter beyond the shared encoder with a single-scale backbone: the MultiScale backbone (every resize case onto
-/// the token grid). onnxruntime's scores are within 1e-4 of TorchSharp's, and the network read back from the file is
-/// bit-identical.
+/// the token grid) and the sequential cross-attention design (CTAM with and without pooled keys, CSAM over 3 and 4 scales).
+/// onnxruntime's scores are within 1e-4 of TorchSharp's, and the network read back from the file is bit-identical.
 /// </summary>
 [TestClass]
 public sealed class OnnxArchitectureExportTests
@@ -31,9 +31,10 @@ public sealed class OnnxArchitectureExportTests
         var o = MultiTaskNetworkOptions.Tiny(SegDepthNormals) with
         {
             ImageHeight = 32, ImageWidth = 32, Width = 16, Heads = 2, MlpRatio = 2, BackboneDepth = 1, EncoderDepth = 1, DecoderDepth = 1,
-            MultiScale = ThreeScales,
+            MultiScale = ThreeScales, Sequential = new SequentialAttentionOptions { HeadBlocks = 1 },
             Interaction = new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 4, TopK = 3 },
         };
+        var sequential = o with { Architecture = NetworkArchitecture.SequentialCrossAttention };
         return name switch
         {
             // strides 4/8/16 onto the stride-8 grid: area down ×2, identity, bilinear up ×2
@@ -46,15 +47,23 @@ public sealed class OnnxArchitectureExportTests
                 Backbone = BackboneKind.MultiScale, TokenStride = 16, MultiScale = ThreeScales with { FirstStride = 8 },
                 Interaction = o.Interaction with { Kind = InteractionKind.StableKem },
             },
+            // three tasks (two CTAM sources each), keys pooled to stride 16 at strides 4 and 8
+            "Sequential" => sequential,
+            // four scales (CSAM with up to three coarser sources), keys at full resolution, no residual heads, two tasks
+            "SequentialFourScalesNoPooling" => sequential with
+            {
+                Tasks = new[] { TaskSpec.Segmentation(3), TaskSpec.DepthTask() }, MultiScale = ThreeScales with { Scales = 4 },
+                Sequential = new SequentialAttentionOptions { HeadBlocks = 0, KeyStride = 0, DeepSupervision = false },
+            },
             _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown configuration"),
         };
     }
 
     /// <summary>A seeded network in eval mode whose BatchNorm running statistics are not the trivial 0/1.</summary>
-    internal static MultiTaskNetwork Network(MultiTaskNetworkOptions o, int seed = 7)
+    internal static MultiTaskModel Network(MultiTaskNetworkOptions o, int seed = 7)
     {
         torch.manual_seed(seed);
-        var net = new MultiTaskNetwork(o);
+        var net = MultiTaskModel.Create(o);
         using (torch.no_grad())
             foreach (var (key, t) in net.state_dict())
             {
@@ -70,6 +79,8 @@ public sealed class OnnxArchitectureExportTests
     [DataRow("MultiScale")]
     [DataRow("MultiScaleFractionalResize")]
     [DataRow("MultiScaleFirstStride8")]
+    [DataRow("Sequential")]
+    [DataRow("SequentialFourScalesNoPooling")]
     public void Onnx_graph_matches_torchsharp_within_1e4(string configuration)
     {
         var o = Configuration(configuration);
@@ -103,12 +114,14 @@ public sealed class OnnxArchitectureExportTests
 
     [TestMethod]
     [DataRow("MultiScale")]
-    public void Network_read_back_from_onnx_has_bit_identical_weights(string configuration)
+    [DataRow("Sequential")]
+    public void Network_read_back_from_onnx_is_the_same_architecture_with_bit_identical_weights(string configuration)
     {
         var o = Configuration(configuration);
         using var net = Network(o);
         using var rebuilt = KemOnnx.ReadNetwork(KemOnnx.Export(net), "test.onnx");
 
+        Assert.AreEqual(net.GetType(), rebuilt.GetType(), "the stored options choose the architecture");
         Assert.AreEqual(o with { Tasks = rebuilt.Options.Tasks }, rebuilt.Options, "options round-trip through the metadata JSON");
         var original = net.state_dict();
         var restored = rebuilt.state_dict();
@@ -121,5 +134,19 @@ public sealed class OnnxArchitectureExportTests
         var b = Inference.Predict(rebuilt, pixels, 1);
         for (int t = 0; t < a.Length; t++)
             Assert.IsTrue(a[t].Scores.SequenceEqual(b[t].Scores), "the rebuilt network computes the same bits");
+    }
+
+    [TestMethod]
+    public void Deep_supervision_heads_are_kept_out_of_the_graph_but_in_the_file()
+    {
+        using var net = Network(Configuration("Sequential"));
+        var bytes = KemOnnx.Export(net);
+        var model = Microsoft.ML.Kem.Onnx.Proto.ModelProto.Parser.ParseFrom(bytes);
+        Assert.IsFalse(model.Graph.Initializer.Any(t => t.Name.Contains(".auxiliary.")), "eval forward does not run the auxiliary heads");
+        Assert.IsTrue(model.Graph.Initializer.Any(t => t.Name.StartsWith("crossScale.") && t.Name.EndsWith(".fuse.weight")), "CSAM is in the graph");
+
+        using var rebuilt = KemOnnx.ReadNetwork(bytes, "test.onnx");
+        var key = "taskHeads.1.auxiliary.2.weight";
+        Assert.IsTrue(net.state_dict()[key].bytes.SequenceEqual(rebuilt.state_dict()[key].bytes), "the auxiliary heads come back for fine-tuning");
     }
 }
