@@ -33,9 +33,9 @@ public sealed record OnnxExportOptions
 public sealed record KemOnnxDescription(MultiTaskNetworkOptions Network, string InputName, bool Batched, long Opset);
 
 /// <summary>
-/// Exports a <see cref="MultiTaskModel"/> to ONNX (opset <see cref="Opset"/>) and rebuilds one from such a file: the
-/// shared-encoder <see cref="MultiTaskNetwork"/> with any backbone and the <see cref="SequentialCrossAttentionNetwork"/>
-/// (<see cref="ComputationSharingNetwork"/> throws NotSupportedException).
+/// Exports a <see cref="MultiTaskModel"/> to ONNX (opset <see cref="Opset"/>) and rebuilds one from such a file: every
+/// <see cref="NetworkArchitecture"/> (the shared-encoder <see cref="MultiTaskNetwork"/> with any backbone,
+/// <see cref="SequentialCrossAttentionNetwork"/>, <see cref="ComputationSharingNetwork"/>).
 /// The graph computes exactly what the network's forward plus <see cref="TaskOutputs"/> compute, in eval mode
 /// (BatchNorm running statistics; no training-only outputs such as deep supervision): input raw pixels (normalisation inside), outputs per task "&lt;Task&gt;Score"
 /// (float, C_t×H×W) and for classification tasks "&lt;Task&gt;PredictedLabel" (int32, H×W).

@@ -9,7 +9,7 @@ namespace Microsoft.ML.Kem.Onnx;
 /// The ONNX twin of <see cref="MultiTaskNetwork.forward"/> and its modules, one method per module, each reading top to
 /// bottom like the module's own forward and naming the same state_dict keys. Every backbone, interaction kind and option
 /// the network can be built with is covered; OnnxExportTests compare each against TorchSharp. <see cref="Network"/> also
-/// dispatches to the other model families (<see cref="SequentialGraph"/>).
+/// dispatches to the other model families (<see cref="SequentialGraph"/>, <see cref="ComputationSharingGraph"/>).
 /// </summary>
 internal static class NetworkGraph
 {
@@ -21,6 +21,7 @@ internal static class NetworkGraph
         {
             NetworkArchitecture.SharedEncoder => SharedEncoder(g, o, normalised),
             NetworkArchitecture.SequentialCrossAttention => SequentialGraph.Network(g, o, normalised),
+            NetworkArchitecture.ComputationSharing => ComputationSharingGraph.Network(g, o, normalised),
             _ => throw new NotSupportedException($"The ONNX exporter does not know NetworkArchitecture {o.Architecture}."),
         };
     }
@@ -37,7 +38,7 @@ internal static class NetworkGraph
     }
 
     /// <summary>Backbone.forward: normalised image → B×n×d.</summary>
-    private static string Backbone(OnnxGraph g, MultiTaskNetworkOptions o, string image)
+    public static string Backbone(OnnxGraph g, MultiTaskNetworkOptions o, string image)
     {
         string grid = o.Backbone switch                                                          // B×d×(H/s)×(W/s)
         {
@@ -108,7 +109,7 @@ internal static class NetworkGraph
         g.MatMul(g.Op("Softmax", new[] { Scores(g, q, k, scale) }, OnnxGraph.Attr("axis", -1L)), v);
 
     /// <summary>DenseHead.forward: tokens B×n×d → B×C_t×H×W.</summary>
-    private static string DenseHead(OnnxGraph g, string prefix, TaskSpec task, MultiTaskNetworkOptions o, string tokens)
+    public static string DenseHead(OnnxGraph g, string prefix, TaskSpec task, MultiTaskNetworkOptions o, string tokens)
     {
         int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
         var map = ToMap(g, tokens, rows, cols);                                                  // B×d×(H/s)×(W/s)

@@ -100,6 +100,14 @@ internal sealed class OnnxGraph
         return AddConstant(id, new TensorProto { Name = $"const/scalar_{constants.Count}", DataType = (int)TensorProto.Types.DataType.Float, RawData = Bytes<float>(new[] { value }) });
     }
 
+    /// <summary>A float32 tensor of shape <paramref name="shape"/> filled with <paramref name="value"/> (ConstantOfShape).</summary>
+    public string Full(float value, params long[] shape)
+    {
+        var fill = new TensorProto { Name = "value", DataType = (int)TensorProto.Types.DataType.Float, RawData = Bytes<float>(new[] { value }) };
+        fill.Dims.Add(1);
+        return Op("ConstantOfShape", new[] { Ints(shape) }, Attr("value", fill));
+    }
+
     /// <summary>A float32 constant of shape <paramref name="dims"/> (a fixed resampling matrix), named const/<paramref name="name"/>.</summary>
     public string Floats(string name, long[] dims, float[] values)
     {
@@ -185,6 +193,7 @@ internal sealed class OnnxGraph
     public string Mul(string a, float b) => b == 1f ? a : Mul(a, Scalar(b));
     public string MatMul(string a, string b) => Op("MatMul", new[] { a, b });
     public string Exp(string x) => Op("Exp", new[] { x });
+    public string Abs(string x) => Op("Abs", new[] { x });
     public string Relu(string x) => Op("Relu", new[] { x });
     public string Sigmoid(string x) => Op("Sigmoid", new[] { x });
 

@@ -11,7 +11,8 @@ namespace Kem.Tests.Onnx;
 
 /// <summary>
 /// The exporter beyond the shared encoder with a single-scale backbone: the MultiScale backbone (every resize case onto
-/// the token grid) and the sequential cross-attention design (CTAM with and without pooled keys, CSAM over 3 and 4 scales).
+/// the token grid), the sequential cross-attention design (CTAM with and without pooled keys, CSAM over 3 and 4 scales)
+/// and computation sharing (sparse, dense and empty weight deltas, activation thresholds, a non-first base task).
 /// onnxruntime's scores are within 1e-4 of TorchSharp's, and the network read back from the file is bit-identical.
 /// </summary>
 [TestClass]
@@ -35,6 +36,7 @@ public sealed class OnnxArchitectureExportTests
             Interaction = new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 4, TopK = 3 },
         };
         var sequential = o with { Architecture = NetworkArchitecture.SequentialCrossAttention };
+        var sharing = o with { Architecture = NetworkArchitecture.ComputationSharing };
         return name switch
         {
             // strides 4/8/16 onto the stride-8 grid: area down ×2, identity, bilinear up ×2
@@ -55,11 +57,24 @@ public sealed class OnnxArchitectureExportTests
                 Tasks = new[] { TaskSpec.Segmentation(3), TaskSpec.DepthTask() }, MultiScale = ThreeScales with { Scales = 4 },
                 Sequential = new SequentialAttentionOptions { HeadBlocks = 0, KeyStride = 0, DeepSupervision = false },
             },
+            // sparse weight deltas (10 %) and thresholded activation deltas, first task as base
+            "ComputationSharing" => sharing with { ComputationSharing = new ComputationSharingOptions { DeltaDensity = 0.1, ActivationThreshold = 0.05f } },
+            // dense deltas, no threshold, a later base task, on the MultiScale backbone
+            "ComputationSharingDenseMultiScale" => sharing with
+            {
+                Backbone = BackboneKind.MultiScale,
+                ComputationSharing = new ComputationSharingOptions { BaseTask = "Depth", DeltaDensity = 1, ActivationThreshold = 0 },
+            },
+            // no weight delta kept at all: sub-tasks compute the base's activations and differ only in their heads
+            "ComputationSharingEmptyDeltas" => sharing with { ComputationSharing = new ComputationSharingOptions { DeltaDensity = 0 } },
             _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown configuration"),
         };
     }
 
-    /// <summary>A seeded network in eval mode whose BatchNorm running statistics are not the trivial 0/1.</summary>
+    /// <summary>
+    /// A seeded network in eval mode whose BatchNorm running statistics are not the trivial 0/1 and whose computation-sharing
+    /// weight deltas are not the initial zeros.
+    /// </summary>
     internal static MultiTaskModel Network(MultiTaskNetworkOptions o, int seed = 7)
     {
         torch.manual_seed(seed);
@@ -70,6 +85,7 @@ public sealed class OnnxArchitectureExportTests
                 if (key.EndsWith("running_mean")) t.normal_(0, 0.2);
                 else if (key.EndsWith("running_var")) t.uniform_(0.5, 1.5);
                 else if (key.EndsWith("num_batches_tracked")) t.fill_(12);
+                else if (key.Contains(".deltas.")) t.normal_(0, 0.05);
             }
         net.eval();
         return net;
@@ -81,6 +97,9 @@ public sealed class OnnxArchitectureExportTests
     [DataRow("MultiScaleFirstStride8")]
     [DataRow("Sequential")]
     [DataRow("SequentialFourScalesNoPooling")]
+    [DataRow("ComputationSharing")]
+    [DataRow("ComputationSharingDenseMultiScale")]
+    [DataRow("ComputationSharingEmptyDeltas")]
     public void Onnx_graph_matches_torchsharp_within_1e4(string configuration)
     {
         var o = Configuration(configuration);
@@ -115,6 +134,7 @@ public sealed class OnnxArchitectureExportTests
     [TestMethod]
     [DataRow("MultiScale")]
     [DataRow("Sequential")]
+    [DataRow("ComputationSharing")]
     public void Network_read_back_from_onnx_is_the_same_architecture_with_bit_identical_weights(string configuration)
     {
         var o = Configuration(configuration);
