@@ -26,7 +26,10 @@ public sealed class MultiTaskKemTransformer : ITransformer
     private readonly IHost host;
     private readonly object inferenceLock = new();
 
-    /// <summary>The trained TorchSharp network (eval mode): a <see cref="MultiTaskNetwork"/> for the default architecture.</summary>
+    /// <summary>
+    /// The trained TorchSharp network (eval mode): a <see cref="MultiTaskNetwork"/> for the default architecture, a
+    /// <see cref="SequentialCrossAttentionNetwork"/> or a <see cref="ComputationSharingNetwork"/>; every one saves and loads.
+    /// </summary>
     public MultiTaskModel Network { get; }
     /// <summary>Image column read by the network.</summary>
     public string ImageColumnName { get; }
@@ -52,18 +55,13 @@ public sealed class MultiTaskKemTransformer : ITransformer
     /// <inheritdoc />
     public IDataView Transform(IDataView input) => new MappedDataView(input, new KemColumnMapper(this, input.Schema));
 
-    /// <summary>The network as the ONNX exporter sees it; the exporter covers the shared-encoder architecture.</summary>
-    private MultiTaskNetwork ExportableNetwork => Network as MultiTaskNetwork ?? throw new NotSupportedException(
-        $"ONNX export (and so saving into a model zip) covers the SharedEncoder architecture; this model is {Network.Options.Architecture}. " +
-        "Keep the fitted transformer in memory, or train the SharedEncoder design to save it.");
-
     /// <summary>
     /// The ONNX graph of the network as it is now, for one image (3×H×W in, C_t×H×W and H×W out): the graph that
     /// <see cref="ToOnnxTransformer"/> and the model zip carry.
     /// </summary>
     public byte[] ToOnnx()
     {
-        lock (inferenceLock) return KemOnnx.Export(ExportableNetwork, new OnnxExportOptions { InputName = ImageColumnName, Batched = false });
+        lock (inferenceLock) return KemOnnx.Export(Network, new OnnxExportOptions { InputName = ImageColumnName, Batched = false });
     }
 
     /// <summary>
@@ -93,7 +91,7 @@ public sealed class MultiTaskKemTransformer : ITransformer
     public void ExportOnnx(string path, bool batched = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        lock (inferenceLock) KemOnnx.Save(ExportableNetwork, path, new OnnxExportOptions { InputName = ImageColumnName, Batched = batched });
+        lock (inferenceLock) KemOnnx.Save(Network, path, new OnnxExportOptions { InputName = ImageColumnName, Batched = batched });
     }
 
     /// <summary>Saves this transformer as its ONNX twin (see the class remarks): ML.NET writes an OnnxTransformer in its place.</summary>

@@ -33,12 +33,15 @@ public sealed record OnnxExportOptions
 public sealed record KemOnnxDescription(MultiTaskNetworkOptions Network, string InputName, bool Batched, long Opset);
 
 /// <summary>
-/// Exports a <see cref="MultiTaskNetwork"/> to ONNX (opset <see cref="Opset"/>) and rebuilds one from such a file.
+/// Exports a <see cref="MultiTaskModel"/> to ONNX (opset <see cref="Opset"/>) and rebuilds one from such a file: every
+/// <see cref="NetworkArchitecture"/> (the shared-encoder <see cref="MultiTaskNetwork"/> with any backbone,
+/// <see cref="SequentialCrossAttentionNetwork"/>, <see cref="ComputationSharingNetwork"/>).
 /// The graph computes exactly what the network's forward plus <see cref="TaskOutputs"/> compute, in eval mode
-/// (BatchNorm running statistics): input raw pixels (normalisation inside), outputs per task "&lt;Task&gt;Score"
+/// (BatchNorm running statistics; no training-only outputs such as deep supervision): input raw pixels (normalisation inside), outputs per task "&lt;Task&gt;Score"
 /// (float, C_t×H×W) and for classification tasks "&lt;Task&gt;PredictedLabel" (int32, H×W).
-/// Every state_dict entry is an initializer named by its key, and the metadata carries the network's options as
-/// JSON, so <see cref="ReadNetwork"/> restores the network bit for bit.
+/// Every state_dict entry the graph reads is an initializer named by its key, the others (BatchNorm counters,
+/// training-only heads) are kept in the metadata, and the metadata carries the network's options as JSON, so
+/// <see cref="ReadNetwork"/> restores the network bit for bit.
 /// </summary>
 public static class KemOnnx
 {
@@ -54,7 +57,7 @@ public static class KemOnnx
     public const string InputKey = "kemml.input";
     /// <summary>Metadata key of the layout: "batched" or "single".</summary>
     public const string LayoutKey = "kemml.layout";
-    /// <summary>Metadata key of the state_dict entries the graph does not read (BatchNorm counters), as JSON.</summary>
+    /// <summary>Metadata key of the state_dict entries the graph does not read (BatchNorm counters, deep-supervision heads), as JSON.</summary>
     public const string StateKey = "kemml.state";
     private const string FormatVersion = "1";
 
@@ -70,7 +73,7 @@ public static class KemOnnx
     public static string PredictedLabelOutput(TaskSpec task) => task.Name + "PredictedLabel";
 
     /// <summary>The ONNX model bytes of <paramref name="network"/> (its weights as they are now; any device).</summary>
-    public static byte[] Export(MultiTaskNetwork network, OnnxExportOptions? options = null)
+    public static byte[] Export(MultiTaskModel network, OnnxExportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         options ??= new OnnxExportOptions();
@@ -115,7 +118,7 @@ public static class KemOnnx
     }
 
     /// <summary>Writes <see cref="Export"/>'s bytes to <paramref name="path"/> atomically (temporary file, then rename).</summary>
-    public static void Save(MultiTaskNetwork network, string path, OnnxExportOptions? options = null)
+    public static void Save(MultiTaskModel network, string path, OnnxExportOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         AtomicFile.WriteAllBytes(path, Export(network, options));
@@ -131,8 +134,11 @@ public static class KemOnnx
     /// <summary>Reads the metadata of a KemMl ONNX model; <paramref name="source"/> names the file in errors.</summary>
     public static KemOnnxDescription Describe(ReadOnlySpan<byte> bytes, string source) => Describe(ParseKem(bytes, source), source);
 
-    /// <summary>Rebuilds the network stored in ONNX model <paramref name="bytes"/>: same options, bit-identical weights, CPU, eval mode.</summary>
-    public static MultiTaskNetwork ReadNetwork(ReadOnlySpan<byte> bytes, string source)
+    /// <summary>
+    /// Rebuilds the network stored in ONNX model <paramref name="bytes"/> (<see cref="MultiTaskModel.Create"/> of the stored
+    /// options: the architecture the file was exported from): same options, bit-identical weights, CPU, eval mode.
+    /// </summary>
+    public static MultiTaskModel ReadNetwork(ReadOnlySpan<byte> bytes, string source)
     {
         var model = ParseKem(bytes, source);
         var description = Describe(model, source);
@@ -140,7 +146,7 @@ public static class KemOnnx
         Dictionary<string, StoredTensor> unread;
         try { unread = JsonSerializer.Deserialize<Dictionary<string, StoredTensor>>(Meta(model, StateKey, source), Json) ?? new(); }
         catch (JsonException e) { throw new InvalidDataException($"'{source}': the '{StateKey}' metadata does not parse: {e.Message}", e); }
-        var network = new MultiTaskNetwork(description.Network);
+        var network = MultiTaskModel.Create(description.Network);
         using (var scope = NewDisposeScope())
         {
             var state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -176,7 +182,7 @@ public static class KemOnnx
     }
 
     /// <summary>Rebuilds the network from the .onnx file at <paramref name="path"/> (see <see cref="ReadNetwork"/>).</summary>
-    public static MultiTaskNetwork LoadNetwork(string path)
+    public static MultiTaskModel LoadNetwork(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         return ReadNetwork(File.ReadAllBytes(path), path);

@@ -7,15 +7,28 @@ namespace Microsoft.ML.Kem.Onnx;
 
 /// <summary>
 /// The ONNX twin of <see cref="MultiTaskNetwork.forward"/> and its modules, one method per module, each reading top to
-/// bottom like the module's own forward and naming the same state_dict keys. Every interaction kind and option the
-/// network can be built with is covered; OnnxExportTests compare each against TorchSharp.
+/// bottom like the module's own forward and naming the same state_dict keys. Every backbone, interaction kind and option
+/// the network can be built with is covered; OnnxExportTests compare each against TorchSharp. <see cref="Network"/> also
+/// dispatches to the other model families (<see cref="SequentialGraph"/>, <see cref="ComputationSharingGraph"/>).
 /// </summary>
 internal static class NetworkGraph
 {
-    /// <summary>MultiTaskNetwork.forward: images B×3×H×W raw pixels → per task B×C_t×H×W raw maps.</summary>
+    /// <summary>MultiTaskModel.Create's network, forward in eval mode: images B×3×H×W raw pixels → per task B×C_t×H×W raw maps.</summary>
     public static string[] Network(OnnxGraph g, MultiTaskNetworkOptions o, string images)
     {
         var normalised = g.Div(g.Sub(images, g.Weight("pixelMean")), g.Weight("pixelStd"));     // MODEL-SPEC §1, input
+        return o.Architecture switch
+        {
+            NetworkArchitecture.SharedEncoder => SharedEncoder(g, o, normalised),
+            NetworkArchitecture.SequentialCrossAttention => SequentialGraph.Network(g, o, normalised),
+            NetworkArchitecture.ComputationSharing => ComputationSharingGraph.Network(g, o, normalised),
+            _ => throw new NotSupportedException($"The ONNX exporter does not know NetworkArchitecture {o.Architecture}."),
+        };
+    }
+
+    /// <summary>MultiTaskNetwork.forward after the input normalisation: B×3×H×W → per task B×C_t×H×W.</summary>
+    private static string[] SharedEncoder(OnnxGraph g, MultiTaskNetworkOptions o, string normalised)
+    {
         var shared = Backbone(g, o, normalised);                                                 // (a) B×n×d
         var taskTokens = g.Concat(1, o.Tasks.Select((_, t) =>                                    // (b) B×T×n×d
             g.Unsqueeze(Blocks(g, $"encoders.{t}", o.EncoderDepth, o.Heads, shared), 1)).ToArray());
@@ -25,7 +38,7 @@ internal static class NetworkGraph
     }
 
     /// <summary>Backbone.forward: normalised image → B×n×d.</summary>
-    private static string Backbone(OnnxGraph g, MultiTaskNetworkOptions o, string image)
+    public static string Backbone(OnnxGraph g, MultiTaskNetworkOptions o, string image)
     {
         string grid = o.Backbone switch                                                          // B×d×(H/s)×(W/s)
         {
@@ -34,15 +47,16 @@ internal static class NetworkGraph
                     "backbone.stem.conv2", 2, 1), "backbone.stem.bn2")),
                 "backbone.stem.conv3", 2, 1),
             BackboneKind.TinyViT => g.Conv(image, "backbone.stem", o.TokenStride, 0),
+            BackboneKind.MultiScale => MultiScaleGraph.FusionStem(g, "backbone.stem", o, image),
             _ => throw new NotSupportedException($"The ONNX exporter does not know backbone {o.Backbone}."),
         };
-        var tokens = g.Transpose(g.Reshape(grid, 0, o.Width, -1), 0, 2, 1);                     // flatten(2).transpose(1, 2): B×n×d
+        var tokens = ToTokens(g, grid);                                                          // B×n×d
         tokens = g.Add(tokens, g.Weight("backbone.positions"));
         return g.LayerNorm(Blocks(g, "backbone.blocks", o.BackboneDepth, o.Heads, tokens), "backbone.norm");
     }
 
     /// <summary>TransformerBlock.Stack: <paramref name="depth"/> blocks named prefix.0, prefix.1, … (identity when 0).</summary>
-    private static string Blocks(OnnxGraph g, string prefix, int depth, int heads, string x)
+    public static string Blocks(OnnxGraph g, string prefix, int depth, int heads, string x)
     {
         for (int i = 0; i < depth; i++) x = Block(g, $"{prefix}.{i}", heads, x);
         return x;
@@ -68,6 +82,16 @@ internal static class NetworkGraph
         return g.Linear(MergeHeads(g, Attend(g, q, k, v, scale ?? AttentionKernel.DefaultScale(headWidth))), prefix + ".output");
     }
 
+    /// <summary>NormedCrossAttention.forward: MHA(LN_q(query), LN_k(keyValue)), B×Lq×c and B×Lk×c_kv → B×Lq×c.</summary>
+    public static string NormedCrossAttention(OnnxGraph g, string prefix, int heads, string query, string keyValue) =>
+        Attention(g, prefix + ".attention", heads, g.LayerNorm(query, prefix + ".queryNorm"), g.LayerNorm(keyValue, prefix + ".keyNorm"), scale: null);
+
+    /// <summary>TokenGrid.ToTokens: map B×C×r×c → tokens B×(r·c)×C, row-major.</summary>
+    public static string ToTokens(OnnxGraph g, string map) => g.Transpose(g.Reshape(map, 0, 0, -1), 0, 2, 1);
+
+    /// <summary>TokenGrid.ToMap: tokens B×(r·c)×C → map B×C×r×c.</summary>
+    public static string ToMap(OnnxGraph g, string tokens, long rows, long cols) => g.Reshape(g.Transpose(tokens, 0, 2, 1), 0, 0, rows, cols);
+
     /// <summary>Output width of the nn.Linear at <paramref name="prefix"/>.</summary>
     public static int Width(OnnxGraph g, string prefix) => (int)g.Shape(prefix + ".weight")[0];
 
@@ -85,10 +109,10 @@ internal static class NetworkGraph
         g.MatMul(g.Op("Softmax", new[] { Scores(g, q, k, scale) }, OnnxGraph.Attr("axis", -1L)), v);
 
     /// <summary>DenseHead.forward: tokens B×n×d → B×C_t×H×W.</summary>
-    private static string DenseHead(OnnxGraph g, string prefix, TaskSpec task, MultiTaskNetworkOptions o, string tokens)
+    public static string DenseHead(OnnxGraph g, string prefix, TaskSpec task, MultiTaskNetworkOptions o, string tokens)
     {
         int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
-        var map = g.Reshape(g.Transpose(tokens, 0, 2, 1), 0, o.Width, rows, cols);              // B×d×(H/s)×(W/s)
+        var map = ToMap(g, tokens, rows, cols);                                                  // B×d×(H/s)×(W/s)
         string y;
         if (task.Kind == TaskKind.Depth)
         {

@@ -100,6 +100,24 @@ internal sealed class OnnxGraph
         return AddConstant(id, new TensorProto { Name = $"const/scalar_{constants.Count}", DataType = (int)TensorProto.Types.DataType.Float, RawData = Bytes<float>(new[] { value }) });
     }
 
+    /// <summary>A float32 tensor of shape <paramref name="shape"/> filled with <paramref name="value"/> (ConstantOfShape).</summary>
+    public string Full(float value, params long[] shape)
+    {
+        var fill = new TensorProto { Name = "value", DataType = (int)TensorProto.Types.DataType.Float, RawData = Bytes<float>(new[] { value }) };
+        fill.Dims.Add(1);
+        return Op("ConstantOfShape", new[] { Ints(shape) }, Attr("value", fill));
+    }
+
+    /// <summary>A float32 constant of shape <paramref name="dims"/> (a fixed resampling matrix), named const/<paramref name="name"/>.</summary>
+    public string Floats(string name, long[] dims, float[] values)
+    {
+        string id = "f32t:" + name;
+        if (constants.TryGetValue(id, out var existing)) return existing;
+        var proto = new TensorProto { Name = "const/" + name, DataType = (int)TensorProto.Types.DataType.Float, RawData = Bytes<float>(values) };
+        proto.Dims.AddRange(dims);
+        return AddConstant(id, proto);
+    }
+
     private string AddConstant(string id, TensorProto proto)
     {
         graph.Initializer.Add(proto);
@@ -175,6 +193,7 @@ internal sealed class OnnxGraph
     public string Mul(string a, float b) => b == 1f ? a : Mul(a, Scalar(b));
     public string MatMul(string a, string b) => Op("MatMul", new[] { a, b });
     public string Exp(string x) => Op("Exp", new[] { x });
+    public string Abs(string x) => Op("Abs", new[] { x });
     public string Relu(string x) => Op("Relu", new[] { x });
     public string Sigmoid(string x) => Op("Sigmoid", new[] { x });
 
@@ -231,6 +250,44 @@ internal sealed class OnnxGraph
     public string BatchNorm(string x, string prefix, float eps = 1e-5f) => Op("BatchNormalization",
         new[] { x, Weight(prefix + ".weight"), Weight(prefix + ".bias"), Weight(prefix + ".running_mean"), Weight(prefix + ".running_var") },
         Attr("epsilon", eps));
+
+    /// <summary>F.avg_pool2d(x, kernel) (stride = kernel, no padding) on a B×C×h×w map.</summary>
+    public string AveragePool(string x, long kernel) => kernel == 1 ? x
+        : Op("AveragePool", new[] { x }, Attr("kernel_shape", new[] { kernel, kernel }), Attr("strides", new[] { kernel, kernel }));
+
+    /// <summary>
+    /// F.interpolate(mode: Area) of a B×C×<paramref name="inRows"/>×<paramref name="inCols"/> map down to
+    /// <paramref name="rows"/>×<paramref name="cols"/>, i.e. torch's adaptive average pooling: output cell i averages input
+    /// cells ⌊i·in/out⌋ … ⌈(i+1)·in/out⌉−1. Whole factors are one AveragePool; other ratios two MatMuls with the fixed
+    /// averaging matrices (Y = A_r X A_cᵀ).
+    /// </summary>
+    public string ResizeArea(string x, long inRows, long inCols, long rows, long cols)
+    {
+        if (inRows % rows == 0 && inCols % cols == 0 && inRows / rows == inCols / cols) return AveragePool(x, inRows / rows);
+        var alongCols = Floats($"area_{inCols}to{cols}_T", new[] { inCols, cols }, Transposed(AreaMatrix(inCols, cols), cols, inCols));
+        var alongRows = Floats($"area_{inRows}to{rows}", new[] { rows, inRows }, AreaMatrix(inRows, rows));
+        return MatMul(alongRows, MatMul(x, alongCols));                                         // (r×R)·(B×C×R×c) → B×C×r×c
+    }
+
+    // out×in row-major: row i holds 1/len over torch's adaptive-pool window of output i
+    private static float[] AreaMatrix(long inSize, long outSize)
+    {
+        var m = new float[outSize * inSize];
+        for (long i = 0; i < outSize; i++)
+        {
+            long start = i * inSize / outSize, end = ((i + 1) * inSize + outSize - 1) / outSize;
+            for (long j = start; j < end; j++) m[i * inSize + j] = 1f / (end - start);
+        }
+        return m;
+    }
+
+    private static float[] Transposed(float[] m, long rows, long cols)
+    {
+        var t = new float[m.Length];
+        for (long r = 0; r < rows; r++)
+            for (long c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c];
+        return t;
+    }
 
     /// <summary>F.normalize(x, p: 2, dim: axis, eps): x / max(‖x‖₂, eps).</summary>
     public string L2Normalize(string x, long axis, float eps)

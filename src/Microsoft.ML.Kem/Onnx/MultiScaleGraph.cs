@@ -1,0 +1,60 @@
+using Microsoft.ML.Kem.Modeling;
+
+namespace Microsoft.ML.Kem.Onnx;
+
+/// <summary>
+/// The ONNX twin of <see cref="MultiScaleBackbone"/> (with <see cref="PatchMerging"/>) and <see cref="ScaleFusionStem"/>
+/// (MODEL-SPEC §1 a1–a7, §5), reading the same state_dict keys as the modules.
+/// </summary>
+internal static class MultiScaleGraph
+{
+    /// <summary>MultiScaleBackbone.forward: normalised image B×3×H×W → S maps, finest first, B×c_σ×(H/s_σ)×(W/s_σ).</summary>
+    public static string[] Scales(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string image)
+    {
+        var ms = o.MultiScale;
+        int headWidth = o.Width / o.Heads;
+        var tokens = g.LayerNorm(NetworkGraph.ToTokens(g, g.Conv(image, prefix + ".patchEmbed", ms.FirstStride)), prefix + ".embedNorm"); // a1: B×n_0×c_0
+        var maps = new string[ms.Scales];
+        for (int s = 0; s < maps.Length; s++)
+        {
+            var (rows, cols) = Grid(o, s);
+            if (s > 0) tokens = PatchMerging(g, $"{prefix}.merges.{s - 1}", Grid(o, s - 1), tokens);        // B×n_σ×c_σ
+            tokens = g.Add(tokens, g.Weight($"{prefix}.stages.{s}.positions"));                               // ScaleStage
+            tokens = NetworkGraph.Blocks(g, $"{prefix}.stages.{s}.blocks", ms.BlocksPerScale, ms.HeadsAt(s, headWidth), tokens);
+            maps[s] = NetworkGraph.ToMap(g, g.LayerNorm(tokens, $"{prefix}.outputNorms.{s}"), rows, cols);    // a6: LN per stage
+        }
+        return maps;
+    }
+
+    /// <summary>ScaleFusionStem.forward: normalised image → B×d×(H/s)×(W/s), every scale resized onto the token grid, concatenated, 1×1 conv.</summary>
+    public static string FusionStem(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string normalised)
+    {
+        long rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
+        var scales = Scales(g, prefix + ".scales", o, normalised);
+        var resized = scales.Select((map, s) => Resize(g, map, Grid(o, s), rows, cols)).ToArray();        // a6: each B×c_σ×(H/s)×(W/s)
+        return g.Conv(g.Concat(1, resized), prefix + ".fuse");                                               // a7: B×Σc_σ → B×d
+    }
+
+    /// <summary>ScaleFusionStem.Resize: identity at the same size, bilinear up (half-pixel), area down.</summary>
+    public static string Resize(OnnxGraph g, string map, (int Rows, int Cols) grid, long rows, long cols)
+    {
+        if (grid.Rows == rows && grid.Cols == cols) return map;
+        return grid.Rows < rows
+            ? g.ResizeBilinear(map, rows, cols, alignCorners: false)
+            : g.ResizeArea(map, grid.Rows, grid.Cols, rows, cols);
+    }
+
+    /// <summary>Grid (rows, cols) of scale <paramref name="scale"/>: (H, W) / (FirstStride·2^σ).</summary>
+    public static (int Rows, int Cols) Grid(MultiTaskNetworkOptions o, int scale) =>
+        (o.ImageHeight / o.MultiScale.StrideAt(scale), o.ImageWidth / o.MultiScale.StrideAt(scale));
+
+    /// <summary>PatchMerging.forward: B×(r·c)×C → 2×2 neighbours concatenated B×(r/2·c/2)×4C → LN → Lin(4C→2C).</summary>
+    private static string PatchMerging(OnnxGraph g, string prefix, (int Rows, int Cols) grid, string tokens)
+    {
+        long width = g.Shape(prefix + ".norm.weight")[0] / 4;
+        var merged = g.Reshape(
+            g.Transpose(g.Reshape(tokens, 0, grid.Rows / 2, 2, grid.Cols / 2, 2, width), 0, 1, 3, 2, 4, 5), // B×r/2×c/2×2×2×C
+            0, grid.Rows / 2 * (grid.Cols / 2), 4 * width);                                                   // B×n/4×4C
+        return g.Linear(g.LayerNorm(merged, prefix + ".norm"), prefix + ".reduction");
+    }
+}
