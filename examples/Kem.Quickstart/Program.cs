@@ -99,13 +99,7 @@ int written = PanelWriter.Write(scored, tasks, h, w, panels, count: 6);
 Console.WriteLine($"Wrote {written} panels (input | ground truth | prediction, one row per task) to {panels}");
 
 // 6. The model zip: the network travels as an ONNX graph inside an ML.NET zip (atomic save), and a fresh MLContext
-//    loads and scores it through ONNX Runtime, without TorchSharp. (The ONNX exporter covers the shared-encoder design.)
-if (settings.Architecture != NetworkArchitecture.SharedEncoder)
-{
-    Console.WriteLine($"Not saving a model zip: the ONNX exporter covers the SharedEncoder architecture, not {settings.Architecture}.");
-    Console.WriteLine($"Total time {clock.Elapsed.TotalSeconds:F0} s.");
-    return beats ? 0 : 1;
-}
+//    loads and scores it through ONNX Runtime, without TorchSharp (every architecture).
 string zipPath = Path.Combine(outDir, "model.zip");
 ml.MultiTask().Model.Save(model, train.Schema, zipPath);
 var fresh = new MLContext(seed: settings.Seed);
