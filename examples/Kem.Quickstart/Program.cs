@@ -203,7 +203,9 @@ internal sealed record QuickstartSettings
     public int Width { get; init; } = 128;
     public int Epochs { get; init; } = 7;
     public int Batch { get; init; } = 8;
-    public int ModelWidth { get; init; } = 96;
+    /// <summary>Token width d; unset: 96, or 128 for the sequential design (its scale widths 32·2^σ need d/h to divide them).</summary>
+    public int? ModelWidthOption { get; init; }
+    public int ModelWidth => ModelWidthOption ?? (Architecture == NetworkArchitecture.SequentialCrossAttention ? 128 : 96);
     public int Seed { get; init; } = 1;
     public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
     public InteractionKind Interaction { get; init; } = InteractionKind.StableKem;
@@ -223,7 +225,7 @@ internal sealed record QuickstartSettings
                 "--size" => value.Split('x') is [var hh, var ww] ? s with { Height = int.Parse(hh), Width = int.Parse(ww) } : throw new ArgumentException("--size takes HxW, e.g. 128x128."),
                 "--epochs" => s with { Epochs = int.Parse(value) },
                 "--batch" => s with { Batch = int.Parse(value) },
-                "--width" => s with { ModelWidth = int.Parse(value) },
+                "--width" => s with { ModelWidthOption = int.Parse(value) },
                 "--seed" => s with { Seed = int.Parse(value) },
                 "--device" => s with { Device = Enum.Parse<ComputeDevice>(value, ignoreCase: true) },
                 "--interaction" => s with { Interaction = Enum.Parse<InteractionKind>(value, ignoreCase: true) },
