@@ -50,6 +50,9 @@ public sealed class SortOfClevrSplit
     /// <summary>All questions of the split (every image's 3·Q), for statistics.</summary>
     public IReadOnlyList<ClevrQuestion> AllQuestions => questions;
 
+    /// <summary>The images, I×3×S×S 8-bit planes, each distinct image once (read only; <see cref="SortOfClevrBatches"/> copies it).</summary>
+    internal byte[] Pixels => images;
+
     /// <summary>Tensors for the examples <paramref name="indices"/>: images B×3×S×S in [0, 1], questions B×3×18, answers B×3 (int64).</summary>
     public (Tensor Images, Tensor Questions, Tensor Answers) Batch(ReadOnlySpan<int> indices)
     {
