@@ -31,7 +31,8 @@ public sealed class SortOfClevrModelTests
         var split = Split.Value;
         Assert.AreEqual(80, split.Examples);
         using var scope = NewDisposeScope();
-        var (images, questions, answers) = split.Batch([0, 13]);
+        using var store = new SortOfClevrBatches(split);
+        var (images, questions, answers) = store.Batch([0, 13]);
         CollectionAssert.AreEqual(new long[] { 2, 3, 75, 75 }, images.shape);
         CollectionAssert.AreEqual(new long[] { 2, 3, 18 }, questions.shape);
         CollectionAssert.AreEqual(new long[] { 2, 3 }, answers.shape);
@@ -70,7 +71,8 @@ public sealed class SortOfClevrModelTests
         manual_seed(1);
         using var model = new SortOfClevrModel(Small(kind, frontEnd));
         using var scope = NewDisposeScope();
-        var (images, questions, answers) = Split.Value.Batch([0, 1, 2, 3]);
+        using var store = new SortOfClevrBatches(Split.Value);
+        var (images, questions, answers) = store.Batch([0, 1, 2, 3]);
         var tokens = model.EncodeTasks(images, questions);
         CollectionAssert.AreEqual(new long[] { 4, 3, 27, 32 }, tokens.shape, "CLS + question + 25 cells per family");
         var logits = model.call(images, questions);
