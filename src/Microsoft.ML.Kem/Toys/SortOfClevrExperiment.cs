@@ -26,6 +26,12 @@ public sealed record SortOfClevrTrainingOptions
     public int Seed { get; init; } = 1;
     /// <summary>Where to train (fp32 on every device).</summary>
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
+    /// <summary>
+    /// Time budget of one run's training (from the start of <see cref="SortOfClevrExperiment.Run(SortOfClevrBatches, SortOfClevrBatches, SortOfClevrModelOptions, SortOfClevrTrainingOptions, Action{string}?, CancellationToken)"/>,
+    /// model construction included): training stops after the first step that ends past it, then the model is evaluated as
+    /// usual. Null (default): all <see cref="Epochs"/>.
+    /// </summary>
+    public TimeSpan? MaxTrainingTime { get; init; }
 
     /// <summary>Checks the recipe; messages say what to change.</summary>
     public void Validate()
@@ -33,14 +39,24 @@ public sealed record SortOfClevrTrainingOptions
         if (TrainImages < 1 || TestImages < 1 || Epochs < 1 || BatchSize < 2)
             throw new ArgumentException("TrainImages, TestImages and Epochs must be ≥ 1 and BatchSize ≥ 2 (BatchNorm in the CNN front end).");
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be positive and finite.");
+        if (MaxTrainingTime is { } limit && limit < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxTrainingTime), limit, "MaxTrainingTime must be ≥ 0 (or null for no limit).");
     }
 }
 
 /// <summary>
 /// Test accuracy of one trained model: mean over the three families (the number Table 1 reports), per family, and per
-/// colour of object A (pooled over families; shows whether rare training colours suffer).
+/// colour of object A (pooled over families; shows whether rare training colours suffer); and how much training it got.
 /// </summary>
-public sealed record SortOfClevrResult(double Accuracy, double[] FamilyAccuracy, double[] ColourAccuracy, double FinalTrainLoss, int Steps, TimeSpan Elapsed);
+/// <param name="Accuracy">Mean of <paramref name="FamilyAccuracy"/>.</param>
+/// <param name="FamilyAccuracy">Test accuracy of the non-relational, binary and ternary questions.</param>
+/// <param name="ColourAccuracy">Test accuracy of the questions whose object A has each colour, pooled over families.</param>
+/// <param name="FinalTrainLoss">Mean Σ_t CE_t over the steps of the last epoch that ran (a partial one when the time budget stopped it).</param>
+/// <param name="Steps">Optimizer steps taken.</param>
+/// <param name="Epochs">Passes over the training examples: Steps / steps per epoch (below the asked-for epochs when the time budget stopped training).</param>
+/// <param name="TrainingTime">Time until training stopped, model construction included.</param>
+/// <param name="Elapsed">TrainingTime plus the evaluation.</param>
+public sealed record SortOfClevrResult(double Accuracy, double[] FamilyAccuracy, double[] ColourAccuracy, double FinalTrainLoss, int Steps, double Epochs,
+    TimeSpan TrainingTime, TimeSpan Elapsed);
 
 /// <summary>Trains and tests one Sort-of-CLEVR model.</summary>
 public static class SortOfClevrExperiment
@@ -92,13 +108,16 @@ public static class SortOfClevrExperiment
         var order = Enumerable.Range(0, train.Examples).ToArray();
         int batch = Math.Min(training.BatchSize, train.Examples), stepsPerEpoch = train.Examples / batch, steps = 0;
         double epochLoss = double.NaN;
-        for (int epoch = 1; epoch <= training.Epochs; epoch++)
+        bool outOfTime = false;
+        for (int epoch = 1; epoch <= training.Epochs && !outOfTime; epoch++)
         {
+            double epochStart = clock.Elapsed.TotalSeconds;
             network.train();
             shuffle.Shuffle(order);
             using var epochOrder = train.Indices(order);                                         // E, on the device
             using var lossSum = zeros(1, dtype: ScalarType.Float64, device: device);             // Σ of the float32 step losses, in float64
-            for (int s = 0; s < stepsPerEpoch; s++, steps++)
+            int s;
+            for (s = 0; s < stepsPerEpoch && !outOfTime; s++, steps++)
             {
                 cancellation.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
@@ -109,12 +128,16 @@ public static class SortOfClevrExperiment
                 loss.backward();
                 optimizer.step();
                 lossSum.add_(loss.detach());
+                outOfTime = training.MaxTrainingTime is { } limit && clock.Elapsed >= limit;
             }
-            epochLoss = lossSum.item<double>() / stepsPerEpoch;
-            log?.Invoke($"  epoch {epoch}/{training.Epochs} loss {epochLoss:F4} ({clock.Elapsed.TotalSeconds:F0} s)");
+            epochLoss = lossSum.item<double>() / s;
+            double seconds = clock.Elapsed.TotalSeconds;
+            log?.Invoke($"  epoch {epoch}/{training.Epochs} loss {epochLoss:F4} ({seconds:F0} s, {s / (seconds - epochStart):F1} steps/s)" +
+                        (outOfTime ? $"; out of time after {s} of {stepsPerEpoch} steps" : ""));
         }
+        var trainingTime = clock.Elapsed;
         var (accuracy, family, colour) = Evaluate(network, test, batch);
-        return new SortOfClevrResult(accuracy, family, colour, epochLoss, steps, clock.Elapsed);
+        return new SortOfClevrResult(accuracy, family, colour, epochLoss, steps, (double)steps / stepsPerEpoch, trainingTime, clock.Elapsed);
     }
 
     /// <summary>

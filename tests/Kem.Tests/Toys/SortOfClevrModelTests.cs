@@ -90,9 +90,23 @@ public sealed class SortOfClevrModelTests
         var training = new SortOfClevrTrainingOptions { Epochs = 1, BatchSize = 16, LearningRate = 1e-3 };
         var result = SortOfClevrExperiment.Run(split, split, Small(InteractionKind.Kem), training);
         Assert.AreEqual(5, result.Steps, "80 examples / 16 per batch");
+        Assert.AreEqual(1.0, result.Epochs);
         Assert.HasCount(3, result.FamilyAccuracy);
         Assert.HasCount(6, result.ColourAccuracy);
         Assert.AreEqual(result.FamilyAccuracy.Average(), result.Accuracy, 1e-12);
         Assert.IsTrue(result.FamilyAccuracy.All(a => a >= 0 && a <= 1) && double.IsFinite(result.FinalTrainLoss));
+    }
+
+    [TestMethod]
+    public void A_spent_time_budget_stops_training_after_one_step_and_still_evaluates()
+    {
+        var split = Split.Value;
+        var training = new SortOfClevrTrainingOptions { Epochs = 3, BatchSize = 16, LearningRate = 1e-3, MaxTrainingTime = TimeSpan.Zero };
+        var result = SortOfClevrExperiment.Run(split, split, Small(InteractionKind.Kem), training);
+        Assert.AreEqual(1, result.Steps, "the budget is checked after each step");
+        Assert.AreEqual(0.2, result.Epochs, 1e-12, "1 of 5 steps per epoch");
+        Assert.IsTrue(double.IsFinite(result.FinalTrainLoss), "the partial epoch's loss");
+        Assert.IsTrue(result.TrainingTime <= result.Elapsed);
+        Assert.HasCount(3, result.FamilyAccuracy);
     }
 }
