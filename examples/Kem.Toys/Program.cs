@@ -1,5 +1,6 @@
 // KemMl toy experiments: the paper's Fig. 1 noise toy, its Table 1 Sort-of-CLEVR imbalance experiment, and slot
-// visualisation of a trained KEM network. Every run is on the CPU in fp32; sizes, steps and seeds are options.
+// visualisation of a trained KEM network. Every run is in fp32, on the CPU unless clevr's --device says otherwise;
+// sizes, steps and seeds are options.
 // Usage: dotnet run -c Release --project examples/Kem.Toys -- noise|clevr|slots [--option value ...]
 //        dotnet run -c Release --project examples/Kem.Toys -- help
 using System.Diagnostics;
@@ -17,7 +18,7 @@ var options = new CommandLine(args.Skip(1));
 int threads = options.Int("threads", 0);
 if (threads > 0) torch.set_num_threads(threads);
 Console.WriteLine($"Machine: {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}, {Environment.ProcessorCount} logical CPUs, " +
-                  $"torch threads {torch.get_num_threads()}, .NET {Environment.Version}, TorchSharp CPU fp32.");
+                  $"torch threads {torch.get_num_threads()}, .NET {Environment.Version}, TorchSharp fp32, CUDA {(torch.cuda.is_available() ? "available" : "not available")}.");
 Console.WriteLine($"Command: {args[0]} {string.Join(' ', args.Skip(1))}");
 var clock = Stopwatch.StartNew();
 int code = args[0] switch
@@ -39,7 +40,8 @@ internal static class Usage
         "clevr  [--train-images 10000] [--test-images 2000] [--epochs 100] [--batch 64] [--lr 1e-4] [--seeds 1,2,3,4,5]\n" +
         "       [--methods Kem,StableKem] [--splits Balanced,LongTail] [--exponent 2] [--data-seed 0]\n" +
         "       [--width 256] [--heads 4] [--mlp-ratio 2] [--image-depth 2] [--encoder-depth 2] [--decoder-depth 1]\n" +
-        "       [--front Patches|CnnCells] [--slots 8] [--topk 5] [--etf TaskVertices|SlotVertices] [--threads 0] [--device cpu|cuda|auto]";
+        "       [--front Patches|CnnCells] [--slots 8] [--topk 5] [--etf TaskVertices|SlotVertices] [--threads 0] [--device cpu|cuda|auto]\n" +
+        "       [--max-seconds 0]  (wall-clock budget of the whole command; 0: none. The runs share it, each stops training early and is evaluated)";
     public const string Slots =
         "slots  [--train 256] [--images 4] [--size 64] [--epochs 4] [--batch 8] [--lr 1e-3] [--width 64] [--heads 4]\n" +
         "       [--slots 8] [--topk 3] [--interaction Kem|StableKem] [--etf SlotVertices|TaskVertices] [--seed 1] [--out out/slots] [--threads 0]";

@@ -45,11 +45,19 @@ public readonly record struct ClevrQuestion(ClevrFamily Family, int Subtype, int
     public float[] Encode()
     {
         var vector = new float[SortOfClevr.QuestionWidth];
+        EncodeInto(vector);
+        return vector;
+    }
+
+    /// <summary>Writes <see cref="Encode"/>'s vector into <paramref name="vector"/> (18 values, all overwritten).</summary>
+    public void EncodeInto(Span<float> vector)
+    {
+        if (vector.Length != SortOfClevr.QuestionWidth) throw new ArgumentException($"A question vector has {SortOfClevr.QuestionWidth} values, got {vector.Length}.", nameof(vector));
+        vector.Clear();
         vector[ColourA] = 1f;
         if (ColourB >= 0) vector[SortOfClevr.Colours + ColourB] = 1f;
         vector[2 * SortOfClevr.Colours + (int)Family] = 1f;
         vector[2 * SortOfClevr.Colours + 3 + Subtype] = 1f;
-        return vector;
     }
 }
 

@@ -1,13 +1,13 @@
 using Microsoft.ML.Kem.Data;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Microsoft.ML.Kem.Toys;
 
 /// <summary>
 /// A generated Sort-of-CLEVR split held in memory: images (8-bit planes) and every image's questions. Example
 /// (i, j) pairs image i with question j of each family, so a split of I images has I·QuestionsPerFamily examples and
-/// every example feeds all three tasks from the same image (MODEL-SPEC §13).
+/// every example feeds all three tasks from the same image (MODEL-SPEC §13). Each image is rendered once, in parallel;
+/// its pixels depend only on its index, so the split is the same on any number of cores. <see cref="SortOfClevrBatches"/>
+/// turns a split into tensors for training.
 /// </summary>
 public sealed class SortOfClevrSplit
 {
@@ -50,26 +50,6 @@ public sealed class SortOfClevrSplit
     /// <summary>All questions of the split (every image's 3·Q), for statistics.</summary>
     public IReadOnlyList<ClevrQuestion> AllQuestions => questions;
 
-    /// <summary>Tensors for the examples <paramref name="indices"/>: images B×3×S×S in [0, 1], questions B×3×18, answers B×3 (int64).</summary>
-    public (Tensor Images, Tensor Questions, Tensor Answers) Batch(ReadOnlySpan<int> indices)
-    {
-        int pixels = 3 * ImageSize * ImageSize;
-        var imageValues = new float[indices.Length * pixels];
-        var questionValues = new float[indices.Length * 3 * SortOfClevr.QuestionWidth];
-        var answers = new long[indices.Length * 3];
-        for (int b = 0; b < indices.Length; b++)
-        {
-            int image = indices[b] / QuestionsPerFamily;
-            for (int p = 0; p < pixels; p++) imageValues[b * pixels + p] = images[(long)image * pixels + p] * (1f / 255f);
-            for (int f = 0; f < 3; f++)
-            {
-                var question = Question(indices[b], (ClevrFamily)f);
-                question.Encode().CopyTo(questionValues, (b * 3 + f) * SortOfClevr.QuestionWidth);
-                answers[b * 3 + f] = question.Answer;
-            }
-        }
-        return (tensor(imageValues, [indices.Length, 3, ImageSize, ImageSize]),
-                tensor(questionValues, [indices.Length, 3, SortOfClevr.QuestionWidth]),
-                tensor(answers, [indices.Length, 3]));
-    }
+    /// <summary>The images, I×3×S×S 8-bit planes, each distinct image once (read only; <see cref="SortOfClevrBatches"/> copies it).</summary>
+    internal byte[] Pixels => images;
 }

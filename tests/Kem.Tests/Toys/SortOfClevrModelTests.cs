@@ -31,7 +31,8 @@ public sealed class SortOfClevrModelTests
         var split = Split.Value;
         Assert.AreEqual(80, split.Examples);
         using var scope = NewDisposeScope();
-        var (images, questions, answers) = split.Batch([0, 13]);
+        using var store = new SortOfClevrBatches(split);
+        var (images, questions, answers) = store.Batch([0, 13]);
         CollectionAssert.AreEqual(new long[] { 2, 3, 75, 75 }, images.shape);
         CollectionAssert.AreEqual(new long[] { 2, 3, 18 }, questions.shape);
         CollectionAssert.AreEqual(new long[] { 2, 3 }, answers.shape);
@@ -70,7 +71,8 @@ public sealed class SortOfClevrModelTests
         manual_seed(1);
         using var model = new SortOfClevrModel(Small(kind, frontEnd));
         using var scope = NewDisposeScope();
-        var (images, questions, answers) = Split.Value.Batch([0, 1, 2, 3]);
+        using var store = new SortOfClevrBatches(Split.Value);
+        var (images, questions, answers) = store.Batch([0, 1, 2, 3]);
         var tokens = model.EncodeTasks(images, questions);
         CollectionAssert.AreEqual(new long[] { 4, 3, 27, 32 }, tokens.shape, "CLS + question + 25 cells per family");
         var logits = model.call(images, questions);
@@ -88,9 +90,23 @@ public sealed class SortOfClevrModelTests
         var training = new SortOfClevrTrainingOptions { Epochs = 1, BatchSize = 16, LearningRate = 1e-3 };
         var result = SortOfClevrExperiment.Run(split, split, Small(InteractionKind.Kem), training);
         Assert.AreEqual(5, result.Steps, "80 examples / 16 per batch");
+        Assert.AreEqual(1.0, result.Epochs);
         Assert.HasCount(3, result.FamilyAccuracy);
         Assert.HasCount(6, result.ColourAccuracy);
         Assert.AreEqual(result.FamilyAccuracy.Average(), result.Accuracy, 1e-12);
         Assert.IsTrue(result.FamilyAccuracy.All(a => a >= 0 && a <= 1) && double.IsFinite(result.FinalTrainLoss));
+    }
+
+    [TestMethod]
+    public void A_spent_time_budget_stops_training_after_one_step_and_still_evaluates()
+    {
+        var split = Split.Value;
+        var training = new SortOfClevrTrainingOptions { Epochs = 3, BatchSize = 16, LearningRate = 1e-3, MaxTrainingTime = TimeSpan.Zero };
+        var result = SortOfClevrExperiment.Run(split, split, Small(InteractionKind.Kem), training);
+        Assert.AreEqual(1, result.Steps, "the budget is checked after each step");
+        Assert.AreEqual(0.2, result.Epochs, 1e-12, "1 of 5 steps per epoch");
+        Assert.IsTrue(double.IsFinite(result.FinalTrainLoss), "the partial epoch's loss");
+        Assert.IsTrue(result.TrainingTime <= result.Elapsed);
+        Assert.HasCount(3, result.FamilyAccuracy);
     }
 }
