@@ -10,14 +10,6 @@ namespace Kem.Tests.Toys;
 [TestClass]
 public sealed class NoiseLeakageTests
 {
-    private TorchThreads? threads;
-
-    [TestInitialize]
-    public void OneThread() => threads = new TorchThreads();
-
-    [TestCleanup]
-    public void RestoreThreads() => threads?.Dispose();
-
     private const int Tasks = 3, PerTask = 4, Slots = 3, Noise = 2;
 
     /// <summary>Hand-set retrieve scores 1×1×m×3n: every signal token scores in [1, 2), every noise token in [−2, −1).</summary>

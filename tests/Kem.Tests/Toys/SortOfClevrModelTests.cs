@@ -9,14 +9,6 @@ namespace Kem.Tests.Toys;
 [TestClass]
 public sealed class SortOfClevrModelTests
 {
-    private TorchThreads? threads;
-
-    [TestInitialize]
-    public void OneThread() => threads = new TorchThreads();
-
-    [TestCleanup]
-    public void RestoreThreads() => threads?.Dispose();
-
     private static SortOfClevrModelOptions Small(InteractionKind kind, ClevrFrontEnd frontEnd = ClevrFrontEnd.Patches) => new()
     {
         Width = 32, Heads = 4, ImageDepth = 1, EncoderDepth = 1, DecoderDepth = 1, FrontEnd = frontEnd,

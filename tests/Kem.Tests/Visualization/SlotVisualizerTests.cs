@@ -12,14 +12,6 @@ namespace Kem.Tests.Visualization;
 [TestClass]
 public sealed class SlotVisualizerTests
 {
-    private TorchThreads? threads;
-
-    [TestInitialize]
-    public void OneThread() => threads = new TorchThreads();
-
-    [TestCleanup]
-    public void RestoreThreads() => threads?.Dispose();
-
     private const int Size = 32, Slots = 4, TopK = 3;   // 4×4 grid at stride 8, n = 16, N = 32
 
     private static MultiTaskNetwork Network(InteractionOptions? interaction = null)
