@@ -36,7 +36,13 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>Attends from <paramref name="query"/> (B×Lq×d) to <paramref name="keyValue"/> (B×Lk×d_kv); returns B×Lq×d.</summary>
-    public override Tensor forward(Tensor query, Tensor keyValue)
+    public override Tensor forward(Tensor query, Tensor keyValue) => Attend(query, keyValue, null);
+
+    /// <summary>
+    /// <see cref="forward"/> with an additive score <paramref name="bias"/> broadcastable to B×h×Lq×Lk (relative position bias
+    /// plus shift mask of the `Window` blocks, MODEL-SPEC §1); null means none.
+    /// </summary>
+    public Tensor Attend(Tensor query, Tensor keyValue, Tensor? bias)
     {
         Tensor[] qkv;
         if (ReferenceEquals(query, keyValue))
@@ -53,6 +59,6 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor>
         var q = AttentionKernel.SplitHeads(qkv[0], heads);                    // B×h×Lq×d_h
         var k = AttentionKernel.SplitHeads(qkv[1], heads);                    // B×h×Lk×d_h
         var v = AttentionKernel.SplitHeads(qkv[2], heads);
-        return output.call(AttentionKernel.MergeHeads(AttentionKernel.Attend(q, k, v, scale)));
+        return output.call(AttentionKernel.MergeHeads(AttentionKernel.Attend(q, k, v, scale, bias)));
     }
 }
