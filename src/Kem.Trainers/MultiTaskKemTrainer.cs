@@ -29,7 +29,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public IList<TaskColumn> Tasks { get; set; } = new List<TaskColumn>();
         /// <summary>Model family (default: the §1 shared-encoder network with the interaction below).</summary>
         public NetworkArchitecture Architecture { get; set; } = NetworkArchitecture.SharedEncoder;
-        /// <summary>Image encoder (default TinyViT).</summary>
+        /// <summary>Image encoder (default TinyViT; TinySwin / SwinT are the spec's Swin backbones, TokenStride 8 or 16).</summary>
         public BackboneKind Backbone { get; set; } = BackboneKind.TinyViT;
         /// <summary>Token stride / patch size s.</summary>
         public int TokenStride { get; set; } = 8;
@@ -54,6 +54,8 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public InteractionOptions Interaction { get; set; } = new();
         /// <summary>Multi-scale encoder sizes (for <see cref="BackboneKind.MultiScale"/> and the sequential design).</summary>
         public MultiScaleOptions MultiScale { get; set; } = new();
+        /// <summary>Stage sizes of the TinySwin / SwinT backbones when they differ from the spec's presets (null: the preset).</summary>
+        public MultiScaleOptions? Swin { get; set; }
         /// <summary>CTAM/CSAM settings of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
         public SequentialAttentionOptions Sequential { get; set; } = new();
         /// <summary>Base task and delta sparsity of <see cref="NetworkArchitecture.ComputationSharing"/>.</summary>
@@ -127,7 +129,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
             Tasks = options.Tasks.Select(t => t.Task).ToArray(), Architecture = options.Architecture, ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
             Width = options.Width, Heads = options.Heads, BackboneDepth = options.BackboneDepth, EncoderDepth = options.EncoderDepth,
             DecoderDepth = options.DecoderDepth, Interaction = options.Interaction, PixelScale = options.PixelScale,
-            MultiScale = options.MultiScale, Sequential = options.Sequential, ComputationSharing = options.ComputationSharing,
+            MultiScale = options.MultiScale, Swin = options.Swin, Sequential = options.Sequential, ComputationSharing = options.ComputationSharing,
         };
         return FitCore(trainingData, validationData, networkOptions, initialWeights: null);
     }

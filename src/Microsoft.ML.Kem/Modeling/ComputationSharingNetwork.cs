@@ -43,8 +43,9 @@ public sealed class ComputationSharingNetwork : MultiTaskModel
             .Select(i => new DeltaTransformerBlock($"block{i}", o.Width, o.Heads, o.MlpRatio, subTasks.Length)).ToArray());
         heads = nn.ModuleList(o.Tasks.Select(t => new DenseHead($"head_{t.Name}", t, o.Width, rows, cols, o.ImageHeight, o.ImageWidth)).ToArray());
         RegisterComponents();
-        if (o.FreezeBackbone)
-            foreach (var p in backbone.parameters()) p.requires_grad = false;
+        if (o.FreezeBackbone)                                                  // MODEL-SPEC §1: a1–a5 for the Swin kinds
+            foreach (var (key, p) in backbone.named_parameters())
+                if (Backbone.IsPretrained(o.Backbone, key)) p.requires_grad = false;
     }
 
     /// <summary>The base task (the dense single-task model).</summary>

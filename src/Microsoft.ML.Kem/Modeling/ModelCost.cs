@@ -16,6 +16,20 @@ public static class ModelCost
     public static long TransformerBlock(long tokens, long width, long mlpRatio) =>
         tokens * width * width * (4 + 2 * mlpRatio) + 2 * tokens * tokens * width;
 
+    /// <summary>
+    /// A <see cref="SwinBlock"/> on a rows×cols grid padded to multiples of the window w: projections and MLP on the n real
+    /// tokens as above (padding ignored), attention products 2·R·C·w²·d over the padded windows.
+    /// </summary>
+    public static long WindowBlock(long rows, long cols, long width, long mlpRatio, long window)
+    {
+        long padded = (rows + window - 1) / window * window * ((cols + window - 1) / window * window);
+        return rows * cols * width * width * (4 + 2 * mlpRatio) + 2 * padded * window * window * width;
+    }
+
+    /// <summary>A block of <paramref name="kind"/> on a rows×cols grid.</summary>
+    public static long Block(BlockAttention kind, long rows, long cols, long width, long mlpRatio, long window) =>
+        kind == BlockAttention.Window ? WindowBlock(rows, cols, width, mlpRatio, window) : TransformerBlock(rows * cols, width, mlpRatio);
+
     /// <summary>The stage (a) backbone of <paramref name="o"/> (<see cref="Modeling.Backbone"/>): stem, then BackboneDepth blocks on the token grid.</summary>
     public static long Backbone(MultiTaskNetworkOptions o)
     {
@@ -24,15 +38,15 @@ public static class ModelCost
         {
             BackboneKind.ConvStem => 3 * 9 * 32 * (h / 2) * (w / 2) + 32 * 9 * 64 * (h / 4) * (w / 4) + 64 * 9 * d * (h / 8) * (w / 8),
             BackboneKind.TinyViT => 3L * o.TokenStride * o.TokenStride * d * n,
-            BackboneKind.MultiScale => MultiScale(o.MultiScale, h, w, o.MlpRatio)
-                + Enumerable.Range(0, o.MultiScale.Scales).Sum(s => (long)o.MultiScale.WidthAt(s)) * d * n,   // a7: 1×1 fusion
+            BackboneKind.MultiScale or BackboneKind.TinySwin or BackboneKind.SwinT => MultiScale(o.ScaleEncoder, h, w, o.MlpRatio)
+                + o.ScaleEncoder.FusedScales.Sum(s => (long)o.ScaleEncoder.WidthAt(s)) * d * n,   // a7: 1×1 fusion
             _ => throw new ArgumentOutOfRangeException(nameof(o), o.Backbone, "Unknown backbone."),
         };
-        return stem + o.BackboneDepth * TransformerBlock(n, d, o.MlpRatio);
+        return stem + o.BackboneDepth * Block(o.NeckAttention, h / o.TokenStride, w / o.TokenStride, d, o.MlpRatio, o.ScaleEncoder.Window);
     }
 
     /// <summary>
-    /// A <see cref="MultiScaleBackbone"/>: patch embedding 3·p²·c_0·n_0, BlocksPerScale blocks at every scale,
+    /// A <see cref="MultiScaleBackbone"/>: patch embedding 3·p²·c_0·n_0, DepthAt(σ) blocks of its kind at every scale,
     /// patch merging n_σ·4c_{σ−1}·2c_{σ−1} into every scale σ ≥ 1.
     /// </summary>
     public static long MultiScale(MultiScaleOptions m, long height, long width, long mlpRatio)
@@ -41,7 +55,7 @@ public static class ModelCost
         long total = 3L * m.FirstStride * m.FirstStride * m.FirstWidth * Tokens(0);
         for (int s = 0; s < m.Scales; s++)
         {
-            total += m.BlocksPerScale * TransformerBlock(Tokens(s), m.WidthAt(s), mlpRatio);
+            total += m.DepthAt(s) * Block(m.Attention, height / m.StrideAt(s), width / m.StrideAt(s), m.WidthAt(s), mlpRatio, m.Window);
             if (s > 0) total += Tokens(s) * 4L * m.WidthAt(s - 1) * m.WidthAt(s);
         }
         return total;

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Microsoft.ML.Kem.Interaction;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -6,8 +7,10 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Kem.Modeling;
 
 /// <summary>
-/// Sizes of the multi-scale image encoder (MODEL-SPEC §1 a1–a5 with `Global` blocks; §5 "Backbone with 4 scales"):
-/// scale σ = 0…S−1 has stride FirstStride·2^σ, FirstWidth·2^σ channels and (WidthAt(σ) / head width) heads.
+/// Sizes of the multi-scale image encoder (MODEL-SPEC §1 a1–a6; §5 "Backbone with 4 scales"): scale σ = 0…S−1 has stride
+/// FirstStride·2^σ, FirstWidth·2^σ channels, <see cref="DepthAt"/> blocks of kind <see cref="Attention"/> and
+/// <see cref="HeadsAt"/> heads. Configuration is data: `MultiScale` (global blocks, sine-cosine positions per scale) and the
+/// Swin backbones <see cref="TinySwin"/> / <see cref="SwinT"/> (window blocks, relative position bias) are values of this record.
 /// </summary>
 public sealed record MultiScaleOptions
 {
@@ -17,38 +20,78 @@ public sealed record MultiScaleOptions
     public int Scales { get; init; } = 3;
     /// <summary>Channels c_0 of the finest scale (a multiple of 4 for the sine-cosine positions); doubles at every scale.</summary>
     public int FirstWidth { get; init; } = 32;
-    /// <summary>Global pre-norm transformer blocks at every scale (the paper's "two Swin blocks per scale").</summary>
+    /// <summary>Pre-norm blocks at every scale (the paper's "two Swin blocks per scale") unless <see cref="Depths"/> is given.</summary>
     public int BlocksPerScale { get; init; } = 2;
+    /// <summary>Blocks per scale, one entry per scale (Swin-T: 2, 2, 6, 2); null means <see cref="BlocksPerScale"/> everywhere.</summary>
+    public IReadOnlyList<int>? Depths { get; init; }
+    /// <summary>Heads per scale, one entry per scale (Swin-T: 3, 6, 12, 24); null means c_σ / head width (the network's Width / Heads).</summary>
+    public IReadOnlyList<int>? Heads { get; init; }
+    /// <summary>Block kind at every scale: `Global` (with fixed sine-cosine positions per scale) or `Window` (Swin, relative position bias).</summary>
+    public BlockAttention Attention { get; init; } = BlockAttention.Global;
+    /// <summary>Window w of the `Window` blocks (7 in Swin); also used by the Swin backbones' neck (a8).</summary>
+    public int Window { get; init; } = 7;
+    /// <summary>First scale that step a6 fuses onto the token grid (0: all; Swin: 1, i.e. stages 2–4).</summary>
+    public int FirstFusedScale { get; init; }
+
+    /// <summary>MODEL-SPEC §1 `TinySwin` (trained from scratch): embed 64, depths 2,2,2,2, heads 2,4,8,16, window 7; a6 fuses 128+256+512.</summary>
+    public static MultiScaleOptions TinySwin { get; } = new()
+    {
+        FirstStride = 4, Scales = 4, FirstWidth = 64, Depths = [2, 2, 2, 2], Heads = [2, 4, 8, 16],
+        Attention = BlockAttention.Window, Window = 7, FirstFusedScale = 1,
+    };
+
+    /// <summary>MODEL-SPEC §1 `SwinT` (the paper's Swin-T): embed 96, depths 2,2,6,2, heads 3,6,12,24, window 7; a6 fuses 192+384+768.</summary>
+    public static MultiScaleOptions SwinT { get; } = TinySwin with { FirstWidth = 96, Depths = [2, 2, 6, 2], Heads = [3, 6, 12, 24] };
 
     /// <summary>Stride of scale σ.</summary>
     public int StrideAt(int scale) => FirstStride << scale;
     /// <summary>Channels c_σ of scale σ.</summary>
     public int WidthAt(int scale) => FirstWidth << scale;
-    /// <summary>Attention heads at scale σ for a head width d_h (the network's Width / Heads).</summary>
-    public int HeadsAt(int scale, int headWidth) => Math.Max(1, WidthAt(scale) / headWidth);
+    /// <summary>Blocks at scale σ.</summary>
+    public int DepthAt(int scale) => Depths?[scale] ?? BlocksPerScale;
+    /// <summary>Attention heads at scale σ: <see cref="Heads"/>[σ], else c_σ / d_h for a head width d_h (the network's Width / Heads).</summary>
+    public int HeadsAt(int scale, int headWidth) => Heads?[scale] ?? Math.Max(1, WidthAt(scale) / headWidth);
     /// <summary>Stride of the coarsest scale.</summary>
     public int CoarsestStride => StrideAt(Scales - 1);
+    /// <summary>The scales step a6 fuses, finest first.</summary>
+    [JsonIgnore]
+    public IEnumerable<int> FusedScales => Enumerable.Range(FirstFusedScale, Scales - FirstFusedScale);
 
-    /// <summary>Checks the sizes against the input size and head width; messages say what to change.</summary>
-    public void Validate(int height, int width, int headWidth)
+    /// <summary>
+    /// Checks the sizes against the input size and head width; messages say what to change. <paramref name="name"/> is the
+    /// option that holds this record (in messages).
+    /// </summary>
+    public void Validate(int height, int width, int headWidth, string name = "MultiScale")
     {
-        if (FirstStride is not (4 or 8)) throw new ArgumentOutOfRangeException(nameof(FirstStride), FirstStride, "MultiScale.FirstStride must be 4 or 8.");
-        if (Scales is < 3 or > 5) throw new ArgumentOutOfRangeException(nameof(Scales), Scales, "MultiScale.Scales must be 3, 4 or 5.");
-        if (FirstWidth < 4 || FirstWidth % 4 != 0) throw new ArgumentOutOfRangeException(nameof(FirstWidth), FirstWidth, "MultiScale.FirstWidth must be a positive multiple of 4.");
-        if (BlocksPerScale < 0) throw new ArgumentOutOfRangeException(nameof(BlocksPerScale), BlocksPerScale, "MultiScale.BlocksPerScale must be ≥ 0.");
+        if (FirstStride is not (4 or 8)) throw new ArgumentOutOfRangeException(nameof(FirstStride), FirstStride, $"{name}.FirstStride must be 4 or 8.");
+        if (Scales is < 3 or > 5) throw new ArgumentOutOfRangeException(nameof(Scales), Scales, $"{name}.Scales must be 3, 4 or 5.");
+        if (FirstWidth < 4 || FirstWidth % 4 != 0) throw new ArgumentOutOfRangeException(nameof(FirstWidth), FirstWidth, $"{name}.FirstWidth must be a positive multiple of 4.");
+        if (BlocksPerScale < 0) throw new ArgumentOutOfRangeException(nameof(BlocksPerScale), BlocksPerScale, $"{name}.BlocksPerScale must be ≥ 0.");
+        if (Depths is not null && (Depths.Count != Scales || Depths.Any(d => d < 0)))
+            throw new ArgumentException($"{name}.Depths must have one entry ≥ 0 per scale ({Scales}), got [{string.Join(", ", Depths)}].");
+        if (Heads is not null && (Heads.Count != Scales || Heads.Any(h => h < 1)))
+            throw new ArgumentException($"{name}.Heads must have one entry ≥ 1 per scale ({Scales}), got [{string.Join(", ", Heads)}].");
+        if (Window < 1) throw new ArgumentOutOfRangeException(nameof(Window), Window, $"{name}.Window must be ≥ 1 (7 in Swin).");
+        if (FirstFusedScale < 0 || FirstFusedScale >= Scales)
+            throw new ArgumentOutOfRangeException(nameof(FirstFusedScale), FirstFusedScale, $"{name}.FirstFusedScale must be in [0, {Scales}).");
         if (height % CoarsestStride != 0 || width % CoarsestStride != 0)
-            throw new ArgumentException($"Image size {height}×{width} must be a multiple of the coarsest stride {CoarsestStride} (FirstStride {FirstStride} · 2^{Scales - 1}): resize the images or lower MultiScale.Scales / FirstStride.");
+            throw new ArgumentException($"Image size {height}×{width} must be a multiple of the coarsest stride {CoarsestStride} (FirstStride {FirstStride} · 2^{Scales - 1}): resize the images (e.g. to {RoundUp(height)}×{RoundUp(width)}) or lower {name}.Scales / FirstStride.");
         for (int s = 0; s < Scales; s++)
             if (WidthAt(s) % HeadsAt(s, headWidth) != 0)
-                throw new ArgumentException($"Scale {s} has {WidthAt(s)} channels, not divisible into {HeadsAt(s, headWidth)} heads of width {headWidth}: make MultiScale.FirstWidth a multiple of Width / Heads = {headWidth}.");
+                throw new ArgumentException(Heads is null
+                    ? $"Scale {s} has {WidthAt(s)} channels, not divisible into {HeadsAt(s, headWidth)} heads of width {headWidth}: make {name}.FirstWidth a multiple of Width / Heads = {headWidth}."
+                    : $"Scale {s} has {WidthAt(s)} channels, not divisible into {name}.Heads[{s}] = {Heads[s]} heads: change {name}.Heads or FirstWidth.");
     }
+
+    private int RoundUp(int size) => (size + CoarsestStride - 1) / CoarsestStride * CoarsestStride;
 }
 
 /// <summary>
-/// The multi-scale image encoder: image B×3×H×W (normalised) → S maps F^σ, B×c_σ×(H/s_σ)×(W/s_σ), each LayerNorm-ed
-/// (MODEL-SPEC §1 a1–a6, §5). Patch embedding conv p×p stride p + LN (a1); at every scale: fixed 2-D sine-cosine
-/// positions, global pre-norm blocks (the self-attention in the feature extractor of §5); between scales Swin's patch
-/// merging (2×2 neighbours concatenated → LN → Lin(4c→2c)).
+/// The multi-scale image encoder: image B×3×H×W (normalised) → the fused scales' maps F^σ (σ ≥ FirstFusedScale),
+/// B×c_σ×(H/s_σ)×(W/s_σ), each LayerNorm-ed (MODEL-SPEC §1 a1–a6, §5). Patch embedding conv p×p stride p + LN (a1); at every
+/// scale pre-norm blocks: `Global` ones after fixed 2-D sine-cosine positions (the self-attention in the feature extractor of
+/// §5), or Swin's `Window` ones (<see cref="SwinBlock"/>, odd blocks shifted; a2–a5); between scales Swin's patch merging
+/// (2×2 neighbours concatenated → LN → Lin(4c→2c)).
 /// </summary>
 public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
 {
@@ -70,8 +113,8 @@ public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
         merges = nn.ModuleList(Enumerable.Range(1, o.Scales - 1)
             .Select(s => new PatchMerging($"merge{s}", grids[s - 1].Rows, grids[s - 1].Cols, o.WidthAt(s - 1))).ToArray());
         stages = nn.ModuleList(Enumerable.Range(0, o.Scales)
-            .Select(s => new ScaleStage($"stage{s}", grids[s].Rows, grids[s].Cols, o.WidthAt(s), o.HeadsAt(s, headWidth), o.BlocksPerScale, mlpRatio)).ToArray());
-        outputNorms = nn.ModuleList(Enumerable.Range(0, o.Scales).Select(s => nn.LayerNorm(o.WidthAt(s))).ToArray());
+            .Select(s => new ScaleStage($"stage{s}", o, s, grids[s].Rows, grids[s].Cols, headWidth, mlpRatio)).ToArray());
+        outputNorms = nn.ModuleList(o.FusedScales.Select(s => nn.LayerNorm(o.WidthAt(s))).ToArray());
         RegisterComponents();
     }
 
@@ -81,34 +124,35 @@ public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
     /// <summary>Grid size (rows, cols) of every scale.</summary>
     public IReadOnlyList<(int Rows, int Cols)> Grids => grids;
 
-    /// <summary>image: B×3×H×W (normalised) → S maps, finest first: B×c_σ×(H/s_σ)×(W/s_σ).</summary>
+    /// <summary>image: B×3×H×W (normalised) → the fused scales' maps, finest first: B×c_σ×(H/s_σ)×(W/s_σ), σ ≥ FirstFusedScale.</summary>
     public override Tensor[] forward(Tensor image)
     {
         var tokens = embedNorm.forward(TokenGrid.ToTokens(patchEmbed.forward(image))); // a1: B×n_0×c_0
-        var maps = new Tensor[stages.Count];
-        for (int s = 0; s < maps.Length; s++)
+        var maps = new List<Tensor>(outputNorms.Count);
+        for (int s = 0; s < stages.Count; s++)
         {
-            if (s > 0) tokens = merges[s - 1].forward(tokens);                                // B×n_σ×c_σ
+            if (s > 0) tokens = merges[s - 1].forward(tokens);                                // a3–a5: B×n_σ×c_σ
             tokens = stages[s].forward(tokens);
-            maps[s] = TokenGrid.ToMap(outputNorms[s].forward(tokens), grids[s].Rows, grids[s].Cols);   // a6: LN per stage
+            if (s >= Options.FirstFusedScale)                                                  // a6: LN per stage
+                maps.Add(TokenGrid.ToMap(outputNorms[s - Options.FirstFusedScale].forward(tokens), grids[s].Rows, grids[s].Cols));
         }
-        return maps;
+        return maps.ToArray();
     }
 
-    /// <summary>One scale: fixed sine-cosine positions added once, then global pre-norm blocks.</summary>
+    /// <summary>One scale: `Global` blocks after fixed sine-cosine positions, or `Window` blocks (relative position bias, no positions).</summary>
     private sealed class ScaleStage : nn.Module<Tensor, Tensor>
     {
-        private readonly Tensor positions;
+        private readonly Tensor? positions;
         private readonly nn.Module<Tensor, Tensor> blocks;
 
-        public ScaleStage(string name, int rows, int cols, int width, int heads, int depth, int mlpRatio) : base(name)
+        public ScaleStage(string name, MultiScaleOptions o, int scale, int rows, int cols, int headWidth, int mlpRatio) : base(name)
         {
-            positions = PositionEmbedding.SineCosine2D(rows, cols, width);
-            blocks = TransformerBlock.Stack("blocks", depth, width, heads, mlpRatio);
+            if (o.Attention == BlockAttention.Global) positions = PositionEmbedding.SineCosine2D(rows, cols, o.WidthAt(scale));
+            blocks = SwinBlock.Stack("blocks", o.Attention, o.DepthAt(scale), rows, cols, o.WidthAt(scale), o.HeadsAt(scale, headWidth), o.Window, mlpRatio);
             RegisterComponents();
         }
 
-        public override Tensor forward(Tensor tokens) => blocks.forward(tokens + positions);
+        public override Tensor forward(Tensor tokens) => blocks.forward(positions is null ? tokens : tokens + positions);
     }
 }
 
@@ -144,8 +188,9 @@ public sealed class PatchMerging : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// MODEL-SPEC §1 a6–a7 for <see cref="BackboneKind.MultiScale"/>: every scale of a <see cref="MultiScaleBackbone"/>
-/// resized to the stride-s token grid (bilinear up, area down), concatenated on channels, 1×1 conv Σc_σ → d.
+/// MODEL-SPEC §1 a6–a7 for <see cref="BackboneKind.MultiScale"/>, <see cref="BackboneKind.TinySwin"/> and <see cref="BackboneKind.SwinT"/>:
+/// the fused scales of a <see cref="MultiScaleBackbone"/> (<see cref="MultiTaskNetworkOptions.ScaleEncoder"/>) resized to the
+/// stride-s token grid (bilinear up, area down), concatenated on channels, 1×1 conv Σc_σ → d.
 /// image B×3×H×W (normalised) → B×d×(H/s)×(W/s), the same output as the other backbones' stems.
 /// </summary>
 public sealed class ScaleFusionStem : nn.Module<Tensor, Tensor>
@@ -157,9 +202,10 @@ public sealed class ScaleFusionStem : nn.Module<Tensor, Tensor>
     /// <summary>Builds the multi-scale encoder of <paramref name="o"/> and the fusion onto its stride-TokenStride grid.</summary>
     public ScaleFusionStem(string name, MultiTaskNetworkOptions o) : base(name)
     {
-        scales = new MultiScaleBackbone("scales", o.MultiScale, o.ImageHeight, o.ImageWidth, o.Width / o.Heads, o.MlpRatio);
+        var encoder = o.ScaleEncoder;
+        scales = new MultiScaleBackbone("scales", encoder, o.ImageHeight, o.ImageWidth, o.Width / o.Heads, o.MlpRatio);
         (rows, cols) = (o.ImageHeight / o.TokenStride, o.ImageWidth / o.TokenStride);
-        fuse = nn.Conv2d(Enumerable.Range(0, o.MultiScale.Scales).Sum(o.MultiScale.WidthAt), o.Width, 1);
+        fuse = nn.Conv2d(encoder.FusedScales.Sum(encoder.WidthAt), o.Width, 1);
         RegisterComponents();
     }
 

@@ -37,8 +37,9 @@ public sealed class MultiTaskNetwork : MultiTaskModel
         decoders = nn.ModuleList(o.Tasks.Select(t => TransformerBlock.Stack($"decoder_{t.Name}", o.DecoderDepth, o.Width, o.Heads, o.MlpRatio)).ToArray());
         heads = nn.ModuleList(o.Tasks.Select(t => new DenseHead($"head_{t.Name}", t, o.Width, rows, cols, o.ImageHeight, o.ImageWidth)).ToArray());
         RegisterComponents();
-        if (o.FreezeBackbone)
-            foreach (var p in backbone.parameters()) p.requires_grad = false;
+        if (o.FreezeBackbone)                                                  // MODEL-SPEC §1: a1–a5 for the Swin kinds
+            foreach (var (key, p) in backbone.named_parameters())
+                if (Backbone.IsPretrained(o.Backbone, key)) p.requires_grad = false;
     }
 
     /// <summary>The interaction module at stage (c), for inspection (e.g. KEM's retrieve trace).</summary>

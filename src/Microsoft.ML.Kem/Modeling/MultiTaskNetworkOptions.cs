@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Microsoft.ML.Kem.Interaction;
 using Microsoft.ML.Kem.Tasks;
 
@@ -16,6 +17,14 @@ public enum BackboneKind
     /// mapped to d by a 1×1 conv (MODEL-SPEC §1 a1–a7), then the global blocks as the neck (a8).
     /// </summary>
     MultiScale,
+    /// <summary>
+    /// MODEL-SPEC §1 `TinySwin` (the spec's default at paper size, trained from scratch): Swin with embed 64, depths 2,2,2,2,
+    /// heads 2,4,8,16, window 7 (<see cref="MultiScaleOptions.TinySwin"/>); a6 fuses stages 2–4 (896 channels), a7 maps them to d,
+    /// the neck a8 is BackboneDepth `Window` blocks (2 in the spec, the second shifted).
+    /// </summary>
+    TinySwin,
+    /// <summary>MODEL-SPEC §1 `SwinT` (the paper's Swin-T: embed 96, depths 2,2,6,2, heads 3,6,12,24), for official weights (<see cref="BackboneWeights"/>).</summary>
+    SwinT,
 }
 
 /// <summary>
@@ -34,7 +43,7 @@ public sealed record MultiTaskNetworkOptions
     public int ImageWidth { get; init; } = 64;
     /// <summary>Image encoder kind.</summary>
     public BackboneKind Backbone { get; init; } = BackboneKind.ConvStem;
-    /// <summary>Stride s of the token grid: 8 (ConvStem is fixed at 8; TinyViT uses it as patch size; MultiScale fuses its scales onto it).</summary>
+    /// <summary>Stride s of the token grid: 8 (ConvStem is fixed at 8; TinyViT uses it as patch size; MultiScale fuses its scales onto it; TinySwin / SwinT: 8 or 16).</summary>
     public int TokenStride { get; init; } = 8;
     /// <summary>Token width d.</summary>
     public int Width { get; init; } = 64;
@@ -50,6 +59,8 @@ public sealed record MultiTaskNetworkOptions
     public int MlpRatio { get; init; } = 4;
     /// <summary>The multi-scale encoder of <see cref="BackboneKind.MultiScale"/> and of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
     public MultiScaleOptions MultiScale { get; init; } = new();
+    /// <summary>Stage sizes of <see cref="BackboneKind.TinySwin"/> / <see cref="BackboneKind.SwinT"/> when they differ from the spec's (e.g. a smaller Window for tiny inputs); null means the kind's preset.</summary>
+    public MultiScaleOptions? Swin { get; init; }
     /// <summary>CTAM/CSAM settings of <see cref="NetworkArchitecture.SequentialCrossAttention"/> (MODEL-SPEC §5).</summary>
     public SequentialAttentionOptions Sequential { get; init; } = new();
     /// <summary>Base task and delta sparsity of <see cref="NetworkArchitecture.ComputationSharing"/> (MODEL-SPEC §6).</summary>
@@ -60,6 +71,20 @@ public sealed record MultiTaskNetworkOptions
     public bool FreezeBackbone { get; init; }
     /// <summary>Multiplier from the input pixel values to [0,1] before ImageNet normalisation (1/255 for ExtractPixels' default).</summary>
     public float PixelScale { get; init; } = 1f / 255f;
+
+    /// <summary>The multi-scale encoder that <see cref="BackboneKind.MultiScale"/>, TinySwin and SwinT fuse (a1–a6).</summary>
+    [JsonIgnore]
+    public MultiScaleOptions ScaleEncoder => Backbone switch
+    {
+        BackboneKind.TinySwin => Swin ?? MultiScaleOptions.TinySwin,
+        BackboneKind.SwinT => Swin ?? MultiScaleOptions.SwinT,
+        _ => MultiScale,
+    };
+
+    /// <summary>Block kind of the backbone's neck (a8): the scale encoder's for the multi-scale kinds, `Global` otherwise.</summary>
+    [JsonIgnore]
+    public BlockAttention NeckAttention =>
+        Backbone is BackboneKind.MultiScale or BackboneKind.TinySwin or BackboneKind.SwinT ? ScaleEncoder.Attention : BlockAttention.Global;
 
     /// <summary>Tokens per task n = (H/s)(W/s).</summary>
     public int TokensPerTask => (ImageHeight / TokenStride) * (ImageWidth / TokenStride);
@@ -97,6 +122,8 @@ public sealed record MultiTaskNetworkOptions
             ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
             ArgumentNullException.ThrowIfNull(Sequential, nameof(Sequential));
             MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
+            if (MultiScale.FirstFusedScale != 0)
+                throw new ArgumentException("Architecture SequentialCrossAttention refines every scale: set MultiScale.FirstFusedScale = 0.");
             Sequential.Validate(ImageHeight, ImageWidth);
         }
         if (Architecture == NetworkArchitecture.ComputationSharing)
@@ -108,6 +135,12 @@ public sealed record MultiTaskNetworkOptions
         {
             ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
             MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
+        }
+        if (Backbone is BackboneKind.TinySwin or BackboneKind.SwinT)
+        {
+            if (TokenStride is not (8 or 16))
+                throw new ArgumentException($"The {Backbone} backbone fuses its stages onto a stride-8 or stride-16 token grid; TokenStride is {TokenStride}. Set TokenStride = 8 or 16 (16 for the Gpu448 configuration).");
+            ScaleEncoder.Validate(ImageHeight, ImageWidth, Width / Heads, nameof(Swin));   // the preset when Swin is null
         }
         if (Architecture == NetworkArchitecture.SharedEncoder) Interaction.Validate(Width, Heads, Tasks.Count); // the other families have no stage (c)
     }
