@@ -84,6 +84,17 @@ public sealed record MultiScaleOptions
     }
 
     private int RoundUp(int size) => (size + CoarsestStride - 1) / CoarsestStride * CoarsestStride;
+
+    /// <summary>Value equality, with <see cref="Depths"/> and <see cref="Heads"/> compared element by element (not by reference).</summary>
+    public bool Equals(MultiScaleOptions? other) => other is not null
+        && (FirstStride, Scales, FirstWidth, BlocksPerScale, Attention, Window, FirstFusedScale)
+            == (other.FirstStride, other.Scales, other.FirstWidth, other.BlocksPerScale, other.Attention, other.Window, other.FirstFusedScale)
+        && SameList(Depths, other.Depths) && SameList(Heads, other.Heads);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(FirstStride, Scales, FirstWidth, BlocksPerScale, Attention, Window, FirstFusedScale);
+
+    private static bool SameList(IReadOnlyList<int>? a, IReadOnlyList<int>? b) => a is null ? b is null : b is not null && a.SequenceEqual(b);
 }
 
 /// <summary>

@@ -46,7 +46,7 @@ public sealed class SwinBlock : nn.Module<Tensor, Tensor>
         if (window < 1) throw new ArgumentOutOfRangeException(nameof(window), window, "The attention window must be ≥ 1 (7 in Swin).");
         if (shift < 0 || shift >= window) throw new ArgumentOutOfRangeException(nameof(shift), shift, $"The shift must be in [0, {window}) for window {window}.");
         (this.rows, this.cols, this.window, this.heads) = (rows, cols, window, heads);
-        this.shift = rows <= window && cols <= window ? 0 : shift;
+        this.shift = EffectiveShift(rows, cols, window, shift);
         norm1 = nn.LayerNorm(width);
         attn = new MultiHeadAttention("attn", width, heads);
         relative_position_bias_table = nn.Parameter(TruncatedNormal.Fill(torch.empty((2 * window - 1) * (2 * window - 1), heads), std: 0.02));
@@ -96,6 +96,9 @@ public sealed class SwinBlock : nn.Module<Tensor, Tensor>
             grid = grid.narrow(1, 0, rows).narrow(2, 0, cols);
         return grid.reshape(batch, (long)rows * cols, width);
     }
+
+    /// <summary>The shift a block applies on a rows×cols grid: <paramref name="shift"/>, or 0 when one window covers the grid.</summary>
+    public static int EffectiveShift(int rows, int cols, int window, int shift) => rows <= window && cols <= window ? 0 : shift;
 
     private long PaddedSize(int size) => (size + window - 1) / window * window;
 

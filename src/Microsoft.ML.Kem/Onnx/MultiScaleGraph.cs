@@ -3,35 +3,39 @@ using Microsoft.ML.Kem.Modeling;
 namespace Microsoft.ML.Kem.Onnx;
 
 /// <summary>
-/// The ONNX twin of <see cref="MultiScaleBackbone"/> (with <see cref="PatchMerging"/>) and <see cref="ScaleFusionStem"/>
+/// The ONNX twin of <see cref="MultiScaleBackbone"/> (with <see cref="PatchMerging"/>, Global or Window stages) and <see cref="ScaleFusionStem"/>
 /// (MODEL-SPEC §1 a1–a7, §5), reading the same state_dict keys as the modules.
 /// </summary>
 internal static class MultiScaleGraph
 {
-    /// <summary>MultiScaleBackbone.forward: normalised image B×3×H×W → S maps, finest first, B×c_σ×(H/s_σ)×(W/s_σ).</summary>
-    public static string[] Scales(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string image)
+    /// <summary>
+    /// MultiScaleBackbone.forward for encoder <paramref name="ms"/>: normalised image B×3×H×W → the fused scales' maps (σ ≥
+    /// FirstFusedScale), finest first, B×c_σ×(H/s_σ)×(W/s_σ).
+    /// </summary>
+    public static string[] Scales(OnnxGraph g, string prefix, MultiScaleOptions ms, MultiTaskNetworkOptions o, string image)
     {
-        var ms = o.MultiScale;
         int headWidth = o.Width / o.Heads;
         var tokens = g.LayerNorm(NetworkGraph.ToTokens(g, g.Conv(image, prefix + ".patchEmbed", ms.FirstStride)), prefix + ".embedNorm"); // a1: B×n_0×c_0
-        var maps = new string[ms.Scales];
-        for (int s = 0; s < maps.Length; s++)
+        var maps = new List<string>();
+        for (int s = 0; s < ms.Scales; s++)
         {
-            var (rows, cols) = Grid(o, s);
-            if (s > 0) tokens = PatchMerging(g, $"{prefix}.merges.{s - 1}", Grid(o, s - 1), tokens);        // B×n_σ×c_σ
-            tokens = g.Add(tokens, g.Weight($"{prefix}.stages.{s}.positions"));                               // ScaleStage
-            tokens = NetworkGraph.Blocks(g, $"{prefix}.stages.{s}.blocks", ms.BlocksPerScale, ms.HeadsAt(s, headWidth), tokens);
-            maps[s] = NetworkGraph.ToMap(g, g.LayerNorm(tokens, $"{prefix}.outputNorms.{s}"), rows, cols);    // a6: LN per stage
+            var (rows, cols) = Grid(ms, o, s);
+            if (s > 0) tokens = PatchMerging(g, $"{prefix}.merges.{s - 1}", Grid(ms, o, s - 1), tokens);    // B×n_σ×c_σ
+            if (ms.Attention == BlockAttention.Global) tokens = g.Add(tokens, g.Weight($"{prefix}.stages.{s}.positions")); // ScaleStage
+            tokens = SwinGraph.Blocks(g, $"{prefix}.stages.{s}.blocks", ms.Attention, ms.DepthAt(s), ms.HeadsAt(s, headWidth), rows, cols, ms.Window, tokens);
+            if (s >= ms.FirstFusedScale)                                                                       // a6: LN per stage
+                maps.Add(NetworkGraph.ToMap(g, g.LayerNorm(tokens, $"{prefix}.outputNorms.{s - ms.FirstFusedScale}"), rows, cols));
         }
-        return maps;
+        return maps.ToArray();
     }
 
-    /// <summary>ScaleFusionStem.forward: normalised image → B×d×(H/s)×(W/s), every scale resized onto the token grid, concatenated, 1×1 conv.</summary>
+    /// <summary>ScaleFusionStem.forward: normalised image → B×d×(H/s)×(W/s), every fused scale resized onto the token grid, concatenated, 1×1 conv.</summary>
     public static string FusionStem(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string normalised)
     {
         long rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
-        var scales = Scales(g, prefix + ".scales", o, normalised);
-        var resized = scales.Select((map, s) => Resize(g, map, Grid(o, s), rows, cols)).ToArray();        // a6: each B×c_σ×(H/s)×(W/s)
+        var ms = o.ScaleEncoder;
+        var scales = Scales(g, prefix + ".scales", ms, o, normalised);
+        var resized = scales.Select((map, i) => Resize(g, map, Grid(ms, o, ms.FirstFusedScale + i), rows, cols)).ToArray(); // a6: each B×c_σ×(H/s)×(W/s)
         return g.Conv(g.Concat(1, resized), prefix + ".fuse");                                               // a7: B×Σc_σ → B×d
     }
 
@@ -45,8 +49,11 @@ internal static class MultiScaleGraph
     }
 
     /// <summary>Grid (rows, cols) of scale <paramref name="scale"/>: (H, W) / (FirstStride·2^σ).</summary>
-    public static (int Rows, int Cols) Grid(MultiTaskNetworkOptions o, int scale) =>
-        (o.ImageHeight / o.MultiScale.StrideAt(scale), o.ImageWidth / o.MultiScale.StrideAt(scale));
+    public static (int Rows, int Cols) Grid(MultiTaskNetworkOptions o, int scale) => Grid(o.MultiScale, o, scale);
+
+    /// <summary>Grid (rows, cols) of scale <paramref name="scale"/> of encoder <paramref name="ms"/>.</summary>
+    public static (int Rows, int Cols) Grid(MultiScaleOptions ms, MultiTaskNetworkOptions o, int scale) =>
+        (o.ImageHeight / ms.StrideAt(scale), o.ImageWidth / ms.StrideAt(scale));
 
     /// <summary>PatchMerging.forward: B×(r·c)×C → 2×2 neighbours concatenated B×(r/2·c/2)×4C → LN → Lin(4C→2C).</summary>
     private static string PatchMerging(OnnxGraph g, string prefix, (int Rows, int Cols) grid, string tokens)

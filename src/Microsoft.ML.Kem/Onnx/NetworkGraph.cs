@@ -47,12 +47,14 @@ internal static class NetworkGraph
                     "backbone.stem.conv2", 2, 1), "backbone.stem.bn2")),
                 "backbone.stem.conv3", 2, 1),
             BackboneKind.TinyViT => g.Conv(image, "backbone.stem", o.TokenStride, 0),
-            BackboneKind.MultiScale => MultiScaleGraph.FusionStem(g, "backbone.stem", o, image),
+            BackboneKind.MultiScale or BackboneKind.TinySwin or BackboneKind.SwinT => MultiScaleGraph.FusionStem(g, "backbone.stem", o, image),
             _ => throw new NotSupportedException($"The ONNX exporter does not know backbone {o.Backbone}."),
         };
         var tokens = ToTokens(g, grid);                                                          // B×n×d
         tokens = g.Add(tokens, g.Weight("backbone.positions"));
-        return g.LayerNorm(Blocks(g, "backbone.blocks", o.BackboneDepth, o.Heads, tokens), "backbone.norm");
+        int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
+        var neck = SwinGraph.Blocks(g, "backbone.blocks", o.NeckAttention, o.BackboneDepth, o.Heads, rows, cols, o.ScaleEncoder.Window, tokens);
+        return g.LayerNorm(neck, "backbone.norm");
     }
 
     /// <summary>TransformerBlock.Stack: <paramref name="depth"/> blocks named prefix.0, prefix.1, … (identity when 0).</summary>
