@@ -67,6 +67,16 @@ public sealed class SwinBackboneTests
     }
 
     [TestMethod]
+    public void Window_block_cost_is_linear_in_the_tokens_and_counts_the_padding()
+    {
+        long d = 64, r = 4, w = 7;
+        Assert.AreEqual(4 * ModelCost.WindowBlock(14, 14, d, r, w), ModelCost.WindowBlock(28, 28, d, r, w));      // global: ×16
+        Assert.AreEqual(16 * 15 * d * d * (4 + 2 * r) + 2 * 21 * 21 * w * w * d, ModelCost.WindowBlock(16, 15, d, r, w)); // padded to 21×21
+        Assert.IsLessThan(ModelCost.TransformerBlock(28 * 28, d, r), ModelCost.WindowBlock(28, 28, d, r, w));
+        Assert.IsGreaterThan(0L, ModelCost.Backbone(Options()));
+    }
+
+    [TestMethod]
     public void Validation_says_what_to_change()
     {
         var stride = Assert.ThrowsExactly<ArgumentException>(() => (Options() with { TokenStride = 4 }).Validate());
