@@ -13,7 +13,7 @@ namespace Kem.Tests.Onnx;
 
 /// <summary>
 /// Model zips of every architecture the trainer builds beyond the default: a fitted SequentialCrossAttention,
-/// ComputationSharing or MultiScale-backbone model saves, loads in a fresh MLContext as an OnnxTransformer with the same
+/// ComputationSharing, MultiScale- or TinySwin-backbone model saves, loads in a fresh MLContext as an OnnxTransformer with the same
 /// columns and scores, and comes back through LoadKemTransformer as the same network type, bit for bit, ready to fine-tune.
 /// </summary>
 [TestClass]
@@ -27,6 +27,7 @@ public sealed class ArchitectureModelZipTests
         Tasks = Tasks, Architecture = architecture, Backbone = backbone, Width = 16, Heads = 2, BackboneDepth = 1,
         EncoderDepth = 1, DecoderDepth = 1,
         MultiScale = new MultiScaleOptions { FirstStride = 4, FirstWidth = 8, BlocksPerScale = 1 },
+        Swin = MultiScaleOptions.TinySwin with { FirstWidth = 8, Depths = [2, 1, 2, 1], Heads = [1, 2, 2, 4], Window = 2 },
         Sequential = new SequentialAttentionOptions { HeadBlocks = 1 },
         ComputationSharing = new ComputationSharingOptions { BaseTask = "Depth", DeltaDensity = 0.5, ActivationThreshold = 0.01f },
         Interaction = new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 4, TopK = 3 },
@@ -37,6 +38,7 @@ public sealed class ArchitectureModelZipTests
     [DataRow(NetworkArchitecture.SequentialCrossAttention, BackboneKind.ConvStem, typeof(SequentialCrossAttentionNetwork))]
     [DataRow(NetworkArchitecture.ComputationSharing, BackboneKind.ConvStem, typeof(ComputationSharingNetwork))]
     [DataRow(NetworkArchitecture.SharedEncoder, BackboneKind.MultiScale, typeof(MultiTaskNetwork))]
+    [DataRow(NetworkArchitecture.SharedEncoder, BackboneKind.TinySwin, typeof(MultiTaskNetwork))]
     public void Fitted_model_saves_loads_with_the_same_scores_and_rebuilds_bit_for_bit(NetworkArchitecture architecture, BackboneKind backbone, Type expected)
     {
         using var folder = new TempFolder();
