@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.Kem.Data;
+using Microsoft.ML.Kem.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -59,17 +60,21 @@ public static class NoiseToyExperiment
         var clock = Stopwatch.StartNew();
         manual_seed(training.Seed);
         using var network = new NoiseToyModel(model);
-        using var optimizer = optim.Adam(network.parameters(), training.LearningRate);
+        // Adam (AdamW without weight decay) on one flat buffer, with explicit Scalars: TorchSharp's optim.Adam converts
+        // numbers to Scalars implicitly on every step, and one freed by the finalizer mid-call crashed this loop under load
+        using var optimizer = new FlatAdamW(network, [], bf16: false, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0);
         double lastLoss = double.NaN;
         network.train();
+        using var collections = new CollectionGuard();
         for (int step = 0; step < training.Steps; step++)
         {
+            collections.BetweenSteps();
             using var scope = NewDisposeScope();
             var (features, targets) = Tensors(generator.Batch(step * training.BatchSize, training.BatchSize), model.Tasks);
             var loss = nn.functional.mse_loss(network.call(features), targets);
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             loss.backward();
-            optimizer.step();
+            optimizer.Step(training.LearningRate, clipNorm: 0);
             if ((step + 1) % 250 == 0 || step == training.Steps - 1)
             {
                 lastLoss = loss.item<float>();

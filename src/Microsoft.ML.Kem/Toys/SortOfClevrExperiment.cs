@@ -110,6 +110,7 @@ public static class SortOfClevrExperiment
         int batch = Math.Min(training.BatchSize, train.Examples), stepsPerEpoch = train.Examples / batch, steps = 0;
         double epochLoss = double.NaN;
         bool outOfTime = false;
+        using var collections = new CollectionGuard();
         for (int epoch = 1; epoch <= training.Epochs && !outOfTime; epoch++)
         {
             double epochStart = clock.Elapsed.TotalSeconds;
@@ -121,6 +122,7 @@ public static class SortOfClevrExperiment
             for (s = 0; s < stepsPerEpoch && !outOfTime; s++, steps++)
             {
                 cancellation.ThrowIfCancellationRequested();
+                collections.BetweenSteps();
                 using var scope = NewDisposeScope();
                 var (images, questions, answers) = train.Batch(epochOrder.narrow(0, s * batch, batch));
                 var logits = network.call(images, questions);                                     // B×3×10

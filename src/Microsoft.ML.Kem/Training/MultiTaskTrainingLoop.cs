@@ -70,6 +70,7 @@ public static class MultiTaskTrainingLoop
             for (int s = 0; s < stepsPerEpoch; s++) epochBatches.Add(order.AsSpan(s * batch, batch).ToArray());
         }
         using var batches = new BatchPrefetcher(train, epochBatches, device);
+        using var collections = new CollectionGuard();   // no collection by another thread mid-step (see CollectionGuard)
 
         for (int epoch = 1; epoch <= options.Epochs; epoch++)
         {
@@ -78,6 +79,7 @@ public static class MultiTaskTrainingLoop
             for (int s = 0; s < stepsPerEpoch; s++, step++)
             {
                 cancellation.ThrowIfCancellationRequested();
+                collections.BetweenSteps();
                 using var scope = torch.NewDisposeScope();
                 double lr = schedule.At(step);
 
@@ -152,9 +154,11 @@ public static class MultiTaskTrainingLoop
         var sums = new double[tasks.Count];
         int batches = 0;
         var all = Enumerable.Range(0, data.Count).ToArray();
+        using var collections = new CollectionGuard();
         using (torch.no_grad())
             for (int start = 0; start < data.Count; start += batchSize, batches++)
             {
+                collections.BetweenSteps();
                 using var scope = torch.NewDisposeScope();
                 var (images, labels) = data.Batch(all.AsSpan(start, Math.Min(batchSize, data.Count - start)), device);
                 var outputs = network.forward(bf16 ? images.to(ScalarType.BFloat16) : images);
