@@ -93,31 +93,8 @@ public sealed class OnnxExportTests
     [DataRow("AllTaskKinds")]
     public void Onnx_graph_matches_torchsharp_within_1e4(string configuration)
     {
-        var o = Configuration(configuration);
-        using var net = Network(o);
-        var pixels = Pixels(Batch, o.ImageHeight, o.ImageWidth);
-        var expected = Inference.Predict(net, pixels, Batch);
-
-        using var session = new InferenceSession(KemOnnx.Export(net));
-        var input = new DenseTensor<float>(pixels, new[] { Batch, 3, o.ImageHeight, o.ImageWidth });
-        using var results = session.Run(new[] { NamedOnnxValue.CreateFromTensor("Image", input) });
-        var outputs = results.ToDictionary(r => r.Name);
-
-        foreach (var p in expected)
-        {
-            var scores = outputs[KemOnnx.ScoreOutput(p.Task)].AsTensor<float>();
-            CollectionAssert.AreEqual(new[] { Batch, p.Task.Channels, o.ImageHeight, o.ImageWidth }, scores.Dimensions.ToArray(), $"{p.Task.Name} score shape");
-            var actual = scores.ToArray();
-            double maxDiff = p.Scores.Zip(actual, (a, b) => (double)Math.Abs(a - b)).Max();
-            Assert.IsTrue(maxDiff <= Tolerance, $"{configuration}/{p.Task.Name}: max |score diff| = {maxDiff:E2} > {Tolerance:E0}");
-            if (p.Labels is { } labels)
-            {
-                var predicted = outputs[KemOnnx.PredictedLabelOutput(p.Task)].AsTensor<int>().ToArray();
-                int same = labels.Zip(predicted, (a, b) => a == b ? 1 : 0).Sum();
-                Assert.IsTrue(same >= 0.999 * labels.Length, $"{configuration}/{p.Task.Name}: {labels.Length - same} of {labels.Length} labels differ");
-            }
-            else Assert.IsFalse(outputs.ContainsKey(KemOnnx.PredictedLabelOutput(p.Task)), "regression tasks have no label output");
-        }
+        using var net = Network(Configuration(configuration));
+        OnnxParity.AssertMatches(net, configuration, Batch, Tolerance);
     }
 
     [TestMethod]

@@ -54,22 +54,8 @@ public sealed class SwinOnnxExportTests
     [DataRow("SwinPaddedStride16")]
     public void Swin_onnx_graph_matches_torchsharp_within_1e4(string configuration)
     {
-        var o = Configuration(configuration);
-        using var net = Network(o);
-        var pixels = OnnxExportTests.Pixels(Batch, o.ImageHeight, o.ImageWidth);
-        var expected = Inference.Predict(net, pixels, Batch);
-
-        using var session = new InferenceSession(KemOnnx.Export(net));
-        var input = new DenseTensor<float>(pixels, new[] { Batch, 3, o.ImageHeight, o.ImageWidth });
-        using var results = session.Run(new[] { NamedOnnxValue.CreateFromTensor("Image", input) });
-        var outputs = results.ToDictionary(r => r.Name);
-        foreach (var p in expected)
-        {
-            var scores = outputs[KemOnnx.ScoreOutput(p.Task)].AsTensor<float>().ToArray();
-            double maxDiff = p.Scores.Zip(scores, (a, b) => (double)Math.Abs(a - b)).Max();
-            Assert.IsTrue(maxDiff <= Tolerance, $"{configuration}/{p.Task.Name}: max |score diff| = {maxDiff:E2} > {Tolerance:E0}");
-            Assert.IsTrue(p.Scores.Any(v => v != p.Scores[0]), $"{configuration}/{p.Task.Name}: the scores are not constant");
-        }
+        using var net = Network(Configuration(configuration));
+        OnnxParity.AssertMatches(net, configuration, Batch, Tolerance);
     }
 
     [TestMethod]

@@ -100,6 +100,7 @@ public sealed class DatasetReaderTests
             Training = new TrainingOptions { Epochs = 1, BatchSize = 2, WarmupSteps = 0, Device = ComputeDevice.Cpu },
         });
         var model = trainer.Fit(view);
+        Assert.IsNotNull(model.TrainingResult, "a fitted model carries its training result");
         Assert.AreEqual(2, model.TrainingResult.Steps);
     }
 
