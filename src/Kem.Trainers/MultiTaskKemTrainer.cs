@@ -44,6 +44,12 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         /// <summary>Blocks per task decoder.</summary>
         public int DecoderDepth { get; set; } = 2;
         /// <summary>
+        /// Block kind of the task encoders and decoders (MODEL-SPEC §1 b, d1): Global (default) or Window (Swin blocks on the
+        /// token grid, window <see cref="Swin"/>.Window for TinySwin / SwinT, else <see cref="MultiScale"/>.Window; 7 by default).
+        /// SharedEncoder architecture only.
+        /// </summary>
+        public BlockAttention TaskBlocks { get; set; } = BlockAttention.Global;
+        /// <summary>
         /// Pre-trained backbone weights: a safetensors file in our names or the timm / Swin names that
         /// <see cref="BackboneWeights.MapKey"/> translates (MODEL-SPEC §1). Missing and unexpected keys are logged.
         /// </summary>
@@ -128,7 +134,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         {
             Tasks = options.Tasks.Select(t => t.Task).ToArray(), Architecture = options.Architecture, ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
             Width = options.Width, Heads = options.Heads, BackboneDepth = options.BackboneDepth, EncoderDepth = options.EncoderDepth,
-            DecoderDepth = options.DecoderDepth, Interaction = options.Interaction, PixelScale = options.PixelScale,
+            DecoderDepth = options.DecoderDepth, TaskBlocks = options.TaskBlocks, Interaction = options.Interaction, PixelScale = options.PixelScale,
             MultiScale = options.MultiScale, Swin = options.Swin, Sequential = options.Sequential, ComputationSharing = options.ComputationSharing,
         };
         return FitCore(trainingData, validationData, networkOptions, initialWeights: null);

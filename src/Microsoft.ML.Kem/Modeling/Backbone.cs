@@ -33,7 +33,7 @@ public sealed class Backbone : nn.Module<Tensor, Tensor>
         };
         int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
         positions = PositionEmbedding.SineCosine2D(rows, cols, o.Width);
-        blocks = SwinBlock.Stack("blocks", o.NeckAttention, o.BackboneDepth, rows, cols, o.Width, o.Heads, o.ScaleEncoder.Window, o.MlpRatio);
+        blocks = SwinBlock.Stack("blocks", o.NeckAttention, o.BackboneDepth, rows, cols, o.Width, o.Heads, o.TokenWindow, o.MlpRatio);
         norm = nn.LayerNorm(o.Width);
         RegisterComponents();
     }

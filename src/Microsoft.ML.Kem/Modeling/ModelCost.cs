@@ -42,7 +42,7 @@ public static class ModelCost
                 + o.ScaleEncoder.FusedScales.Sum(s => (long)o.ScaleEncoder.WidthAt(s)) * d * n,   // a7: 1×1 fusion
             _ => throw new ArgumentOutOfRangeException(nameof(o), o.Backbone, "Unknown backbone."),
         };
-        return stem + o.BackboneDepth * Block(o.NeckAttention, h / o.TokenStride, w / o.TokenStride, d, o.MlpRatio, o.ScaleEncoder.Window);
+        return stem + o.BackboneDepth * Block(o.NeckAttention, h / o.TokenStride, w / o.TokenStride, d, o.MlpRatio, o.TokenWindow);
     }
 
     /// <summary>

@@ -28,7 +28,7 @@ public sealed record MultiScaleOptions
     public IReadOnlyList<int>? Heads { get; init; }
     /// <summary>Block kind at every scale: `Global` (with fixed sine-cosine positions per scale) or `Window` (Swin, relative position bias).</summary>
     public BlockAttention Attention { get; init; } = BlockAttention.Global;
-    /// <summary>Window w of the `Window` blocks (7 in Swin); also used by the Swin backbones' neck (a8).</summary>
+    /// <summary>Window w of the `Window` blocks (7 in Swin); also the window of the `Window` blocks on the token grid (<see cref="MultiTaskNetworkOptions.TokenWindow"/>: the Swin backbones' neck a8 and Window task blocks).</summary>
     public int Window { get; init; } = 7;
     /// <summary>First scale that step a6 fuses onto the token grid (0: all; Swin: 1, i.e. stages 2–4).</summary>
     public int FirstFusedScale { get; init; }

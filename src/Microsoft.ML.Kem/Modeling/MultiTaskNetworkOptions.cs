@@ -57,6 +57,12 @@ public sealed record MultiTaskNetworkOptions
     public int DecoderDepth { get; init; } = 2;
     /// <summary>MLP width as a multiple of d in every transformer block (4).</summary>
     public int MlpRatio { get; init; } = 4;
+    /// <summary>
+    /// Block kind of the task encoders E_t (b) and decoders D_t (d1), MODEL-SPEC §1 "Transformer block": `Global` (default; the
+    /// paper's literal 2-layer ViT) or `Window` (the spec's default at paper size, "same block type as a8"): <see cref="SwinBlock"/>s
+    /// on the (H/s)×(W/s) token grid with window <see cref="TokenWindow"/>, odd blocks shifted. SharedEncoder architecture only.
+    /// </summary>
+    public BlockAttention TaskBlocks { get; init; } = BlockAttention.Global;
     /// <summary>The multi-scale encoder of <see cref="BackboneKind.MultiScale"/> and of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
     public MultiScaleOptions MultiScale { get; init; } = new();
     /// <summary>Stage sizes of <see cref="BackboneKind.TinySwin"/> / <see cref="BackboneKind.SwinT"/> when they differ from the spec's (e.g. a smaller Window for tiny inputs); null means the kind's preset.</summary>
@@ -85,6 +91,14 @@ public sealed record MultiTaskNetworkOptions
     [JsonIgnore]
     public BlockAttention NeckAttention =>
         Backbone is BackboneKind.MultiScale or BackboneKind.TinySwin or BackboneKind.SwinT ? ScaleEncoder.Attention : BlockAttention.Global;
+
+    /// <summary>
+    /// Window w of the `Window` blocks on the token grid, the neck a8 and (<see cref="TaskBlocks"/>) the task encoders and
+    /// decoders: the scale encoder's <see cref="MultiScaleOptions.Window"/> (Swin.Window for TinySwin / SwinT, the preset's 7
+    /// when Swin is null; MultiScale.Window, default 7, for the other backbones).
+    /// </summary>
+    [JsonIgnore]
+    public int TokenWindow => ScaleEncoder.Window;
 
     /// <summary>Tokens per task n = (H/s)(W/s).</summary>
     public int TokensPerTask => (ImageHeight / TokenStride) * (ImageWidth / TokenStride);
@@ -141,6 +155,14 @@ public sealed record MultiTaskNetworkOptions
             if (TokenStride is not (8 or 16))
                 throw new ArgumentException($"The {Backbone} backbone fuses its stages onto a stride-8 or stride-16 token grid; TokenStride is {TokenStride}. Set TokenStride = 8 or 16 (16 for the Gpu448 configuration).");
             ScaleEncoder.Validate(ImageHeight, ImageWidth, Width / Heads, nameof(Swin));   // the preset when Swin is null
+        }
+        if (TaskBlocks == BlockAttention.Window)
+        {
+            if (Architecture != NetworkArchitecture.SharedEncoder)
+                throw new ArgumentException($"TaskBlocks = Window applies to the SharedEncoder architecture only; {Architecture} builds its own blocks. Leave TaskBlocks = Global or set Architecture = SharedEncoder.");
+            var windowOption = Backbone is BackboneKind.TinySwin or BackboneKind.SwinT ? "Swin.Window" : "MultiScale.Window";
+            if (TokenWindow < 1)
+                throw new ArgumentException($"TaskBlocks = Window needs a window ≥ 1 on the token grid; {windowOption} is {TokenWindow}. Set {windowOption} (7 in Swin) or TaskBlocks = Global.");
         }
         if (Architecture == NetworkArchitecture.SharedEncoder) Interaction.Validate(Width, Heads, Tasks.Count); // the other families have no stage (c)
     }

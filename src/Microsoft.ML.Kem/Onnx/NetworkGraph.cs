@@ -29,12 +29,15 @@ internal static class NetworkGraph
     /// <summary>MultiTaskNetwork.forward after the input normalisation: B×3×H×W → per task B×C_t×H×W.</summary>
     private static string[] SharedEncoder(OnnxGraph g, MultiTaskNetworkOptions o, string normalised)
     {
+        int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
+        string TaskBlocks(string prefix, int depth, string x) =>                                 // Global or Window (o.TaskBlocks)
+            SwinGraph.Blocks(g, prefix, o.TaskBlocks, depth, o.Heads, rows, cols, o.TokenWindow, x);
         var shared = Backbone(g, o, normalised);                                                 // (a) B×n×d
         var taskTokens = g.Concat(1, o.Tasks.Select((_, t) =>                                    // (b) B×T×n×d
-            g.Unsqueeze(Blocks(g, $"encoders.{t}", o.EncoderDepth, o.Heads, shared), 1)).ToArray());
+            g.Unsqueeze(TaskBlocks($"encoders.{t}", o.EncoderDepth, shared), 1)).ToArray());
         var mixed = InteractionGraph.Interaction(g, "interaction", o, taskTokens);               // (c) B×T×n×d
         return o.Tasks.Select((task, t) =>                                                       // (d) B×C_t×H×W
-            DenseHead(g, $"heads.{t}", task, o, Blocks(g, $"decoders.{t}", o.DecoderDepth, o.Heads, g.Select(mixed, 1, t)))).ToArray();
+            DenseHead(g, $"heads.{t}", task, o, TaskBlocks($"decoders.{t}", o.DecoderDepth, g.Select(mixed, 1, t)))).ToArray();
     }
 
     /// <summary>Backbone.forward: normalised image → B×n×d.</summary>
@@ -53,7 +56,7 @@ internal static class NetworkGraph
         var tokens = ToTokens(g, grid);                                                          // B×n×d
         tokens = g.Add(tokens, g.Weight("backbone.positions"));
         int rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride;
-        var neck = SwinGraph.Blocks(g, "backbone.blocks", o.NeckAttention, o.BackboneDepth, o.Heads, rows, cols, o.ScaleEncoder.Window, tokens);
+        var neck = SwinGraph.Blocks(g, "backbone.blocks", o.NeckAttention, o.BackboneDepth, o.Heads, rows, cols, o.TokenWindow, tokens);
         return g.LayerNorm(neck, "backbone.norm");
     }
 
