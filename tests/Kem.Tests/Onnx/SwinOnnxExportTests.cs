@@ -40,7 +40,7 @@ public sealed class SwinOnnxExportTests
         };
     }
 
-    private static MultiTaskModel Network(MultiTaskNetworkOptions o)
+    internal static MultiTaskModel Network(MultiTaskNetworkOptions o)
     {
         var net = OnnxArchitectureExportTests.Network(o);
         using (torch.no_grad())
