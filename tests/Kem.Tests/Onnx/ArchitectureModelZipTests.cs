@@ -13,7 +13,7 @@ namespace Kem.Tests.Onnx;
 
 /// <summary>
 /// Model zips of every architecture the trainer builds beyond the default: a fitted SequentialCrossAttention,
-/// ComputationSharing, MultiScale- or TinySwin-backbone model saves, loads in a fresh MLContext as an OnnxTransformer with the same
+/// ComputationSharing, MultiScale- or TinySwin-backbone (also with Window task blocks) model saves, loads in a fresh MLContext as an OnnxTransformer with the same
 /// columns and scores, and comes back through LoadKemTransformer as the same network type, bit for bit, ready to fine-tune.
 /// </summary>
 [TestClass]
@@ -22,10 +22,10 @@ public sealed class ArchitectureModelZipTests
     private const int H = 32, W = 32;
     private static readonly TaskColumn[] Tasks = { new(TinyData.Segmentation), new(TinyData.Depth) };
 
-    private static MultiTaskKemTrainer.Options Options(NetworkArchitecture architecture, BackboneKind backbone) => new()
+    private static MultiTaskKemTrainer.Options Options(NetworkArchitecture architecture, BackboneKind backbone, BlockAttention taskBlocks) => new()
     {
         Tasks = Tasks, Architecture = architecture, Backbone = backbone, Width = 16, Heads = 2, BackboneDepth = 1,
-        EncoderDepth = 1, DecoderDepth = 1,
+        EncoderDepth = 1, DecoderDepth = 1, TaskBlocks = taskBlocks,
         MultiScale = new MultiScaleOptions { FirstStride = 4, FirstWidth = 8, BlocksPerScale = 1 },
         Swin = MultiScaleOptions.TinySwin with { FirstWidth = 8, Depths = [2, 1, 2, 1], Heads = [1, 2, 2, 4], Window = 2 },
         Sequential = new SequentialAttentionOptions { HeadBlocks = 1 },
@@ -39,7 +39,9 @@ public sealed class ArchitectureModelZipTests
     [DataRow(NetworkArchitecture.ComputationSharing, BackboneKind.ConvStem, typeof(ComputationSharingNetwork))]
     [DataRow(NetworkArchitecture.SharedEncoder, BackboneKind.MultiScale, typeof(MultiTaskNetwork))]
     [DataRow(NetworkArchitecture.SharedEncoder, BackboneKind.TinySwin, typeof(MultiTaskNetwork))]
-    public void Fitted_model_saves_loads_with_the_same_scores_and_rebuilds_bit_for_bit(NetworkArchitecture architecture, BackboneKind backbone, Type expected)
+    [DataRow(NetworkArchitecture.SharedEncoder, BackboneKind.TinySwin, typeof(MultiTaskNetwork), BlockAttention.Window)]   // Window task blocks
+    public void Fitted_model_saves_loads_with_the_same_scores_and_rebuilds_bit_for_bit(
+        NetworkArchitecture architecture, BackboneKind backbone, Type expected, BlockAttention taskBlocks = BlockAttention.Global)
     {
         using var folder = new TempFolder();
         var ml = new MLContext(seed: 1);
@@ -49,8 +51,10 @@ public sealed class ArchitectureModelZipTests
             Image = data.Image(i).ToArray(), Segmentation = data.Label(0, i).ToArray(), Depth = data.Label(1, i).ToArray(),
         }).ToArray();
         var view = ml.Data.LoadFromEnumerable(rows);
-        var model = ml.MultiTask().Trainers.Kem(Options(architecture, backbone)).Fit(view);
+        var model = ml.MultiTask().Trainers.Kem(Options(architecture, backbone, taskBlocks)).Fit(view);
         Assert.IsInstanceOfType(model.Network, expected);
+        Assert.AreEqual(taskBlocks, model.Network.Options.TaskBlocks, "Options.TaskBlocks reaches the network");
+        Assert.AreEqual(taskBlocks == BlockAttention.Window, model.Network.named_parameters().Any(p => p.name.StartsWith("decoders.0.0.") && p.name.EndsWith("relative_position_bias_table")));
 
         var zip = folder.File("model.zip");
         ml.MultiTask().Model.Save(model, view.Schema, zip);
@@ -82,7 +86,7 @@ public sealed class ArchitectureModelZipTests
         foreach (var (key, t) in original)
             Assert.IsTrue(t.bytes.SequenceEqual(restored[key].bytes), $"{key} is not bit-identical");
 
-        var tuned = ml.MultiTask().Trainers.Kem(Options(architecture, backbone)).Fit(view, null, rebuilt);
+        var tuned = ml.MultiTask().Trainers.Kem(Options(architecture, backbone, taskBlocks)).Fit(view, null, rebuilt);
         Assert.IsInstanceOfType(tuned.Network, expected);
         Assert.IsFalse(tuned.Network.state_dict().All(kv => kv.Value.bytes.SequenceEqual(restored[kv.Key].bytes)), "fine-tuning from the zip moved the weights");
     }
