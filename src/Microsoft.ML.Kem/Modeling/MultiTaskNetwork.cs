@@ -7,7 +7,8 @@ namespace Microsoft.ML.Kem.Modeling;
 
 /// <summary>
 /// The whole network of MODEL-SPEC §1 (paper Fig. 3): (a) backbone → shared tokens Z; (b) one encoder per task;
-/// (c) the interaction (None / CrossAttention / Kem / StableKem); (d) one decoder + dense head per task.
+/// (c) the interaction (None / CrossAttention / Kem / StableKem); (d) one decoder + dense head per task. The encoder and
+/// decoder blocks are global or window blocks on the token grid (<see cref="MultiTaskNetworkOptions.TaskBlocks"/>).
 /// Input: raw pixels B×3×H×W (e.g. from ExtractPixels); they are scaled by PixelScale and ImageNet-normalised here,
 /// so the exported graph and the trained graph see the same numbers.
 /// Output: one raw map per task, B×C_t×H×W, in <see cref="MultiTaskNetworkOptions.Tasks"/> order.
