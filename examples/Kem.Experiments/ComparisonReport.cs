@@ -98,8 +98,8 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         md.AppendLine($"- Data: {data}; {s.Height}×{s.Width} input.");
         md.AppendLine($"- Budget (every method, every seed): {s.Epochs} epochs, batch {s.Batch}, AdamW lr {s.LearningRate} with {s.Warmup} warm-up steps then poly 0.9, " +
                       "weight decay 1e-4, loss weighting MtformerUncertainty, fp32; final weights scored (no early stopping).");
-        md.AppendLine($"- Network: TinyViT backbone (patch {s.TokenStride}, d {s.ModelWidth}, {s.Heads} heads, {s.BackboneDepth} blocks), " +
-                      $"{s.TaskDepth} encoder + {s.TaskDepth} decoder blocks per task (hard sharing: 0 + 0), m {s.MemorySlots}, k {s.TopK}, sKEM ETF {s.Etf}.");
+        md.AppendLine($"- Network: {s.Backbone} backbone (token stride {s.TokenStride}, d {s.ModelWidth}, {s.Heads} heads, {s.BackboneDepth} blocks), " +
+                      $"{s.TaskDepth} encoder + {s.TaskDepth} decoder {s.TaskBlocks} blocks per task (hard sharing: 0 + 0), m {s.MemorySlots}, k {s.TopK}, sKEM ETF {s.Etf}.");
         md.AppendLine($"- Machine: {machine}. Total wall time {total:hh\\:mm\\:ss}.");
         int retried = runs.Concat(sweeps.Select(x => x.Run)).Distinct().Sum(r => r.Retries);
         if (retried > 0)

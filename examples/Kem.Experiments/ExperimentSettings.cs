@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.ML.Kem.Interaction;
+using Microsoft.ML.Kem.Modeling;
 using Microsoft.ML.Kem.Training;
 
 namespace Kem.Experiments;
@@ -29,6 +30,8 @@ internal sealed record ExperimentSettings
     public int BackboneDepth { get; init; } = 2;
     public int TaskDepth { get; init; } = 1;
     public int TokenStride { get; init; } = 8;
+    public BackboneKind Backbone { get; init; } = BackboneKind.TinyViT;
+    public BlockAttention TaskBlocks { get; init; } = BlockAttention.Global;
     public int MemorySlots { get; init; } = 20;
     public int TopK { get; init; } = 3;
     public EtfMode Etf { get; init; } = EtfMode.TaskVertices;
@@ -49,6 +52,7 @@ internal sealed record ExperimentSettings
           runs     --seeds 1,2,3   --methods STL,HardSharing,CrossAttention,Kem,StableKem[,NoInteraction]
           budget   --epochs E --batch B --lr LR --warmup STEPS   (identical for every method)
           model    --width d --heads h --backbone-depth N --task-depth N (encoder = decoder blocks) --stride s
+                   --backbone TinyViT|ConvStem|MultiScale|TinySwin|SwinT --task-blocks Global|Window
                    --m SLOTS --k TOPK --etf TaskVertices|SlotVertices
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
           machine  --device auto|cpu|cuda --threads N (torch intra-op threads; 0 = libtorch default) --out DIR
@@ -80,6 +84,8 @@ internal sealed record ExperimentSettings
                 "--backbone-depth" => s with { BackboneDepth = Int(value) },
                 "--task-depth" => s with { TaskDepth = Int(value) },
                 "--stride" => s with { TokenStride = Int(value) },
+                "--backbone" => s with { Backbone = Enum.Parse<BackboneKind>(value, ignoreCase: true) },
+                "--task-blocks" => s with { TaskBlocks = Enum.Parse<BlockAttention>(value, ignoreCase: true) },
                 "--m" => s with { MemorySlots = Int(value) },
                 "--k" => s with { TopK = Int(value) },
                 "--etf" => s with { Etf = Enum.Parse<EtfMode>(value, ignoreCase: true) },

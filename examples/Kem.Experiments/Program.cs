@@ -34,7 +34,8 @@ Log($"Data: {dataLabel}; {train.Count} train / {val.Count} val images at {settin
 
 var shared = new MultiTaskNetworkOptions
 {
-    Tasks = tasks, ImageHeight = settings.Height, ImageWidth = settings.Width, Backbone = BackboneKind.TinyViT, TokenStride = settings.TokenStride,
+    Tasks = tasks, ImageHeight = settings.Height, ImageWidth = settings.Width, Backbone = settings.Backbone, TokenStride = settings.TokenStride,
+    TaskBlocks = settings.TaskBlocks,
     Width = settings.ModelWidth, Heads = settings.Heads, BackboneDepth = settings.BackboneDepth,
     EncoderDepth = settings.TaskDepth, DecoderDepth = settings.TaskDepth,
     Interaction = new InteractionOptions { MemorySlots = settings.MemorySlots, TopK = settings.TopK, EtfMode = settings.Etf },
