@@ -113,6 +113,25 @@ public sealed record MultiTaskNetworkOptions
         Width = 128, Heads = 4, BackboneDepth = 4, Interaction = new InteractionOptions { MemorySlots = 20, TopK = 3 },
     };
 
+    /// <summary>
+    /// The spec's recommended GPU model `Gpu448` (NYUD 448×576, PASCAL 512×512): TinySwin with TokenStride 16 (28×36 or
+    /// 32×32 tokens), a neck of 2 window blocks, window task blocks (the a8 block type), d 384, h 6, m 20, k 3.
+    /// </summary>
+    public static MultiTaskNetworkOptions Gpu448(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 16, 384, 6, tasks);
+
+    /// <summary>
+    /// The spec's `Paper` configuration (480×640 or 512×512, MTFormer's grid): TinySwin with TokenStride 8 (60×80 or
+    /// 64×64 tokens), a neck of 2 window blocks, window task blocks, d 256, h 4, m 20, k 3.
+    /// </summary>
+    public static MultiTaskNetworkOptions Paper(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 8, 256, 4, tasks);
+
+    private static MultiTaskNetworkOptions SwinPreset(int height, int width, int stride, int d, int heads, TaskSpec[] tasks) => new()
+    {
+        Tasks = tasks, ImageHeight = height, ImageWidth = width, Backbone = BackboneKind.TinySwin, TokenStride = stride,
+        Width = d, Heads = heads, BackboneDepth = 2, TaskBlocks = BlockAttention.Window,
+        Interaction = new InteractionOptions { MemorySlots = 20, TopK = 3 },
+    };
+
     /// <summary>Checks every size once, at the edge; messages say what to change.</summary>
     public void Validate()
     {
