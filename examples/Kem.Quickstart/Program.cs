@@ -3,7 +3,8 @@
 // the model zip, reload it in a fresh MLContext and check that the reloaded model predicts the same.
 // Usage: dotnet run -c Release --project examples/Kem.Quickstart -- [--train 480] [--val 96] [--size 128x128]
 //        [--epochs 7] [--batch 8] [--device auto|cpu|cuda] [--interaction StableKem|Kem|CrossAttention|None]
-//        [--architecture SharedEncoder|SequentialCrossAttention|ComputationSharing] [--out out/quickstart]
+//        [--architecture SharedEncoder|SequentialCrossAttention|ComputationSharing] [--width d (96; 128 sequential)]
+//        [--backbone TinyViT|ConvStem|MultiScale|TinySwin|SwinT] [--out out/quickstart]
 using System.Diagnostics;
 using Kem.Trainers;
 using Microsoft.ML;
@@ -61,7 +62,7 @@ var val = prepared.Transform(valFiles);
 var trainer = ml.MultiTask().Trainers.Kem(new MultiTaskKemTrainer.Options
 {
     Tasks = tasks,
-    Backbone = BackboneKind.TinyViT, Width = settings.ModelWidth, Heads = 4, BackboneDepth = 3,
+    Backbone = settings.Backbone, Width = settings.ModelWidth, Heads = 4, BackboneDepth = 3,
     Architecture = settings.Architecture,
     Interaction = new InteractionOptions { Kind = settings.Interaction, MemorySlots = 20, TopK = 3, EtfMode = EtfMode.TaskVertices },
     Training = new TrainingOptions
@@ -210,6 +211,7 @@ internal sealed record QuickstartSettings
     public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
     public InteractionKind Interaction { get; init; } = InteractionKind.StableKem;
     public NetworkArchitecture Architecture { get; init; } = NetworkArchitecture.SharedEncoder;
+    public BackboneKind Backbone { get; init; } = BackboneKind.TinyViT;
     public string Out { get; init; } = Path.Combine("out", "quickstart");
 
     public static QuickstartSettings Parse(string[] args)
@@ -230,8 +232,9 @@ internal sealed record QuickstartSettings
                 "--device" => s with { Device = Enum.Parse<ComputeDevice>(value, ignoreCase: true) },
                 "--interaction" => s with { Interaction = Enum.Parse<InteractionKind>(value, ignoreCase: true) },
                 "--architecture" => s with { Architecture = Enum.Parse<NetworkArchitecture>(value, ignoreCase: true) },
+                "--backbone" => s with { Backbone = Enum.Parse<BackboneKind>(value, ignoreCase: true) },
                 "--out" => s with { Out = value },
-                _ => throw new ArgumentException($"Unknown option {args[i]}. Options: --train --val --size HxW --epochs --batch --width --seed --device --interaction --architecture --out."),
+                _ => throw new ArgumentException($"Unknown option {args[i]}. Options: --train --val --size HxW --epochs --batch --width --seed --device --interaction --architecture --backbone --out."),
             };
             i++;
         }
