@@ -15,12 +15,7 @@ public static class TopKSoftmax
     /// <param name="k">Winners per row (≥ 1), clamped to the row length.</param>
     /// <param name="mode"><see cref="TopKMode.Masked"/>: softmax over the row, then keep the k largest (row sums ≤ 1);
     /// <see cref="TopKMode.Renormalized"/>: −∞ outside the top-k, then softmax (row sums to 1).</param>
-    public static Tensor Apply(Tensor scores, int k, TopKMode mode)
-    {
-        CheckK(k);
-        if (k >= scores.shape[^1]) return scores.softmax(-1);
-        return Weigh(scores, Keep(scores, k), mode);
-    }
+    public static Tensor Apply(Tensor scores, int k, TopKMode mode) => Apply(scores, k, mode, TopKScope.Joint, 1);
 
     /// <summary>
     /// Per-task scope (ablation, MODEL-SPEC §2 <c>TopKScope.PerTask</c>): the last axis holds T blocks of n
@@ -31,23 +26,20 @@ public static class TopKSoftmax
     /// <param name="k">Winners per task block (≥ 1), clamped to n.</param>
     /// <param name="mode">Weighting of the kept entries.</param>
     /// <param name="tasks">Number of task blocks T.</param>
-    public static Tensor ApplyPerTask(Tensor scores, int k, TopKMode mode, int tasks)
-    {
-        CheckK(k);
-        var length = scores.shape[^1];
-        if (tasks < 1 || length % tasks != 0)
-            throw new ArgumentException($"Row length {length} is not a whole number of {tasks} task blocks.", nameof(tasks));
-        var perTask = length / tasks;
-        if (k >= perTask) return scores.softmax(-1);
-        // …×(T·n) → …×T×n: top-k inside each task block, then back to …×(T·n)
-        var blocks = scores.unflatten(scores.dim() - 1, [tasks, perTask]);
-        var keep = Keep(blocks, k).flatten(-2);
-        return Weigh(scores, keep, mode);
-    }
+    public static Tensor ApplyPerTask(Tensor scores, int k, TopKMode mode, int tasks) => Apply(scores, k, mode, TopKScope.PerTask, tasks);
 
-    /// <summary>Applies the scope chosen in the options: <see cref="TopKScope.Joint"/> or <see cref="TopKScope.PerTask"/>.</summary>
-    public static Tensor Apply(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks) =>
-        scope == TopKScope.Joint ? Apply(scores, k, mode) : ApplyPerTask(scores, k, mode, tasks);
+    /// <summary>
+    /// The dense weights (…×L, zeros outside the kept entries) for the scope chosen in the options,
+    /// <see cref="TopKScope.Joint"/> or <see cref="TopKScope.PerTask"/>: <see cref="Sparse"/> scattered back into rows,
+    /// or the plain softmax where every entry is kept.
+    /// </summary>
+    public static Tensor Apply(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks)
+    {
+        if (scope == TopKScope.PerTask) CheckBlocks(scores.shape[^1], tasks);
+        if (KeepsAll(scores.shape[^1], k, scope, tasks)) return scores.softmax(-1);
+        var (weights, indices) = Sparse(scores, k, mode, scope, tasks);
+        return Densify(weights, indices, scores);
+    }
 
     /// <summary>
     /// True when every entry of a row is kept (k ≥ the row length, or ≥ the block length for
@@ -64,10 +56,10 @@ public static class TopKSoftmax
     }
 
     /// <summary>
-    /// The same weights as <see cref="Apply(Tensor, int, TopKMode, TopKScope, int)"/>, kept entries only: for every
-    /// row its K = k (joint) or k·T (per task) non-zero weights and their column indices, …×K each, so that a weighted
-    /// sum can gather K rows instead of multiplying by a dense row that is almost all zeros. Same values and the same
-    /// gradients as the dense form (gradients reach the kept scores only); not for rows that <see cref="KeepsAll"/>.
+    /// The top-k weights, kept entries only: for every row its K = k (joint) or k·T (per task) non-zero weights and
+    /// their column indices, …×K each, so that a weighted sum can gather K rows instead of multiplying by a dense row that
+    /// is almost all zeros (<see cref="Apply(Tensor, int, TopKMode, TopKScope, int)"/> scatters them back). Gradients reach
+    /// the kept scores only; not for rows that <see cref="KeepsAll"/>.
     /// </summary>
     /// <param name="scores">Scores; the last axis is competed over (T blocks of n columns for the per-task scope).</param>
     /// <param name="k">Winners per row or per task block.</param>
@@ -78,8 +70,7 @@ public static class TopKSoftmax
     public static (Tensor Weights, Tensor Indices) Sparse(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks)
     {
         var length = scores.shape[^1];
-        if (scope == TopKScope.PerTask && (tasks < 1 || length % tasks != 0))
-            throw new ArgumentException($"Row length {length} is not a whole number of {tasks} task blocks.", nameof(tasks));
+        if (scope == TopKScope.PerTask) CheckBlocks(length, tasks);
         if (KeepsAll(length, k, scope, tasks))
             throw new ArgumentException($"k = {k} keeps every entry of rows of length {length}: use the dense softmax.", nameof(k));
 
@@ -111,31 +102,14 @@ public static class TopKSoftmax
     public static Tensor Densify(Tensor weights, Tensor indices, Tensor scores) =>
         zeros_like(scores).scatter(-1, indices, weights);
 
-    /// <summary>Boolean mask of the k largest entries of every row (k must be ≤ the row length).</summary>
-    public static Tensor Keep(Tensor scores, int k)
-    {
-        CheckK(k);
-        using var noGrad = no_grad();
-        var indices = scores.topk(k, dim: -1, sorted: false).indexes;
-        return zeros_like(scores, dtype: ScalarType.Bool).scatter_(-1, indices, ones_like(indices, dtype: ScalarType.Bool));
-    }
-
-    /// <summary>Weights of the entries marked in <paramref name="keep"/>; zero elsewhere, with zero gradient there.</summary>
-    public static Tensor Weigh(Tensor scores, Tensor keep, TopKMode mode)
-    {
-        if (mode == TopKMode.Renormalized)
-            return scores.masked_fill(keep.logical_not(), double.NegativeInfinity).softmax(-1);
-
-        // Masked: the kept entries of softmax over the whole row. The dropped entries still count in the
-        // denominator, but as constants, so no gradient reaches them (MODEL-SPEC §2).
-        var exp = (scores - scores.amax([-1], keepdim: true).detach()).exp();
-        var kept = exp.masked_fill(keep.logical_not(), 0.0);
-        var dropped = exp.detach().masked_fill(keep, 0.0);
-        return kept / (kept.sum(-1, keepdim: true) + dropped.sum(-1, keepdim: true));
-    }
-
     private static void CheckK(int k)
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "Top-k needs k ≥ 1.");
+    }
+
+    private static void CheckBlocks(long length, int tasks)
+    {
+        if (tasks < 1 || length % tasks != 0)
+            throw new ArgumentException($"Row length {length} is not a whole number of {tasks} task blocks.", nameof(tasks));
     }
 }

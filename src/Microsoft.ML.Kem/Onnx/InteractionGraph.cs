@@ -169,7 +169,7 @@ internal static class TopKSoftmaxGraph
         return Weigh(g, scores, keep, mode);
     }
 
-    // TopKSoftmax.Keep as a float 0/1 mask: ones scattered at the k largest indices of every row
+    // TopKSoftmax's choice as a float 0/1 mask: ones scattered at the k largest indices of every row
     private static string Keep(OnnxGraph g, string scores, int k)
     {
         var indices = g.Node("TopK", new[] { scores, g.Ints(k) }, null, 2, OnnxGraph.Attr("axis", -1L), OnnxGraph.Attr("largest", 1L))[1];
@@ -178,7 +178,7 @@ internal static class TopKSoftmaxGraph
         return g.Op("ScatterElements", new[] { zeros, indices, ones }, OnnxGraph.Attr("axis", -1L));
     }
 
-    // TopKSoftmax.Weigh: Masked = softmax over the row, kept entries only; Renormalized = −∞ outside, then softmax
+    // TopKSoftmax's weights: Masked = softmax over the row, kept entries only; Renormalized = −∞ outside, then softmax
     private static string Weigh(OnnxGraph g, string scores, string keep, TopKMode mode)
     {
         var softmax = (string x) => g.Op("Softmax", new[] { x }, OnnxGraph.Attr("axis", -1L));

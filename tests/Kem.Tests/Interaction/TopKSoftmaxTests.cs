@@ -136,7 +136,7 @@ public sealed class TopKSoftmaxTests
         const int tasks = 3, k = 2;
         var upstream = TensorAssert.Randn(13, 2, 2, 3, 12);
         var denseScores = (TensorAssert.Randn(9, 2, 2, 3, 12) * 3).requires_grad_(true);
-        var dense = TopKSoftmax.Apply(denseScores, k, mode, topKScope, tasks);
+        var dense = DenseReference(denseScores, k, mode, topKScope, tasks);
         (dense * upstream).sum().backward();
 
         var sparseScores = denseScores.detach().clone().requires_grad_(true);
@@ -148,6 +148,28 @@ public sealed class TopKSoftmaxTests
         TensorAssert.Close(dense, densified, 1e-6, "weights");
         TensorAssert.Close(denseScores.grad!, sparseScores.grad!, 1e-6, "gradients of the scores");
         Assert.IsTrue(sparseScores.grad!.abs().max().item<float>() > 1e-4, "the kept scores get a gradient");
+    }
+
+    /// <summary>
+    /// The spec's dense form, written out independently of the library: a boolean mask of the k largest entries (per
+    /// row or per task block); Masked = the row's softmax at kept entries with the dropped ones as constants in the
+    /// denominator, Renormalized = softmax with −∞ outside the mask.
+    /// </summary>
+    private static Tensor DenseReference(Tensor scores, int k, TopKMode mode, TopKScope topKScope, int tasks)
+    {
+        Tensor keep;
+        using (no_grad())
+        {
+            var rows = topKScope == TopKScope.Joint ? scores : scores.unflatten(scores.dim() - 1, [tasks, scores.shape[^1] / tasks]);
+            var indices = rows.topk(k, dim: -1).indexes;
+            keep = zeros_like(rows, dtype: ScalarType.Bool).scatter_(-1, indices, ones_like(indices, dtype: ScalarType.Bool));
+            if (topKScope == TopKScope.PerTask) keep = keep.flatten(-2);
+        }
+        if (mode == TopKMode.Renormalized) return scores.masked_fill(keep.logical_not(), double.NegativeInfinity).softmax(-1);
+        var exp = (scores - scores.amax([-1], keepdim: true).detach()).exp();
+        var kept = exp.masked_fill(keep.logical_not(), 0.0);
+        var dropped = exp.detach().masked_fill(keep, 0.0);
+        return kept / (kept.sum(-1, keepdim: true) + dropped.sum(-1, keepdim: true));
     }
 
     [TestMethod]
