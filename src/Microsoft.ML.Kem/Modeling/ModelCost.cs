@@ -51,12 +51,12 @@ public static class ModelCost
     /// </summary>
     public static long MultiScale(MultiScaleOptions m, long height, long width, long mlpRatio)
     {
-        long Tokens(int s) => height / m.StrideAt(s) * (width / m.StrideAt(s));
-        long total = 3L * m.FirstStride * m.FirstStride * m.FirstWidth * Tokens(0);
+        var grids = Enumerable.Range(0, m.Scales).Select(s => m.GridAt((int)height, (int)width, s)).ToArray();
+        long total = 3L * m.FirstStride * m.FirstStride * m.FirstWidth * grids[0].Rows * grids[0].Cols;
         for (int s = 0; s < m.Scales; s++)
         {
-            total += m.DepthAt(s) * Block(m.Attention, height / m.StrideAt(s), width / m.StrideAt(s), m.WidthAt(s), mlpRatio, m.Window);
-            if (s > 0) total += Tokens(s) * 4L * m.WidthAt(s - 1) * m.WidthAt(s);
+            total += m.DepthAt(s) * Block(m.Attention, grids[s].Rows, grids[s].Cols, m.WidthAt(s), mlpRatio, m.Window);
+            if (s > 0) total += (long)grids[s].Rows * grids[s].Cols * 4L * m.WidthAt(s - 1) * m.WidthAt(s);
         }
         return total;
     }

@@ -51,6 +51,8 @@ public sealed record MultiScaleOptions
     public int DepthAt(int scale) => Depths?[scale] ?? BlocksPerScale;
     /// <summary>Attention heads at scale σ: <see cref="Heads"/>[σ], else c_σ / d_h for a head width d_h (the network's Width / Heads).</summary>
     public int HeadsAt(int scale, int headWidth) => Heads?[scale] ?? Math.Max(1, WidthAt(scale) / headWidth);
+    /// <summary>Token grid (rows, cols) of scale σ for <paramref name="height"/>×<paramref name="width"/> inputs: (H, W) / stride_σ.</summary>
+    public (int Rows, int Cols) GridAt(int height, int width, int scale) => (height / StrideAt(scale), width / StrideAt(scale));
     /// <summary>Stride of the coarsest scale.</summary>
     public int CoarsestStride => StrideAt(Scales - 1);
     /// <summary>The scales step a6 fuses, finest first.</summary>
@@ -118,7 +120,7 @@ public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
     {
         o.Validate(height, width, headWidth);
         Options = o;
-        grids = Enumerable.Range(0, o.Scales).Select(s => (height / o.StrideAt(s), width / o.StrideAt(s))).ToArray();
+        grids = Enumerable.Range(0, o.Scales).Select(s => o.GridAt(height, width, s)).ToArray();
         patchEmbed = nn.Conv2d(3, o.FirstWidth, o.FirstStride, stride: o.FirstStride);
         embedNorm = nn.LayerNorm(o.FirstWidth);
         merges = nn.ModuleList(Enumerable.Range(1, o.Scales - 1)

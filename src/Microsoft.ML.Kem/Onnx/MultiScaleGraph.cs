@@ -53,7 +53,7 @@ internal static class MultiScaleGraph
 
     /// <summary>Grid (rows, cols) of scale <paramref name="scale"/> of encoder <paramref name="ms"/>.</summary>
     public static (int Rows, int Cols) Grid(MultiScaleOptions ms, MultiTaskNetworkOptions o, int scale) =>
-        (o.ImageHeight / ms.StrideAt(scale), o.ImageWidth / ms.StrideAt(scale));
+        ms.GridAt(o.ImageHeight, o.ImageWidth, scale);
 
     /// <summary>PatchMerging.forward: B×(r·c)×C → 2×2 neighbours concatenated B×(r/2·c/2)×4C → LN → Lin(4C→2C).</summary>
     private static string PatchMerging(OnnxGraph g, string prefix, (int Rows, int Cols) grid, string tokens)
