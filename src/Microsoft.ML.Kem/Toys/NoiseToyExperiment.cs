@@ -60,9 +60,8 @@ public static class NoiseToyExperiment
         var clock = Stopwatch.StartNew();
         manual_seed(training.Seed);
         using var network = new NoiseToyModel(model);
-        // Adam (AdamW without weight decay) on one flat buffer, with explicit Scalars: TorchSharp's optim.Adam converts
-        // numbers to Scalars implicitly on every step, and one freed by the finalizer mid-call crashed this loop under load
-        using var optimizer = new FlatAdamW(network, [], bf16: false, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0);
+        // Adam: FlatAdamW's defaults (β 0.9 / 0.999, ε 1e-8, no weight decay) on one flat buffer, a few kernels per step
+        using var optimizer = new FlatAdamW(network, [], bf16: false);
         double lastLoss = double.NaN;
         network.train();
         using var collections = new CollectionGuard();

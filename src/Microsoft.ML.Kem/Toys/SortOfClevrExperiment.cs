@@ -103,8 +103,8 @@ public static class SortOfClevrExperiment
         manual_seed(training.Seed);
         using var network = new SortOfClevrModel(model);
         network.to(device);
-        // Adam (AdamW without weight decay) on one flat buffer: a handful of kernels per step instead of ~10 per parameter
-        using var optimizer = new FlatAdamW(network, [], bf16: false, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0);
+        // Adam: FlatAdamW's defaults (β 0.9 / 0.999, ε 1e-8, no weight decay) on one flat buffer, a few kernels per step
+        using var optimizer = new FlatAdamW(network, [], bf16: false);
         var shuffle = new SplitMix(training.Seed);
         var order = Enumerable.Range(0, train.Examples).ToArray();
         int batch = Math.Min(training.BatchSize, train.Examples), stepsPerEpoch = train.Examples / batch, steps = 0;
