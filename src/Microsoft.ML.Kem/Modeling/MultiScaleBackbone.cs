@@ -51,8 +51,23 @@ public sealed record MultiScaleOptions
     public int DepthAt(int scale) => Depths?[scale] ?? BlocksPerScale;
     /// <summary>Attention heads at scale σ: <see cref="Heads"/>[σ], else c_σ / d_h for a head width d_h (the network's Width / Heads).</summary>
     public int HeadsAt(int scale, int headWidth) => Heads?[scale] ?? Math.Max(1, WidthAt(scale) / headWidth);
-    /// <summary>Token grid (rows, cols) of scale σ for <paramref name="height"/>×<paramref name="width"/> inputs: (H, W) / stride_σ.</summary>
-    public (int Rows, int Cols) GridAt(int height, int width, int scale) => (height / StrideAt(scale), width / StrideAt(scale));
+    /// <summary>
+    /// Token grid (rows, cols) of scale σ for <paramref name="height"/>×<paramref name="width"/> inputs: the patch-embedding grid
+    /// (H, W) / FirstStride, then <see cref="MergedGrid"/> (⌈r/2⌉, ⌈c/2⌉) at every patch merging — (H, W) / stride_σ when the
+    /// stride divides the size, e.g. 240×320 with TinySwin: 60×80 → 30×40 → 15×20 → 8×10.
+    /// </summary>
+    public (int Rows, int Cols) GridAt(int height, int width, int scale)
+    {
+        var grid = (height / FirstStride, width / FirstStride);
+        for (int s = 0; s < scale; s++) grid = MergedGrid(grid);
+        return grid;
+    }
+
+    /// <summary>
+    /// The grid after one patch merging: (⌈r/2⌉, ⌈c/2⌉). An odd grid is zero-padded by one row / column at the bottom / right
+    /// first, as the official Swin's PatchMerging does (<see cref="PatchMerging"/>).
+    /// </summary>
+    public static (int Rows, int Cols) MergedGrid((int Rows, int Cols) grid) => ((grid.Rows + 1) / 2, (grid.Cols + 1) / 2);
     /// <summary>Stride of the coarsest scale.</summary>
     public int CoarsestStride => StrideAt(Scales - 1);
     /// <summary>The scales step a6 fuses, finest first.</summary>
@@ -76,8 +91,9 @@ public sealed record MultiScaleOptions
         if (Window < 1) throw new ArgumentOutOfRangeException(nameof(Window), Window, $"{name}.Window must be ≥ 1 (7 in Swin).");
         if (FirstFusedScale < 0 || FirstFusedScale >= Scales)
             throw new ArgumentOutOfRangeException(nameof(FirstFusedScale), FirstFusedScale, $"{name}.FirstFusedScale must be in [0, {Scales}).");
-        if (height % CoarsestStride != 0 || width % CoarsestStride != 0)
-            throw new ArgumentException($"Image size {height}×{width} must be a multiple of the coarsest stride {CoarsestStride} (FirstStride {FirstStride} · 2^{Scales - 1}): resize the images (e.g. to {RoundUp(height)}×{RoundUp(width)}) or lower {name}.Scales / FirstStride.");
+        // Patch merging pads odd grids (official Swin), so only the patch embedding (a1, conv p×p stride p) needs whole patches.
+        if (height < FirstStride || width < FirstStride || height % FirstStride != 0 || width % FirstStride != 0)
+            throw new ArgumentException($"Image size {height}×{width} must be a positive multiple of the patch size {name}.FirstStride = {FirstStride} (the patch embedding cuts the image into {FirstStride}×{FirstStride} patches): resize the images (e.g. to {RoundUp(height)}×{RoundUp(width)}).");
         for (int s = 0; s < Scales; s++)
             if (WidthAt(s) % HeadsAt(s, headWidth) != 0)
                 throw new ArgumentException(Heads is null
@@ -85,7 +101,7 @@ public sealed record MultiScaleOptions
                     : $"Scale {s} has {WidthAt(s)} channels, not divisible into {name}.Heads[{s}] = {Heads[s]} heads: change {name}.Heads or FirstWidth.");
     }
 
-    private int RoundUp(int size) => (size + CoarsestStride - 1) / CoarsestStride * CoarsestStride;
+    private int RoundUp(int size) => Math.Max(1, (size + FirstStride - 1) / FirstStride) * FirstStride;
 
     /// <summary>Value equality, with <see cref="Depths"/> and <see cref="Heads"/> compared element by element (not by reference).</summary>
     public bool Equals(MultiScaleOptions? other) => other is not null
@@ -101,10 +117,11 @@ public sealed record MultiScaleOptions
 
 /// <summary>
 /// The multi-scale image encoder: image B×3×H×W (normalised) → the fused scales' maps F^σ (σ ≥ FirstFusedScale),
-/// B×c_σ×(H/s_σ)×(W/s_σ), each LayerNorm-ed (MODEL-SPEC §1 a1–a6, §5). Patch embedding conv p×p stride p + LN (a1); at every
-/// scale pre-norm blocks: `Global` ones after fixed 2-D sine-cosine positions (the self-attention in the feature extractor of
-/// §5), or Swin's `Window` ones (<see cref="SwinBlock"/>, odd blocks shifted; a2–a5); between scales Swin's patch merging
-/// (2×2 neighbours concatenated → LN → Lin(4c→2c)).
+/// B×c_σ×h_σ×w_σ on the grids of <see cref="MultiScaleOptions.GridAt"/> ((H/s_σ)×(W/s_σ) when s_σ divides the size), each
+/// LayerNorm-ed (MODEL-SPEC §1 a1–a6, §5). Patch embedding conv p×p stride p + LN (a1); at every scale pre-norm blocks:
+/// `Global` ones after fixed 2-D sine-cosine positions (the self-attention in the feature extractor of §5), or Swin's
+/// `Window` ones (<see cref="SwinBlock"/>, odd blocks shifted; a2–a5); between scales Swin's patch merging (2×2 neighbours
+/// concatenated → LN → Lin(4c→2c); an odd grid zero-padded bottom / right first, as the official Swin).
 /// </summary>
 public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
 {
@@ -137,7 +154,7 @@ public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
     /// <summary>Grid size (rows, cols) of every scale.</summary>
     public IReadOnlyList<(int Rows, int Cols)> Grids => grids;
 
-    /// <summary>image: B×3×H×W (normalised) → the fused scales' maps, finest first: B×c_σ×(H/s_σ)×(W/s_σ), σ ≥ FirstFusedScale.</summary>
+    /// <summary>image: B×3×H×W (normalised) → the fused scales' maps, finest first: B×c_σ×h_σ×w_σ (<see cref="Grids"/>), σ ≥ FirstFusedScale.</summary>
     public override Tensor[] forward(Tensor image)
     {
         var tokens = embedNorm.forward(TokenGrid.ToTokens(patchEmbed.forward(image))); // a1: B×n_0×c_0
@@ -170,8 +187,9 @@ public sealed class MultiScaleBackbone : nn.Module<Tensor, Tensor[]>
 }
 
 /// <summary>
-/// Swin's patch merging (MODEL-SPEC §1 a3): tokens of a r×c grid, B×(r·c)×C → the 2×2 neighbours concatenated
-/// (B×(r/2·c/2)×4C) → LN → Lin(4C→2C) → B×(r/2·c/2)×2C.
+/// Swin's patch merging (MODEL-SPEC §1 a3): tokens of a r×c grid, B×(r·c)×C → an odd grid zero-padded by one row / column at
+/// the bottom / right (official Swin: <c>F.pad(x, (0, 0, 0, W % 2, 0, H % 2))</c>) → the 2×2 neighbours concatenated
+/// (B×(r'·c')×4C, r' = ⌈r/2⌉, c' = ⌈c/2⌉, <see cref="MultiScaleOptions.MergedGrid"/>) → LN → Lin(4C→2C) → B×(r'·c')×2C.
 /// </summary>
 public sealed class PatchMerging : nn.Module<Tensor, Tensor>
 {
@@ -179,23 +197,30 @@ public sealed class PatchMerging : nn.Module<Tensor, Tensor>
     private readonly Linear reduction;
     private readonly int rows, cols;
 
-    /// <summary>Merges a <paramref name="rows"/>×<paramref name="cols"/> grid (both even) of <paramref name="width"/>-wide tokens.</summary>
+    /// <summary>Merges a <paramref name="rows"/>×<paramref name="cols"/> grid of <paramref name="width"/>-wide tokens (odd sides padded).</summary>
     public PatchMerging(string name, int rows, int cols, int width) : base(name)
     {
-        if (rows % 2 != 0 || cols % 2 != 0) throw new ArgumentException($"Patch merging needs an even grid, got {rows}×{cols}.");
+        if (rows < 1 || cols < 1) throw new ArgumentException($"Patch merging needs a grid of at least 1×1 tokens, got {rows}×{cols}.");
         (this.rows, this.cols) = (rows, cols);
+        Grid = MultiScaleOptions.MergedGrid((rows, cols));
         norm = nn.LayerNorm(4 * width);
         reduction = nn.Linear(4 * width, 2 * width, hasBias: false);
         RegisterComponents();
     }
 
-    /// <summary>B×(r·c)×C → B×(r/2·c/2)×2C.</summary>
+    /// <summary>The merged grid (⌈r/2⌉, ⌈c/2⌉).</summary>
+    public (int Rows, int Cols) Grid { get; }
+
+    /// <summary>B×(r·c)×C → B×(r'·c')×2C.</summary>
     public override Tensor forward(Tensor tokens)
     {
         var (batch, width) = (tokens.shape[0], tokens.shape[2]);
-        var merged = tokens.reshape(batch, rows / 2, 2, cols / 2, 2, width) // B×r/2×2×c/2×2×C
-            .permute(0, 1, 3, 2, 4, 5)                                       // B×r/2×c/2×2×2×C
-            .reshape(batch, rows / 2 * (cols / 2), 4 * width);               // B×n/4×4C
+        var grid = tokens.reshape(batch, rows, cols, width);                                  // B×r×c×C
+        if (rows % 2 != 0 || cols % 2 != 0)
+            grid = nn.functional.pad(grid, [0, 0, 0, cols % 2, 0, rows % 2]);               // B×2r'×2c'×C, zeros bottom / right
+        var merged = grid.reshape(batch, Grid.Rows, 2, Grid.Cols, 2, width)                   // B×r'×2×c'×2×C
+            .permute(0, 1, 3, 2, 4, 5)                                                        // B×r'×c'×2×2×C
+            .reshape(batch, (long)Grid.Rows * Grid.Cols, 4 * width);                          // B×(r'·c')×4C
         return reduction.forward(norm.forward(merged));
     }
 }

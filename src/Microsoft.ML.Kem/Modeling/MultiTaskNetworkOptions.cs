@@ -29,7 +29,8 @@ public enum BackboneKind
 
 /// <summary>
 /// Sizes of a multi-task network: configuration is data (STYLE.md). Defaults are the spec's `Tiny` row
-/// (MODEL-SPEC §1, "Configurations to ship"); <see cref="Small"/> is the CPU training configuration.
+/// (MODEL-SPEC §1, "Configurations to ship"); <see cref="Small"/> is the CPU training configuration; <see cref="Dev"/>,
+/// <see cref="Gpu448"/> and <see cref="Paper"/> are the TinySwin ones.
 /// </summary>
 public sealed record MultiTaskNetworkOptions
 {
@@ -112,6 +113,13 @@ public sealed record MultiTaskNetworkOptions
         Tasks = tasks, ImageHeight = height, ImageWidth = width, Backbone = BackboneKind.TinyViT,
         Width = 128, Heads = 4, BackboneDepth = 4, Interaction = new InteractionOptions { MemorySlots = 20, TopK = 3 },
     };
+
+    /// <summary>
+    /// The spec's `Dev` configuration for quick GPU runs (NYUD 240×320, PASCAL 256×256): TinySwin with TokenStride 8 (30×40 or
+    /// 32×32 tokens), a neck of 2 window blocks, window task blocks, d 128, h 4, m 20, k 3. At 240×320 the Swin stages are
+    /// 60×80 → 30×40 → 15×20 → 8×10 (patch merging pads the odd 15×20 grid, as the official Swin).
+    /// </summary>
+    public static MultiTaskNetworkOptions Dev(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 8, 128, 4, tasks);
 
     /// <summary>
     /// The spec's recommended GPU model `Gpu448` (NYUD 448×576, PASCAL 512×512): TinySwin with TokenStride 16 (28×36 or

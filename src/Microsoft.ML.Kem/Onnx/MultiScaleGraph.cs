@@ -10,7 +10,7 @@ internal static class MultiScaleGraph
 {
     /// <summary>
     /// MultiScaleBackbone.forward for encoder <paramref name="ms"/>: normalised image B×3×H×W → the fused scales' maps (σ ≥
-    /// FirstFusedScale), finest first, B×c_σ×(H/s_σ)×(W/s_σ).
+    /// FirstFusedScale), finest first, B×c_σ×h_σ×w_σ on the grids of <see cref="MultiScaleOptions.GridAt"/>.
     /// </summary>
     public static string[] Scales(OnnxGraph g, string prefix, MultiScaleOptions ms, MultiTaskNetworkOptions o, string image)
     {
@@ -48,20 +48,26 @@ internal static class MultiScaleGraph
             : g.ResizeArea(map, grid.Rows, grid.Cols, rows, cols);
     }
 
-    /// <summary>Grid (rows, cols) of scale <paramref name="scale"/>: (H, W) / (FirstStride·2^σ).</summary>
+    /// <summary>Grid (rows, cols) of scale <paramref name="scale"/> of <see cref="MultiTaskNetworkOptions.MultiScale"/> (<see cref="MultiScaleOptions.GridAt"/>).</summary>
     public static (int Rows, int Cols) Grid(MultiTaskNetworkOptions o, int scale) => Grid(o.MultiScale, o, scale);
 
     /// <summary>Grid (rows, cols) of scale <paramref name="scale"/> of encoder <paramref name="ms"/>.</summary>
     public static (int Rows, int Cols) Grid(MultiScaleOptions ms, MultiTaskNetworkOptions o, int scale) =>
         ms.GridAt(o.ImageHeight, o.ImageWidth, scale);
 
-    /// <summary>PatchMerging.forward: B×(r·c)×C → 2×2 neighbours concatenated B×(r/2·c/2)×4C → LN → Lin(4C→2C).</summary>
+    /// <summary>
+    /// PatchMerging.forward: B×(r·c)×C → an odd grid zero-padded bottom / right (Pad, constant zeros) → 2×2 neighbours
+    /// concatenated B×(r'·c')×4C → LN → Lin(4C→2C), (r', c') = <see cref="MultiScaleOptions.MergedGrid"/>.
+    /// </summary>
     private static string PatchMerging(OnnxGraph g, string prefix, (int Rows, int Cols) grid, string tokens)
     {
         long width = g.Shape(prefix + ".norm.weight")[0] / 4;
-        var merged = g.Reshape(
-            g.Transpose(g.Reshape(tokens, 0, grid.Rows / 2, 2, grid.Cols / 2, 2, width), 0, 1, 3, 2, 4, 5), // B×r/2×c/2×2×2×C
-            0, grid.Rows / 2 * (grid.Cols / 2), 4 * width);                                                   // B×n/4×4C
-        return g.Linear(g.LayerNorm(merged, prefix + ".norm"), prefix + ".reduction");
+        var merged = MultiScaleOptions.MergedGrid(grid);
+        if (grid.Rows % 2 != 0 || grid.Cols % 2 != 0)                                                     // B×r×c×C → B×2r'×2c'×C
+            tokens = g.Op("Pad", [g.Reshape(tokens, 0, grid.Rows, grid.Cols, width), g.Ints(0, 0, 0, 0, 0, grid.Rows % 2, grid.Cols % 2, 0)]);
+        var neighbours = g.Reshape(
+            g.Transpose(g.Reshape(tokens, 0, merged.Rows, 2, merged.Cols, 2, width), 0, 1, 3, 2, 4, 5),      // B×r'×c'×2×2×C
+            0, (long)merged.Rows * merged.Cols, 4 * width);                                                   // B×(r'·c')×4C
+        return g.Linear(g.LayerNorm(neighbours, prefix + ".norm"), prefix + ".reduction");
     }
 }

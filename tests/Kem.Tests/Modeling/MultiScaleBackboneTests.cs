@@ -62,15 +62,19 @@ public sealed class MultiScaleBackboneTests
     }
 
     [TestMethod]
-    public void Sizes_that_the_coarsest_scale_cannot_tile_are_rejected_with_the_fix()
+    public void Sizes_the_coarsest_scale_cannot_tile_get_padded_grids_and_fewer_than_3_scales_are_rejected()
     {
+        // 40×32, strides 4/8/16: 10×8 → 5×4 → 3×2 (the merge into the stride-16 scale pads the 5-row grid with a zero row).
+        torch.manual_seed(4);
+        using var backbone = new MultiScaleBackbone("b", Small, 40, 32, headWidth: 8, mlpRatio: 2);
+        CollectionAssert.AreEqual(new[] { (10, 8), (5, 4), (3, 2) }, backbone.Grids.ToArray());
+        using var scope = torch.NewDisposeScope();
+        CollectionAssert.AreEqual(new long[] { 1, 32, 3, 2 }, backbone.forward(torch.randn(1, 3, 40, 32))[2].shape);
         var o = MultiTaskNetworkOptions.Tiny(TaskSpec.DepthTask()) with
         {
-            ImageHeight = 40, ImageWidth = 32, Backbone = BackboneKind.MultiScale, MultiScale = new MultiScaleOptions { FirstStride = 4, Scales = 3 },
+            ImageHeight = 32, ImageWidth = 32, Backbone = BackboneKind.MultiScale, MultiScale = new MultiScaleOptions { Scales = 2 },
         };
-        var e = Assert.ThrowsExactly<ArgumentException>(() => o.Validate());
-        StringAssert.Contains(e.Message, "coarsest stride 16");
-        var two = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => (o with { ImageHeight = 32, MultiScale = new MultiScaleOptions { Scales = 2 } }).Validate());
+        var two = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => o.Validate());
         StringAssert.Contains(two.Message, "Scales must be 3, 4 or 5");
     }
 }

@@ -57,6 +57,9 @@ public sealed class OnnxArchitectureExportTests
                 Tasks = new[] { TaskSpec.Segmentation(3), TaskSpec.DepthTask() }, MultiScale = ThreeScales with { Scales = 4 },
                 Sequential = new SequentialAttentionOptions { HeadBlocks = 0, KeyStride = 0, DeepSupervision = false },
             },
+            // 48×80 over four scales: 12×20 → 6×10 → 3×5 → 2×3 (the last merge pads both sides); CSAM and the fusion head
+            // resize the odd coarse grids by fractional factors; keys pooled to stride 16
+            "SequentialOddGrids" => sequential with { ImageHeight = 48, ImageWidth = 80, MultiScale = ThreeScales with { Scales = 4 } },
             // sparse weight deltas (10 %) and thresholded activation deltas, first task as base
             "ComputationSharing" => sharing with { ComputationSharing = new ComputationSharingOptions { DeltaDensity = 0.1, ActivationThreshold = 0.05f } },
             // dense deltas, no threshold, a later base task, on the MultiScale backbone
@@ -97,6 +100,7 @@ public sealed class OnnxArchitectureExportTests
     [DataRow("MultiScaleFirstStride8")]
     [DataRow("Sequential")]
     [DataRow("SequentialFourScalesNoPooling")]
+    [DataRow("SequentialOddGrids")]
     [DataRow("ComputationSharing")]
     [DataRow("ComputationSharingDenseMultiScale")]
     [DataRow("ComputationSharingEmptyDeltas")]
@@ -110,6 +114,7 @@ public sealed class OnnxArchitectureExportTests
     [TestMethod]
     [DataRow("MultiScale")]
     [DataRow("Sequential")]
+    [DataRow("SequentialOddGrids")]
     [DataRow("ComputationSharing")]
     public void Network_read_back_from_onnx_is_the_same_architecture_with_bit_identical_weights(string configuration)
     {
