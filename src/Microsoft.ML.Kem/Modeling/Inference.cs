@@ -24,23 +24,35 @@ public static class Inference
         long expected = (long)count * 3 * o.ImageHeight * o.ImageWidth;
         if (images.Length != expected)
             throw new ArgumentException($"Expected {count}×3×{o.ImageHeight}×{o.ImageWidth} = {expected} pixel values, got {images.Length}.");
-        var device = network.parameters().First().device;
-        network.eval();
+        // The host arrays first, outside the lease: outputs can be large (count×C_t×H×W), and the lease's no-GC budget
+        // is for TorchSharp's own small objects.
+        int pixels = o.ImageHeight * o.ImageWidth;
+        var input = images.ToArray();
+        var result = o.Tasks.Select(task => new TaskPrediction(task, new float[count * task.Channels * pixels],
+            task.IsClassification ? new int[count * pixels] : null)).ToArray();
+
+        using var lease = NativeCallGuard.Enter();   // no collection while the native calls below run (see NativeCallGuard)
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var input = torch.tensor(images.ToArray(), new long[] { count, 3, o.ImageHeight, o.ImageWidth }).to(device);
-        var outputs = network.forward(input);
-        var result = new TaskPrediction[outputs.Length];
+        network.eval();
+        var device = network.parameters().First().device;
+        var outputs = network.forward(torch.tensor(input, new long[] { count, 3, o.ImageHeight, o.ImageWidth }).to(device));
         for (int t = 0; t < outputs.Length; t++)
         {
-            var task = o.Tasks[t];
             var raw = outputs[t].to(ScalarType.Float32);
-            var scores = TaskOutputs.Postprocess(task, raw).cpu().contiguous().data<float>().ToArray();
-            int[]? labels = task.IsClassification
-                ? TaskOutputs.PredictedLabel(task, raw).to(ScalarType.Int32).cpu().contiguous().data<int>().ToArray()
-                : null;
-            result[t] = new TaskPrediction(task, scores, labels);
+            CopyOut(TaskOutputs.Postprocess(o.Tasks[t], raw), result[t].Scores);
+            if (result[t].Labels is { } labels)
+                CopyOut(TaskOutputs.PredictedLabel(o.Tasks[t], raw).to(ScalarType.Int32), labels);
         }
         return result;
+    }
+
+    /// <summary>Copies <paramref name="output"/> (any device) into <paramref name="into"/>, which must hold exactly its elements.</summary>
+    private static void CopyOut<T>(Tensor output, T[] into) where T : unmanaged
+    {
+        var host = output.cpu().contiguous();
+        if (host.numel() != into.LongLength)
+            throw new InvalidOperationException($"The network returned {host.numel()} values where {into.LongLength} were expected.");
+        host.data<T>().CopyTo(into);
     }
 }

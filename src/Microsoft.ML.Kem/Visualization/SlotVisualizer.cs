@@ -72,6 +72,7 @@ public static class SlotVisualizer
         var kem = network.Interaction as KnowledgeExtraction
                   ?? throw new ArgumentException($"Slot selection needs a KEM or sKEM interaction; this network uses {network.Options.Interaction.Kind}.", nameof(network));
         var o = network.Options;
+        using var lease = NativeCallGuard.Enter();   // no collection while the native calls below run (see NativeCallGuard)
         network.eval();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
