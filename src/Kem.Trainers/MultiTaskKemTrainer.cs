@@ -56,7 +56,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public string? BackboneWeightsPath { get; set; }
         /// <summary>Freeze the backbone after loading <see cref="BackboneWeightsPath"/> (the paper's setting); needs that file.</summary>
         public bool FreezeBackbone { get; set; }
-        /// <summary>Interaction module and its settings (default sKEM, m 20, k 3).</summary>
+        /// <summary>Interaction module and its settings (default sKEM, m 20, k 3; top-k mode, scope and axis, memory update, MemoryMlp, KemBlocks, ETF mode: <see cref="InteractionOptions"/>).</summary>
         public InteractionOptions Interaction { get; set; } = new();
         /// <summary>Multi-scale encoder sizes (for <see cref="BackboneKind.MultiScale"/> and the sequential design).</summary>
         public MultiScaleOptions MultiScale { get; set; } = new();
@@ -176,8 +176,8 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
             : DenseDataReader.Read(validationData, options.ImageColumnName, options.Tasks.ToArray(), height, width, "validation data");
         if (networkOptions.Architecture != NetworkArchitecture.SharedEncoder)
             ch.Info(MessageSensitivity.None, $"Architecture {networkOptions.Architecture}: the Interaction options are not used (this family has no stage (c)).");
-        else if (networkOptions.Interaction.Kind == InteractionKind.StableKem && networkOptions.Interaction.EtfMode == EtfMode.TaskVertices && tasks.Count == 2)
-            ch.Warning(MessageSensitivity.None, "sKEM with EtfMode.TaskVertices and 2 tasks has rank-1 retrieve scores (MODEL-SPEC §3); consider EtfMode.SlotVertices.");
+        else if (networkOptions.Interaction.Kind == InteractionKind.StableKem && (networkOptions.Interaction.EtfMode is EtfMode.TaskVertices or EtfMode.Span) && tasks.Count == 2)
+            ch.Warning(MessageSensitivity.None, $"sKEM with EtfMode.{networkOptions.Interaction.EtfMode} and 2 tasks has rank-1 retrieve scores (MODEL-SPEC §3); consider EtfMode.SlotVertices.");
 
         TorchSharp.torch.manual_seed(options.Training.Seed); // seeded weights: same seed, same CPU model
         var network = MultiTaskModel.Create(networkOptions);

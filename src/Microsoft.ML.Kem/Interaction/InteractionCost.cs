@@ -33,6 +33,32 @@ public sealed record InteractionCost(long Projections, long AttentionPart)
     }
 
     /// <summary>
+    /// KEM with the options that change the count: per round, <see cref="Kem(long, long, long, long, long?)"/> with the
+    /// tokens every slot sums over (k, k·T for <see cref="TopKScope.PerTask"/>, all N for <see cref="TopKAxis.Slots"/>, whose
+    /// retrieve is dense), plus the memory update's projections: <see cref="MemoryUpdate.Gated"/> 4·m·d² + 2·d² (MLP
+    /// 2·m·d², memory gate Lin(d→2d) on the m slots 2·m·d², input gate on the one pooled token vector 2·d²), MemoryMlp
+    /// 8·m·d² (Lin(d→4d) and Lin(4d→d) on the m slots); all times <see cref="InteractionOptions.KemBlocks"/>.
+    /// sKEM's ETF products (and Span's LN(F)·W·Wᵀ) are not counted, as in the overload above.
+    /// </summary>
+    /// <param name="tasks">T.</param>
+    /// <param name="tokensPerTask">n.</param>
+    /// <param name="width">d.</param>
+    /// <param name="options">The KEM options (m, k, scope, axis, memory update, MemoryMlp, KemBlocks).</param>
+    public static InteractionCost Kem(long tasks, long tokensPerTask, long width, InteractionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        long m = options.MemorySlots, d = width;
+        long? keptPerSlot = options.TopKAxis == TopKAxis.Slots ? null
+            : options.TopKScope == TopKScope.PerTask ? options.TopK * tasks : options.TopK;
+        var round = Kem(tasks, tokensPerTask, width, m, keptPerSlot);
+        var memoryUpdate = (options.MemoryUpdate == MemoryUpdate.Gated ? 4 * m * d * d + 2 * d * d : 0)
+                           + (options.MemoryMlp ? 8 * m * d * d : 0);
+        return new InteractionCost(
+            Projections: options.KemBlocks * (round.Projections + memoryUpdate),
+            AttentionPart: options.KemBlocks * round.AttentionPart);
+    }
+
+    /// <summary>
     /// All-pairs cross-task attention (MODEL-SPEC §4) with its own projections per target task:
     /// Projections = 2·T·n·d² (queries and outputs) + 2·T(T−1)·n·d² (keys and values of the other tasks, per target),
     /// which is the spec's 4·T·n·d² for T = 2 and grows as T² beyond;

@@ -8,7 +8,8 @@ public static class InteractionFactory
 {
     /// <summary>
     /// A module mapping stacked task tokens X (B×T×n×d) to X' of the same shape: <see cref="NoInteraction"/>,
-    /// <see cref="CrossTaskAttention"/>, or <see cref="KnowledgeExtraction"/> (KEM and sKEM). Options are validated here.
+    /// <see cref="CrossTaskAttention"/>, or <see cref="KnowledgeExtraction"/> (KEM and sKEM; <see cref="KemRounds"/> when
+    /// <see cref="InteractionOptions.KemBlocks"/> &gt; 1, so one round keeps today's module and state_dict keys). Options are validated here.
     /// </summary>
     /// <param name="name">Module name.</param>
     /// <param name="options">Interaction options.</param>
@@ -23,7 +24,8 @@ public static class InteractionFactory
         {
             InteractionKind.None => new NoInteraction(name),
             InteractionKind.CrossAttention => new CrossTaskAttention(name, width, heads, tasks, options),
-            InteractionKind.Kem or InteractionKind.StableKem => new KnowledgeExtraction(name, width, heads, tasks, options),
+            InteractionKind.Kem or InteractionKind.StableKem when options.KemBlocks == 1 => new KnowledgeExtraction(name, width, heads, tasks, options),
+            InteractionKind.Kem or InteractionKind.StableKem => new KemRounds(name, width, heads, tasks, options),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Kind, "Unknown InteractionKind."),
         };
     }

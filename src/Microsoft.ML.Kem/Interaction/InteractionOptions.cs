@@ -29,6 +29,11 @@ public enum MemoryUpdate
     Residual,
     /// <summary>R_new = retrieved.</summary>
     Replace,
+    /// <summary>
+    /// Full SGW update (<see cref="GatedMemoryUpdate"/>): R ← LN(R_0 + R); R ← LN(R + MLP(R)); then
+    /// R_new = σ(i)·tanh(R) + σ(f)·R_0 with i, f = Lin(mean of the tokens) + Lin(tanh R_0).
+    /// </summary>
+    Gated,
 }
 
 /// <summary>Where sKEM's Equiangular Tight Frame enters (MODEL-SPEC §3).</summary>
@@ -40,6 +45,11 @@ public enum EtfMode
     TaskVertices,
     /// <summary>K = m: one fixed vertex per slot replaces the learned slot query; keys L2-normalised. Needs d_h ≥ m.</summary>
     SlotVertices,
+    /// <summary>
+    /// K = T vertices in D = d: the normalised tokens are projected onto the ETF's span before the key projection,
+    /// F̃ = LN(F)·W·Wᵀ (rank T−1), then ordinary KEM scores. Listed for completeness, not recommended (MODEL-SPEC §3).
+    /// </summary>
+    Span,
 }
 
 /// <summary>Scale of the attention scores (MODEL-SPEC §2).</summary>
@@ -60,6 +70,18 @@ public enum TopKScope
     PerTask,
 }
 
+/// <summary>Along which axis of the retrieve scores (slots × tokens) the top-k competes (MODEL-SPEC §2, §15.1).</summary>
+public enum TopKAxis
+{
+    /// <summary>Every slot keeps its k best tokens of all tasks (SGW; default).</summary>
+    Tokens,
+    /// <summary>
+    /// Every token writes into its k best slots; each slot's weights are then normalised over the tokens
+    /// (<see cref="TopKSoftmax.OverSlots"/>). Ablation.
+    /// </summary>
+    Slots,
+}
+
 /// <summary>
 /// Options of the interaction stage. A record: configuration is data (STYLE.md).
 /// Defaults follow MODEL-SPEC §2–§3.
@@ -78,11 +100,20 @@ public sealed record InteractionOptions
     public TopKScope TopKScope { get; init; } = TopKScope.Joint;
     /// <summary>Memory update rule.</summary>
     public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
+    /// <summary>
+    /// With <see cref="MemoryUpdate.Residual"/> or <see cref="MemoryUpdate.Replace"/>: R_new ← R_new + MLP(LN(R_new)),
+    /// MLP = Lin(d→4d) → GELU → Lin(4d→d) (MODEL-SPEC §2; default off). <see cref="MemoryUpdate.Gated"/> has its own MLP.
+    /// </summary>
+    public bool MemoryMlp { get; init; }
+    /// <summary>Top-k axis: per slot over tokens (default) or per token over slots.</summary>
+    public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
+    /// <summary>Retrieve/Write/Broadcast rounds, each with its own R_0 and weights (MODEL-SPEC §2 step 3; default 1).</summary>
+    public int KemBlocks { get; init; } = 1;
     /// <summary>Score scale.</summary>
     public ScoreScale ScoreScale { get; init; } = ScoreScale.InvSqrtHeadDim;
     /// <summary>ETF mode for <see cref="InteractionKind.StableKem"/> (ignored for plain KEM).</summary>
     public EtfMode EtfMode { get; init; } = EtfMode.TaskVertices;
-    /// <summary>Learnable Lin(d_h→d_h) per head + L2 norm before the ETF (MODEL-SPEC §3).</summary>
+    /// <summary>Learnable Lin(d_h→d_h) per head + L2 norm before the ETF (MODEL-SPEC §3); not used by <see cref="EtfMode.Span"/>.</summary>
     public bool EtfInputProjection { get; init; } = true;
     /// <summary>Seed of the fixed ETF (head h uses seed + h).</summary>
     public int EtfSeed { get; init; } = 1234;
@@ -100,7 +131,28 @@ public sealed record InteractionOptions
             throw new ArgumentException("StableKem with EtfMode.TaskVertices needs at least 2 tasks (K = T ≥ 2). Use EtfMode.SlotVertices or plain Kem.");
         if (Kind == InteractionKind.StableKem && EtfMode == EtfMode.SlotVertices && width / heads < MemorySlots)
             throw new ArgumentException($"EtfMode.SlotVertices needs head width d/h = {width / heads} ≥ MemorySlots = {MemorySlots}: lower MemorySlots or Heads, or raise Width.");
+        if (Kind == InteractionKind.StableKem && EtfMode == EtfMode.Span && tasks < 2)
+            throw new ArgumentException("StableKem with EtfMode.Span needs at least 2 tasks (K = T ≥ 2). Use EtfMode.SlotVertices or plain Kem.");
+        if (Kind == InteractionKind.StableKem && EtfMode == EtfMode.Span && width < tasks)
+            throw new ArgumentException($"EtfMode.Span needs Width d = {width} ≥ the number of tasks T = {tasks} (an ETF of T vertices in d dimensions).");
         if (Kind == InteractionKind.CrossAttention && tasks < 2)
             throw new ArgumentException("CrossAttention needs at least 2 tasks.");
+        if (KemBlocks < 1)
+            throw new ArgumentOutOfRangeException(nameof(KemBlocks), KemBlocks, "KemBlocks must be ≥ 1 (default 1: one Retrieve/Write/Broadcast round).");
+        if (Kind is not (InteractionKind.Kem or InteractionKind.StableKem))
+        {
+            // KEM-only options must not be silently ignored by the other modules
+            if (KemBlocks != 1) throw new ArgumentException($"KemBlocks = {KemBlocks} stacks KEM rounds; {Kind} has none. Use Kind Kem or StableKem, or KemBlocks = 1.");
+            if (MemoryUpdate == MemoryUpdate.Gated || MemoryMlp)
+                throw new ArgumentException($"MemoryUpdate.Gated and MemoryMlp change the KEM memory; {Kind} has none. Use Kind Kem or StableKem, or the defaults (Residual, MemoryMlp off).");
+            if (TopKAxis != TopKAxis.Tokens) throw new ArgumentException($"TopKAxis.Slots changes the KEM retrieve; {Kind} has none. Use Kind Kem or StableKem, or TopKAxis.Tokens.");
+            return;
+        }
+        if (MemoryMlp && MemoryUpdate == MemoryUpdate.Gated)
+            throw new ArgumentException("MemoryMlp adds an MLP to the Residual or Replace update; MemoryUpdate.Gated already has its own (R ← LN(R + MLP(R))). Turn MemoryMlp off or use Residual/Replace.");
+        if (TopKAxis == TopKAxis.Slots && TopK > MemorySlots)
+            throw new ArgumentException($"TopKAxis.Slots keeps the k best of the m slots for every token: TopK = {TopK} must be ≤ MemorySlots = {MemorySlots}.");
+        if (TopKAxis == TopKAxis.Slots && TopKScope == TopKScope.PerTask)
+            throw new ArgumentException("TopKScope.PerTask splits the token axis into task blocks, but TopKAxis.Slots competes over slots: use TopKScope.Joint with TopKAxis.Slots.");
     }
 }

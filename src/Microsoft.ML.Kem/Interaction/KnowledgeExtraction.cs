@@ -23,6 +23,10 @@ public sealed record KemTrace(Tensor Output, Tensor Memory, Tensor RetrieveWeigh
 /// </code>
 /// sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
 /// paper: its Retrieve is SGW's "write", its Write is SGW's "broadcast" (MODEL-SPEC §15.20).
+/// Options that change the memory: <see cref="MemoryUpdate"/> (Residual, Replace, <see cref="GatedMemoryUpdate"/>),
+/// <see cref="InteractionOptions.MemoryMlp"/> (<see cref="ResidualMemoryMlp"/>), <see cref="TopKAxis"/>
+/// (<see cref="TopKSoftmax.OverSlots"/>). One module is one round; <see cref="KemRounds"/> stacks
+/// <see cref="InteractionOptions.KemBlocks"/> of them.
 /// </summary>
 public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
 {
@@ -35,9 +39,11 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one product
     private readonly HeadwiseLinear? etfQueryProjection;   // sKEM TaskVertices + EtfInputProjection
     private readonly HeadwiseLinear? etfKeyProjection;     // sKEM + EtfInputProjection
-    private readonly Tensor? etfVertices;                  // buffer h×d_h×K, K = T (TaskVertices) or m (SlotVertices)
+    private readonly Tensor? etfVertices;                  // buffer h×d_h×K, K = T (TaskVertices) or m (SlotVertices); d×T (Span)
     private readonly Parameter? logTemperature;            // log γ, init ln √d_h
     private readonly Linear retrieveOutput;                // Wo_r
+    private readonly GatedMemoryUpdate? gatedUpdate;       // MemoryUpdate.Gated
+    private readonly ResidualMemoryMlp? memoryMlp;         // MemoryMlp
     private readonly Linear writeKeyValue;                 // [Wk_w | Wv_w]
     private readonly Linear writeOutput;                   // Wo_w
 
@@ -61,6 +67,8 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"Width {width} must be a positive multiple of Heads {heads}.", nameof(heads));
         if (tasks < 1) throw new ArgumentOutOfRangeException(nameof(tasks), tasks, "KEM needs at least one task.");
         options.Validate(width, heads, tasks);
+        if (options.KemBlocks != 1)
+            throw new ArgumentException($"KnowledgeExtraction is one round; KemBlocks = {options.KemBlocks} rounds are a KemRounds: use InteractionFactory.Create.", nameof(options));
 
         this.heads = heads;
         this.tasks = tasks;
@@ -68,22 +76,25 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         etfMode = options.Kind == InteractionKind.StableKem ? options.EtfMode : EtfMode.Off;
         scoreScale = options.ScoreScale == ScoreScale.None ? 1f : null;
         var headWidth = width / heads;
-        var projectEtfInput = etfMode != EtfMode.Off && options.EtfInputProjection;
+        var projectEtfInput = (etfMode is EtfMode.TaskVertices or EtfMode.SlotVertices) && options.EtfInputProjection;
 
         if (options.TaskEmbedding) taskEmbedding = new TaskEmbedding("task_embedding", tasks, width);
         normTokens = nn.LayerNorm(width);
-        if (etfMode != EtfMode.SlotVertices || options.MemoryUpdate == MemoryUpdate.Residual)
+        if (etfMode != EtfMode.SlotVertices || options.MemoryUpdate != MemoryUpdate.Replace)
             memorySlots = new Parameter(TruncatedNormal.Fill(empty(options.MemorySlots, width), std: 0.02));
         normMemory = nn.LayerNorm(width);
         if (etfMode != EtfMode.SlotVertices) retrieveQuery = nn.Linear(width, width);
         tokenProjection = nn.Linear(width, 3 * width);
         if (projectEtfInput && etfMode == EtfMode.TaskVertices) etfQueryProjection = new HeadwiseLinear("etf_query_projection", heads, headWidth);
         if (projectEtfInput) etfKeyProjection = new HeadwiseLinear("etf_key_projection", heads, headWidth);
-        if (etfMode != EtfMode.Off)
+        if (etfMode == EtfMode.Span) etfVertices = EquiangularTightFrame.Build(width, tasks, options.EtfSeed);
+        else if (etfMode != EtfMode.Off)
             etfVertices = HeadFrames(heads, headWidth, etfMode == EtfMode.TaskVertices ? tasks : options.MemorySlots, options.EtfSeed);
         if (projectEtfInput || etfMode == EtfMode.SlotVertices)
             logTemperature = new Parameter(tensor(Math.Log(Math.Sqrt(headWidth)), dtype: ScalarType.Float32));
         retrieveOutput = nn.Linear(width, width);
+        if (options.MemoryUpdate == MemoryUpdate.Gated) gatedUpdate = new GatedMemoryUpdate("gated_update", width);
+        if (options.MemoryMlp) memoryMlp = new ResidualMemoryMlp("memory_mlp", width);
         writeKeyValue = nn.Linear(width, 2 * width);
         writeOutput = nn.Linear(width, width);
         RegisterComponents();
@@ -99,7 +110,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return new KemTrace(output, memory, retrieveWeights!, writeWeights!);
     }
 
-    /// <summary>The fixed ETF of every head, h×d_h×K (a buffer, never trained); null for plain KEM.</summary>
+    /// <summary>The fixed ETF of every head, h×d_h×K, or d×T for <see cref="EtfMode.Span"/> (a buffer, never trained); null for plain KEM.</summary>
     public Tensor? EtfVertices => etfVertices;
 
     private (Tensor Output, Tensor Memory, Tensor? RetrieveWeights, Tensor? WriteWeights) Run(Tensor x, bool trace)
@@ -112,9 +123,9 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         var tokens = normTokens.call(embedded.reshape(batch, tasks * perTask, width));
 
         // K_r, V_r and Q_w all project LN(F): one N×d × d×3d product instead of two
-        var projected = tokenProjection.call(tokens).chunk(3, -1);
+        var projected = TokenProjections(tokens);
         // MODEL-SPEC §2, Retrieve (SGW "write"): every slot reads its k best tokens of all tasks
-        var (memory, retrieveWeights) = Retrieve(projected[0], projected[1], trace);   // R_new B×m×d, A B×h×m×N (trace only)
+        var (memory, retrieveWeights) = Retrieve(projected[0], projected[1], tokens, trace);   // R_new B×m×d, A B×h×m×N (trace only)
         // MODEL-SPEC §2, Write (SGW "broadcast"): every token reads the memory, softmax over the m slots
         var (written, writeWeights) = Write(projected[2], memory, trace);               // O B×N×d
         // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d), one fused kernel
@@ -123,14 +134,30 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return (output, memory, retrieveWeights, writeWeights);
     }
 
-    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, bool trace)
+    /// <summary>
+    /// [K_r | V_r | Q_w] of LN(F), B×N×d each. <see cref="EtfMode.Span"/> (MODEL-SPEC §3) projects the keys' input onto
+    /// the ETF's span first, F̃ = LN(F)·W·Wᵀ, so K_r = F̃ Wk_r while V_r and Q_w still read LN(F): the fused weight is sliced.
+    /// </summary>
+    private Tensor[] TokenProjections(Tensor tokens)
+    {
+        if (etfMode != EtfMode.Span) return tokenProjection.call(tokens).chunk(3, -1);
+        var width = tokens.shape[^1];
+        var spanTokens = tokens.matmul(etfVertices!).matmul(etfVertices!.t());                 // F̃ = LN(F) W Wᵀ: B×N×d
+        var keys = nn.functional.linear(spanTokens, tokenProjection.weight!.narrow(0, 0, width), tokenProjection.bias!.narrow(0, 0, width));
+        var valuesQueries = nn.functional.linear(tokens, tokenProjection.weight!.narrow(0, width, 2 * width), tokenProjection.bias!.narrow(0, width, 2 * width));
+        return [keys, .. valuesQueries.chunk(2, -1)];
+    }
+
+    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, Tensor tokens, bool trace)
     {
         var keys = AttentionKernel.SplitHeads(projectedKeys, heads);            // K: B×h×N×d_h
         var values = AttentionKernel.SplitHeads(projectedValues, heads);        // V: B×h×N×d_h
         var retrieveScores = RetrieveScores(keys);                              // S: B×h×m×N
         Tensor read;                                                            // A V: B×h×m×d_h
         Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
-        if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
+        if (options.TopKAxis == TopKAxis.Slots)
+            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(values);   // dense: an ablation
+        else if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
             read = (weights = retrieveScores.softmax(-1)).matmul(values);
         else
         {
@@ -139,8 +166,15 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
             read = AttentionKernel.GatherSum(kept, indices, values);
             if (trace) weights = TopKSoftmax.Densify(kept, indices, retrieveScores);
         }
-        var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(read));                              // R: B×m×d
-        var memory = options.MemoryUpdate == MemoryUpdate.Residual ? memorySlots! + retrieved : retrieved; // R_new
+        var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(read));  // R: B×m×d
+        var memory = options.MemoryUpdate switch                                // R_new, MODEL-SPEC §2 "Memory update"
+        {
+            MemoryUpdate.Residual => memorySlots! + retrieved,
+            MemoryUpdate.Replace => retrieved,
+            MemoryUpdate.Gated => gatedUpdate!.call(memorySlots!, retrieved, tokens.mean([1])),   // gate inputs: LN(F) pooled over N
+            _ => throw new InvalidOperationException($"MemoryUpdate {options.MemoryUpdate} is not known."),
+        };
+        if (memoryMlp is not null) memory = memoryMlp.call(memory);            // R_new + MLP(LN(R_new))
         return (memory, weights);
     }
 
@@ -150,6 +184,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         switch (etfMode)
         {
             case EtfMode.Off:
+            case EtfMode.Span:                                                      // the span projection acted on the keys' input
                 return AttentionKernel.Scores(SlotQueries(), keys, scoreScale);
             case EtfMode.TaskVertices:
             {

@@ -98,6 +98,27 @@ public static class TopKSoftmax
         return (exp / (keptSum + (rowSum - keptSum.detach())), indices);
     }
 
+    /// <summary>Slot rows whose kept weights sum to less than this are scaled by 1/ε instead of normalised (<see cref="OverSlots"/>).</summary>
+    public const float SlotRowEpsilon = 1e-6f;
+
+    /// <summary>
+    /// <see cref="TopKAxis.Slots"/> (MODEL-SPEC §2 "Alternative readings"): scores S …×m×N (slots × tokens) → weights A …×m×N.
+    /// Every token (column) keeps its k best slots with <see cref="Apply(Tensor, int, TopKMode)"/> along the slot axis
+    /// (<see cref="TopKMode.Masked"/>: the softmax over the m slots, k largest kept; <see cref="TopKMode.Renormalized"/>:
+    /// softmax over the kept k), so each column has exactly k non-zeros; then every slot row is divided by its sum over
+    /// the tokens, A_ij = P_ij / max(Σ_j P_ij, ε), so a slot that some token chose has weights summing to 1 and a slot
+    /// no token chose stays all zero (ε = <see cref="SlotRowEpsilon"/>). Gradients reach the kept entries only. With
+    /// k = m every slot is kept and this is Slot Attention's normalisation (softmax over slots, weighted mean over tokens).
+    /// </summary>
+    /// <param name="scores">Scores; the last two axes are slots × tokens.</param>
+    /// <param name="k">Slots every token writes into (1 ≤ k, clamped to m).</param>
+    /// <param name="mode">Weighting of the kept entries within each token's column.</param>
+    public static Tensor OverSlots(Tensor scores, int k, TopKMode mode)
+    {
+        var perToken = Apply(scores.transpose(-2, -1), k, mode).transpose(-2, -1);   // …×N×m, k per token → …×m×N
+        return perToken / perToken.sum(-1, keepdim: true).clamp_min(SlotRowEpsilon);
+    }
+
     /// <summary>The dense …×L weights of <see cref="Sparse"/>'s result (zeros elsewhere), shaped like <paramref name="scores"/>.</summary>
     public static Tensor Densify(Tensor weights, Tensor indices, Tensor scores) =>
         zeros_like(scores).scatter(-1, indices, weights);

@@ -6,7 +6,8 @@ namespace Microsoft.ML.Kem.Onnx;
 
 /// <summary>
 /// The ONNX twin of stage (c): <see cref="NoInteraction"/>, <see cref="CrossTaskAttention"/> and
-/// <see cref="KnowledgeExtraction"/> (KEM, sKEM TaskVertices / SlotVertices) with <see cref="TopKSoftmax"/>.
+/// <see cref="KnowledgeExtraction"/> (KEM, sKEM TaskVertices / SlotVertices / Span, every memory update, both top-k
+/// axes) with <see cref="TopKSoftmax"/>, and <see cref="KemRounds"/> for KemBlocks &gt; 1.
 /// X B×T×n×d → X' B×T×n×d, reading the same state_dict keys as the modules.
 /// </summary>
 internal static class InteractionGraph
@@ -43,15 +44,23 @@ internal static class InteractionGraph
         return g.Add(x, g.Mul(g.Concat(1, updates), o.Interaction.Lambda));
     }
 
-    /// <summary>KnowledgeExtraction.forward (MODEL-SPEC §2–§3): Retrieve, Write, Broadcast.</summary>
+    /// <summary>KemRounds.forward: KemBlocks rounds at prefix.rounds.r, or KnowledgeExtraction.forward at prefix for one.</summary>
     private static string KnowledgeExtraction(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string x)
+    {
+        if (o.Interaction.KemBlocks == 1) return KemRound(g, prefix, o, x);
+        for (int r = 0; r < o.Interaction.KemBlocks; r++) x = KemRound(g, $"{prefix}.rounds.{r}", o, x);
+        return x;
+    }
+
+    /// <summary>KnowledgeExtraction.forward (MODEL-SPEC §2–§3): Retrieve, Write, Broadcast.</summary>
+    private static string KemRound(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string x)
     {
         var options = o.Interaction;
         var kem = new Kem(g, prefix, o);
         var embedded = Embed(g, prefix, options, x);
         var tokens = g.LayerNorm(g.Reshape(embedded, 0, -1, o.Width), prefix + ".normTokens");   // F: B×N×d
-        var projected = g.Chunk(g.Linear(tokens, prefix + ".tokenProjection"), 3, -1);              // [K_r | V_r | Q_w]
-        var memory = kem.Retrieve(projected[0], projected[1]);                                       // R_new: B×m×d
+        var projected = kem.TokenProjections(tokens);                                               // [K_r | V_r | Q_w]
+        var memory = kem.Retrieve(projected[0], projected[1], tokens);                               // R_new: B×m×d
         var written = kem.Write(projected[2], memory);                                               // O: B×N×d
         var perTask = g.Reshape(written, 0, o.Tasks.Count, -1, o.Width);                             // B×T×n×d
         return g.Add(x, g.Mul(perTask, options.Lambda));                                             // X' = X + λ·O
@@ -63,29 +72,67 @@ internal static class InteractionGraph
         private readonly OnnxGraph g;
         private readonly string p;
         private readonly InteractionOptions options;
-        private readonly int heads, tasks, headWidth, tokensPerTask;
+        private readonly int heads, tasks, width, headWidth, tokensPerTask;
         private readonly EtfMode etfMode;
         private readonly float? scoreScale;
 
         public Kem(OnnxGraph g, string prefix, MultiTaskNetworkOptions o)
         {
             (this.g, p, options, heads, tasks) = (g, prefix, o.Interaction, o.Heads, o.Tasks.Count);
-            headWidth = o.Width / o.Heads;
+            (width, headWidth) = (o.Width, o.Width / o.Heads);
             tokensPerTask = o.TokensPerTask;
             etfMode = options.Kind == InteractionKind.StableKem ? options.EtfMode : EtfMode.Off;
             scoreScale = options.ScoreScale == ScoreScale.None ? 1f : null;
         }
 
-        private bool ProjectsEtfInput => etfMode != EtfMode.Off && options.EtfInputProjection;
+        private bool ProjectsEtfInput => (etfMode is EtfMode.TaskVertices or EtfMode.SlotVertices) && options.EtfInputProjection;
 
-        // MODEL-SPEC §2, Retrieve: R_new = R_0 + TopKSoftmax_k(S) V Wo_r
-        public string Retrieve(string projectedKeys, string projectedValues)
+        // [K_r | V_r | Q_w] of LN(F); Span: K_r from F̃ = LN(F) W Wᵀ, the fused weight sliced as the module does
+        public string[] TokenProjections(string tokens)
+        {
+            if (etfMode != EtfMode.Span) return g.Chunk(g.Linear(tokens, p + ".tokenProjection"), 3, -1);
+            var frame = g.Weight(p + ".etfVertices");                                                // W: d×T
+            var spanTokens = g.MatMul(g.MatMul(tokens, frame), g.Transpose(frame, 1, 0));            // B×N×d
+            var weight = g.Chunk(g.Transpose(g.Weight(p + ".tokenProjection.weight"), 1, 0), 3, -1); // d×d each
+            var bias = g.Chunk(g.Weight(p + ".tokenProjection.bias"), 3, -1);
+            return [g.Add(g.MatMul(spanTokens, weight[0]), bias[0]), g.Add(g.MatMul(tokens, weight[1]), bias[1]), g.Add(g.MatMul(tokens, weight[2]), bias[2])];
+        }
+
+        // MODEL-SPEC §2, Retrieve: R_new = R_0 + TopKSoftmax_k(S) V Wo_r (or the Replace / Gated update, + MemoryMlp)
+        public string Retrieve(string projectedKeys, string projectedValues, string tokens)
         {
             var keys = NetworkGraph.SplitHeads(g, projectedKeys, heads);                            // K: B×h×N×d_h
             var values = NetworkGraph.SplitHeads(g, projectedValues, heads);                        // V: B×h×N×d_h
             var weights = TopK(RetrieveScores(keys));                                               // A: B×h×m×N
             var retrieved = g.Linear(NetworkGraph.MergeHeads(g, g.MatMul(weights, values)), p + ".retrieveOutput"); // B×m×d
-            return options.MemoryUpdate == MemoryUpdate.Residual ? g.Add(g.Weight(p + ".memorySlots"), retrieved) : retrieved;
+            var memory = options.MemoryUpdate switch
+            {
+                MemoryUpdate.Residual => g.Add(g.Weight(p + ".memorySlots"), retrieved),
+                MemoryUpdate.Replace => retrieved,
+                MemoryUpdate.Gated => Gated(retrieved, tokens),
+                _ => throw new NotSupportedException($"The ONNX exporter does not know MemoryUpdate {options.MemoryUpdate}."),
+            };
+            return options.MemoryMlp ? MemoryMlp(memory) : memory;
+        }
+
+        // GatedMemoryUpdate.forward: R ← LN(R_0 + R); R ← LN(R + MLP(R)); σ(i)·tanh(R) + σ(f)·R_0, [i | f] = Lin(x̄) + Lin(tanh R_0)
+        private string Gated(string retrieved, string tokens)
+        {
+            var q = p + ".gatedUpdate";
+            var slots = g.Weight(p + ".memorySlots");                                               // R_0: m×d
+            var attended = g.LayerNorm(g.Add(slots, retrieved), q + ".normAttended");
+            var mlp = g.Relu(g.Linear(g.Relu(g.Linear(attended, q + ".mlp.fc1")), q + ".mlp.fc2"));
+            var refined = g.LayerNorm(g.Add(attended, mlp), q + ".normRefined");
+            var pooled = g.ReduceMean(tokens, 1);                                                   // x̄: B×1×d
+            var gates = g.Chunk(g.Add(g.Linear(pooled, q + ".inputGate"), g.Linear(g.Tanh(slots), q + ".memoryGate")), 2, -1);
+            return g.Add(g.Mul(g.Sigmoid(gates[0]), g.Tanh(refined)), g.Mul(g.Sigmoid(gates[1]), slots));
+        }
+
+        // ResidualMemoryMlp.forward: R_new + Lin(GELU(Lin(LN(R_new))))
+        private string MemoryMlp(string memory)
+        {
+            var q = p + ".memoryMlp";
+            return g.Add(memory, g.Linear(g.Gelu(g.Linear(g.LayerNorm(memory, q + ".norm"), q + ".fc1")), q + ".fc2"));
         }
 
         // S (B×h×m×N): MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes
@@ -94,6 +141,7 @@ internal static class InteractionGraph
             switch (etfMode)
             {
                 case EtfMode.Off:
+                case EtfMode.Span:
                     return NetworkGraph.Scores(g, SlotQueries(), keys, scoreScale ?? AttentionKernel.DefaultScale(headWidth));
                 case EtfMode.TaskVertices:
                 {
@@ -135,9 +183,10 @@ internal static class InteractionGraph
             return g.Linear(NetworkGraph.MergeHeads(g, read), p + ".writeOutput");                  // B×N×d
         }
 
-        // TopKSoftmax.Apply with the options' k, mode and scope
+        // TopKSoftmax.Apply with the options' k, mode and scope, or TopKSoftmax.OverSlots for TopKAxis.Slots
         private string TopK(string scores)
         {
+            if (options.TopKAxis == TopKAxis.Slots) return OverSlots(scores);
             long n = (long)tasks * tokensPerTask;
             if (options.TopKScope == TopKScope.Joint)
                 return options.TopK >= n ? Softmax(scores) : TopKSoftmaxGraph.Apply(g, scores, options.TopK, options.TopKMode);
@@ -145,6 +194,15 @@ internal static class InteractionGraph
         }
 
         private string Softmax(string x) => g.Op("Softmax", new[] { x }, OnnxGraph.Attr("axis", -1L));
+
+        // TopKSoftmax.OverSlots: k best slots per token (the top-k along the slot axis), then every slot row / max(Σ_tokens, ε)
+        private string OverSlots(string scores)
+        {
+            var perToken = g.Transpose(scores, 0, 1, 3, 2);                                          // B×h×N×m
+            var kept = options.TopK >= options.MemorySlots ? Softmax(perToken) : TopKSoftmaxGraph.Apply(g, perToken, options.TopK, options.TopKMode);
+            var columns = g.Transpose(kept, 0, 1, 3, 2);                                             // B×h×m×N
+            return g.Div(columns, g.Op("Max", new[] { g.ReduceSum(columns, -1), g.Scalar(TopKSoftmax.SlotRowEpsilon) }));
+        }
 
         // HeadwiseLinear.forward: x B×h×L×d_h → x Wᵀ + b, W h×d_h×d_h, b h×1×d_h
         private string Headwise(string prefix, string x) =>

@@ -196,6 +196,11 @@ internal sealed class OnnxGraph
     public string Abs(string x) => Op("Abs", new[] { x });
     public string Relu(string x) => Op("Relu", new[] { x });
     public string Sigmoid(string x) => Op("Sigmoid", new[] { x });
+    public string Tanh(string x) => Op("Tanh", new[] { x });
+    /// <summary>torch <c>sum(axis, keepdim: true)</c> (opset 13+: the axes are an input).</summary>
+    public string ReduceSum(string x, long axis) => Op("ReduceSum", new[] { x, Ints(axis) }, Attr("keepdims", 1L));
+    /// <summary>torch <c>mean(axis, keepdim: true)</c> (opset 17: the axes are an attribute).</summary>
+    public string ReduceMean(string x, long axis) => Op("ReduceMean", new[] { x }, Attr("axes", new[] { axis }), Attr("keepdims", 1L));
 
     /// <summary>Exact (erf) GELU, torch's default: 0.5·x·(1 + erf(x/√2)).</summary>
     public string Gelu(string x)

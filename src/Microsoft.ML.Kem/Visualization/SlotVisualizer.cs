@@ -69,8 +69,13 @@ public static class SlotVisualizer
     /// </summary>
     public static SlotSelection[] Select(MultiTaskNetwork network, Tensor images)
     {
-        var kem = network.Interaction as KnowledgeExtraction
-                  ?? throw new ArgumentException($"Slot selection needs a KEM or sKEM interaction; this network uses {network.Options.Interaction.Kind}.", nameof(network));
+        // with KemBlocks > 1 the first round's: it reads the task encoders' tokens, so its picks are image patches
+        var kem = network.Interaction switch
+        {
+            KnowledgeExtraction one => one,
+            KemRounds rounds => rounds.Rounds[0],
+            _ => throw new ArgumentException($"Slot selection needs a KEM or sKEM interaction; this network uses {network.Options.Interaction.Kind}.", nameof(network)),
+        };
         var o = network.Options;
         using var lease = NativeCallGuard.Enter();   // no collection while the native calls below run (see NativeCallGuard)
         network.eval();
@@ -125,7 +130,10 @@ public static class SlotVisualizer
         return result;
     }
 
-    /// <summary>Non-zero retrieve weights per (slot, head) row: k (joint top-k), k·T (per-task top-k), at most N.</summary>
+    /// <summary>
+    /// Non-zero retrieve weights per (slot, head) row: k (joint top-k), k·T (per-task top-k), at most N. With
+    /// <see cref="TopKAxis.Slots"/> a row holds however many tokens chose the slot; its k largest are picked.
+    /// </summary>
     public static int PicksPerSlot(InteractionOptions options, int tasks, int tokensPerTask) =>
         Math.Min(options.TopKScope == TopKScope.PerTask ? options.TopK * tasks : options.TopK, tasks * tokensPerTask);
 

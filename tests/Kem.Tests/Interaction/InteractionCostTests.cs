@@ -42,25 +42,58 @@ public sealed class InteractionCostTests
     }
 
     [TestMethod]
-    public void Kem_cost_equals_the_products_the_module_runs()
+    [DataRow("Kem")]
+    [DataRow("KemPerTask")]
+    [DataRow("KemGated")]
+    [DataRow("KemMemoryMlp")]
+    [DataRow("KemSlotAxis")]
+    [DataRow("KemBlocks2")]
+    [DataRow("TaskVerticesBlocks3Gated")]
+    public void Kem_cost_equals_the_products_the_module_runs(string variant)
     {
         const int tasks = 3;
-        using var kem = (KnowledgeExtraction)Create("Kem", tasks);
+        var options = Options(variant);
+        using var kem = Create(variant, tasks);
         var projections = new LinearCounter(kem);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var trace = kem.Trace(Tokens(tasks: tasks, batch: 1));
+        IReadOnlyList<KemTrace> traces = kem switch
+        {
+            KnowledgeExtraction one => [one.Trace(Tokens(tasks: tasks, batch: 1))],
+            KemRounds rounds => rounds.Trace(Tokens(tasks: tasks, batch: 1)),
+            _ => throw new AssertFailedException($"{variant} is not KEM"),
+        };
+        Assert.AreEqual(options.KemBlocks, traces.Count, "rounds");
 
-        // Attention part from the shapes the module produced: S (B×h×m×N ·d_h), the sum over the kept entries of A
-        // (its non-zeros ·d_h: the module gathers only those), Write scores and sum (B×h×N×m ·d_h each).
+        // Attention part from the shapes the module produced: S (B×h×m×N ·d_h), the retrieve sum (over the kept entries of
+        // A, which the module gathers, or all of A where it multiplies densely: TopKAxis.Slots), Write scores and sum
+        // (B×h×N×m ·d_h each).
         var headWidth = Width / Heads;
-        var kept = trace.RetrieveWeights.ne(0).sum().item<long>();
-        var retrieve = trace.RetrieveWeights.numel() * headWidth + kept * headWidth;
-        var write = 2 * trace.WriteWeights.numel() * headWidth;
-        Assert.AreEqual(Slots * Heads * (long)TopK, kept, "every slot of every head keeps k tokens");
-        var expected = InteractionCost.Kem(tasks, PerTask, Width, Slots, keptPerSlot: TopK);
-        Assert.AreEqual(expected.AttentionPart, retrieve + write, "attention part");
+        long attention = 0;
+        foreach (var trace in traces)
+        {
+            var kept = trace.RetrieveWeights.ne(0).sum().item<long>();
+            var summed = options.TopKAxis == TopKAxis.Slots ? trace.RetrieveWeights.numel() : kept;
+            if (options.TopKAxis == TopKAxis.Tokens)
+                Assert.AreEqual(Slots * Heads * (long)TopK * (options.TopKScope == TopKScope.PerTask ? tasks : 1), kept, "every slot of every head keeps k (k·T) tokens");
+            attention += trace.RetrieveWeights.numel() * headWidth + summed * headWidth + 2 * trace.WriteWeights.numel() * headWidth;
+        }
+        var expected = InteractionCost.Kem(tasks, PerTask, Width, options);
+        Assert.AreEqual(expected.AttentionPart, attention, "attention part");
         Assert.AreEqual(expected.Projections, projections.MultiplyAdds, "projections");
+        if (variant == "Kem") Assert.AreEqual(expected, InteractionCost.Kem(tasks, PerTask, Width, Slots, keptPerSlot: TopK), "for the defaults the options overload is the plain count");
+    }
+
+    [TestMethod]
+    public void Memory_options_and_rounds_add_what_the_spec_counts()
+    {
+        var kem = new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 };
+        var plain = InteractionCost.Kem(2, 1008, 384, kem);
+        const long m = 20, d = 384;
+        Assert.AreEqual(4 * m * d * d + 2 * d * d, InteractionCost.Kem(2, 1008, 384, kem with { MemoryUpdate = MemoryUpdate.Gated }).Projections - plain.Projections, "Gated");
+        Assert.AreEqual(8 * m * d * d, InteractionCost.Kem(2, 1008, 384, kem with { MemoryMlp = true }).Projections - plain.Projections, "MemoryMlp");
+        Assert.AreEqual(m * (2 * 1008 - 3) * d, InteractionCost.Kem(2, 1008, 384, kem with { TopKAxis = TopKAxis.Slots }).AttentionPart - plain.AttentionPart, "Slots: dense retrieve sum");
+        Assert.AreEqual(plain with { Projections = 2 * plain.Projections, AttentionPart = 2 * plain.AttentionPart }, InteractionCost.Kem(2, 1008, 384, kem with { KemBlocks = 2 }), "two rounds");
     }
 
     [TestMethod]

@@ -14,6 +14,11 @@ public sealed class InteractionFactoryTests
     [DataRow("SlotVertices")]
     [DataRow("KemTaskEmbedding")]
     [DataRow("CrossAttentionTaskEmbedding")]
+    [DataRow("KemGated")]
+    [DataRow("KemMemoryMlp")]
+    [DataRow("KemSlotAxis")]
+    [DataRow("KemBlocks2")]
+    [DataRow("Span")]
     public void Forward_creates_no_tensor_outside_the_callers_scope(string variant)
     {
         using var module = Create(variant);
@@ -40,6 +45,8 @@ public sealed class InteractionFactoryTests
         Assert.IsInstanceOfType<KnowledgeExtraction>(kem);
         using var skem = Create("SlotVertices");
         Assert.IsInstanceOfType<KnowledgeExtraction>(skem);
+        using var rounds = Create("KemBlocks2");
+        Assert.IsInstanceOfType<KemRounds>(rounds);
         Assert.ThrowsExactly<ArgumentException>(() => Create("CrossAttention", tasks: 1));
     }
 }

@@ -20,9 +20,18 @@ public sealed class KnowledgeExtractionTests
     [DataRow("SlotVertices")]
     [DataRow("SlotVerticesPlain")]
     [DataRow("SlotVerticesReplace")]
+    [DataRow("KemGated")]
+    [DataRow("SlotVerticesGated")]
+    [DataRow("KemMemoryMlp")]
+    [DataRow("KemReplaceMemoryMlp")]
+    [DataRow("KemSlotAxis")]
+    [DataRow("KemSlotAxisRenormalized")]
+    [DataRow("KemBlocks2")]
+    [DataRow("TaskVerticesBlocks3Gated")]
+    [DataRow("Span")]
     public void Every_parameter_gets_a_gradient_and_the_shape_is_kept(string variant)
     {
-        using var kem = Kem(variant);
+        using var kem = Create(variant);
         using var scope = NewDisposeScope();
         var x = Tokens();
         var output = kem.call(x);
@@ -31,8 +40,29 @@ public sealed class KnowledgeExtractionTests
         foreach (var (name, parameter) in kem.named_parameters())
         {
             Assert.IsNotNull(parameter.grad, $"{name} has no gradient");
+            Assert.IsTrue(parameter.grad.isfinite().all().item<bool>(), $"{name} has a non-finite gradient");
             Assert.IsTrue(parameter.grad.abs().max().item<float>() > 0, $"{name} has an all-zero gradient");
         }
+    }
+
+    // Values and keys of the fixture's default KEM and sKEM, recorded from the code before MemoryUpdate.Gated, MemoryMlp,
+    // TopKAxis, KemBlocks and EtfMode.Span existed (the outputs were bit-identical before and after on the machine that
+    // recorded them); the tolerance only allows for another CPU's float rounding.
+    [TestMethod]
+    [DataRow("Kem", -14.351749f, new[] { 0.12158794f, 0.1396328f, -0.52879345f, 0.09776871f },
+        "memorySlots,normTokens.weight,normTokens.bias,normMemory.weight,normMemory.bias,retrieveQuery.weight,retrieveQuery.bias,tokenProjection.weight,tokenProjection.bias,retrieveOutput.weight,retrieveOutput.bias,writeKeyValue.weight,writeKeyValue.bias,writeOutput.weight,writeOutput.bias")]
+    [DataRow("TaskVertices", 17.446327f, new[] { -0.9615747f, 0.7399236f, -0.4993748f, -0.059199676f },
+        "memorySlots,logTemperature,normTokens.weight,normTokens.bias,normMemory.weight,normMemory.bias,retrieveQuery.weight,retrieveQuery.bias,tokenProjection.weight,tokenProjection.bias,etfQueryProjection.weight,etfQueryProjection.bias,etfKeyProjection.weight,etfKeyProjection.bias,retrieveOutput.weight,retrieveOutput.bias,writeKeyValue.weight,writeKeyValue.bias,writeOutput.weight,writeOutput.bias,etfVertices")]
+    public void Default_options_keep_the_recorded_outputs_and_state_dict_keys(string variant, float sum, float[] first, string keys)
+    {
+        using var kem = Create(variant);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        Assert.IsInstanceOfType<KnowledgeExtraction>(kem, "one round is the plain module");
+        CollectionAssert.AreEqual(keys.Split(','), kem.state_dict().Keys.ToArray(), "state_dict keys, in order");
+        var output = kem.call(Tokens());
+        TensorAssert.Close(tensor(first), output[0, 0, 0].narrow(0, 0, 4), 1e-5, "X'[0, 0, 0, :4]");
+        Assert.AreEqual(sum, output.sum().item<float>(), 1e-3, "Σ X'");
     }
 
     [TestMethod]

@@ -199,6 +199,66 @@ public sealed class TopKSoftmaxTests
         TensorAssert.Close(denseGrad, gatheredGrad, 1e-6, "gradients of the values");
     }
 
+    // TopKAxis.Slots: B=2, h=2, m=5 slots, N=7 tokens, k=2 slots per token; slot 0 scores lowest everywhere, so no token picks it.
+    private const int SlotK = 2;
+    private static Tensor SlotScores()
+    {
+        var scores = TensorAssert.Randn(5, 2, 2, 5, 7);
+        scores.narrow(-2, 0, 1).sub_(10);
+        return scores;
+    }
+
+    [TestMethod]
+    [DataRow(TopKMode.Masked)]
+    [DataRow(TopKMode.Renormalized)]
+    public void OverSlots_gives_every_token_exactly_k_slots_and_normalises_every_chosen_slot(TopKMode mode)
+    {
+        using var scope = NewDisposeScope();
+        var scores = SlotScores();
+        var weights = TopKSoftmax.OverSlots(scores, SlotK, mode);
+        CollectionAssert.AreEqual(scores.shape, weights.shape);
+        var perToken = weights.ne(0).sum(-2);
+        Assert.IsTrue(perToken.eq(SlotK).all().item<bool>(), $"non-zeros per token column: {string.Join(",", perToken.data<long>().ToArray())}");
+        var rowSums = weights.sum(-1);                                                  // B×h×m
+        Assert.AreEqual(0f, rowSums.narrow(-1, 0, 1).abs().max().item<float>(), "a slot that no token chose stays empty");
+        var chosen = rowSums.narrow(-1, 1, 4);
+        TensorAssert.Close(ones_like(chosen), chosen, 1e-6, "rows of the chosen slots sum to 1 over the tokens");
+
+        var kept = weights.ne(0);                                                       // the k largest scores of every column
+        var smallestKept = scores.masked_fill(kept.logical_not(), double.PositiveInfinity).amin([-2]);
+        var largestDropped = scores.masked_fill(kept, double.NegativeInfinity).amax([-2]);
+        Assert.IsTrue(smallestKept.gt(largestDropped).all().item<bool>(), "a dropped slot scores higher than a kept one");
+    }
+
+    [TestMethod]
+    [DataRow(TopKMode.Masked)]
+    [DataRow(TopKMode.Renormalized)]
+    public void OverSlots_gradient_reaches_only_the_kept_scores(TopKMode mode)
+    {
+        using var scope = NewDisposeScope();
+        var scores = SlotScores().requires_grad_(true);
+        var weights = TopKSoftmax.OverSlots(scores, SlotK, mode);
+        (weights * TensorAssert.Randn(11, weights.shape)).sum().backward();
+        var grad = scores.grad!;
+        var kept = weights.ne(0).detach();
+        Assert.IsTrue(grad.isfinite().all().item<bool>(), "finite gradient");
+        Assert.AreEqual(0.0, grad.masked_fill(kept, 0.0).abs().max().item<float>(), "gradient at dropped entries");
+        Assert.IsTrue(grad.masked_fill(kept.logical_not(), 0.0).abs().max().item<float>() > 1e-4, "kept entries get a gradient");
+    }
+
+    [TestMethod]
+    public void OverSlots_with_every_slot_kept_is_the_softmax_over_slots_averaged_over_tokens()
+    {
+        using var scope = NewDisposeScope();
+        var scores = TensorAssert.Randn(5, 2, 2, 5, 7);
+        var softmax = scores.softmax(-2);                                               // Slot Attention: softmax over the slots …
+        var expected = softmax / softmax.sum(-1, keepdim: true);                        // … then a weighted mean over the tokens
+        TensorAssert.Close(expected, TopKSoftmax.OverSlots(scores, 5, TopKMode.Masked), 1e-6, "k = m");
+        var masked = TopKSoftmax.OverSlots(scores, SlotK, TopKMode.Masked);
+        var renormalized = TopKSoftmax.OverSlots(scores, SlotK, TopKMode.Renormalized);
+        Assert.IsTrue(TensorAssert.MaxAbsDiff(masked, renormalized) > 1e-3, "the mode weighs each token's kept slots");
+    }
+
     [TestMethod]
     public void K_below_one_is_rejected()
     {

@@ -1,0 +1,103 @@
+using Microsoft.ML.Kem.Interaction;
+using TorchSharp;
+using static TorchSharp.torch;
+using static Kem.Tests.Interaction.InteractionFixtures;
+
+namespace Kem.Tests.Interaction;
+
+/// <summary>KEM's alternative readings as options: TopKAxis.Slots, KemBlocks, EtfMode.Span, and their validation.</summary>
+[TestClass]
+public sealed class KemOptionsTests
+{
+    [TestMethod]
+    [DataRow("KemSlotAxis")]
+    [DataRow("KemSlotAxisRenormalized")]
+    public void Slot_axis_retrieve_gives_every_token_k_slots_and_normalised_slot_rows(string variant)
+    {
+        using var kem = (KnowledgeExtraction)Create(variant);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var weights = kem.Trace(Tokens()).RetrieveWeights;                              // B×h×m×N
+        CollectionAssert.AreEqual(new long[] { Batch, Heads, Slots, TaskCount * PerTask }, weights.shape);
+        Assert.IsTrue(weights.ne(0).sum(-2).eq(Options(variant).TopK).all().item<bool>(), "k slots per token");
+        var rowSums = weights.sum(-1);
+        var chosen = rowSums.gt(0);
+        Assert.IsTrue(chosen.any().item<bool>(), "some slot is chosen");
+        TensorAssert.Close(ones(chosen.sum().item<long>()), rowSums.masked_select(chosen), 1e-6, "chosen slot rows sum to 1");
+    }
+
+    [TestMethod]
+    public void Kem_blocks_2_runs_two_rounds_with_their_own_slots_and_twice_the_parameters()
+    {
+        using var one = Create("Kem");
+        using var two = Create("KemBlocks2");
+        var rounds = two as KemRounds ?? throw new AssertFailedException("KemBlocks 2 is a KemRounds");
+        Assert.AreEqual(2, rounds.Rounds.Count);
+        var count = (nn.Module m) => m.parameters().Sum(p => p.numel());
+        Assert.AreEqual(2 * count(one), count(two), "2× the KEM parameters");
+        var keys = two.state_dict().Keys.ToArray();
+        CollectionAssert.AreEqual(one.state_dict().Keys.Select(k => "rounds.0." + k).Concat(one.state_dict().Keys.Select(k => "rounds.1." + k)).ToArray(), keys,
+            "each round keeps the one-round names under rounds.r");
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var slots = two.state_dict();
+        Assert.IsTrue(TensorAssert.MaxAbsDiff(slots["rounds.0.memorySlots"], slots["rounds.1.memorySlots"]) > 1e-3, "each round has its own R_0");
+        var x = Tokens();
+        var output = two.call(x);
+        TensorAssert.Close(rounds.Rounds[1].call(rounds.Rounds[0].call(x)), output, 1e-6, "round 1 reads round 0's output");
+        var traces = rounds.Trace(x);
+        Assert.AreEqual(2, traces.Count);
+        TensorAssert.Close(output, traces[1].Output, 1e-6, "the last trace's output is the forward output");
+        Assert.IsTrue(TensorAssert.MaxAbsDiff(one.call(x), output) > 1e-3, "two rounds differ from one");
+    }
+
+    [TestMethod]
+    public void Span_projects_the_keys_onto_the_etf_span_so_the_scores_have_rank_t_minus_1()
+    {
+        // k ≥ N keeps every token, so log A = S − logsumexp(S): S centred over the tokens is log A centred the same way.
+        var keepAll = Options("Span") with { TopK = TaskCount * PerTask };
+        manual_seed(42);
+        using var span = new KnowledgeExtraction("kem", Width, Heads, TaskCount, keepAll);
+        manual_seed(42);
+        using var plain = new KnowledgeExtraction("kem", Width, Heads, TaskCount, keepAll with { Kind = InteractionKind.Kem });
+        CollectionAssert.AreEqual(plain.state_dict().Keys.Append("etfVertices").ToArray(), span.state_dict().Keys.ToArray(),
+            "Span adds only the fixed frame (no input projection, no temperature)");
+        Assert.IsTrue(span.EtfVertices!.eq(EquiangularTightFrame.Build(Width, TaskCount, keepAll.EtfSeed)).all().item<bool>(), "W: d×T, the spec's ETF");
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var x = Tokens();
+        double SecondSingularShare(KnowledgeExtraction kem)
+        {
+            var logWeights = kem.Trace(x).RetrieveWeights.log();                              // B×h×m×N
+            var centred = logWeights - logWeights.mean([-1], keepdim: true);
+            var singular = linalg.svdvals(centred.to_type(ScalarType.Float64));               // B×h×min(m, N)
+            return (singular.select(-1, 1) / singular.select(-1, 0)).max().item<double>();
+        }
+        Assert.IsTrue(SecondSingularShare(span) < 1e-4, $"Span: every head's centred scores have rank T − 1 = 1 ({SecondSingularShare(span):E2})");
+        Assert.IsTrue(SecondSingularShare(plain) > 1e-2, "plain KEM's scores have full rank");
+    }
+
+    [TestMethod]
+    public void Nonsensical_kem_option_combinations_are_rejected_with_what_to_change()
+    {
+        void Rejected<TException>(InteractionOptions options, string mentions, int tasks = TaskCount) where TException : Exception
+        {
+            var error = Assert.ThrowsExactly<TException>(() => InteractionFactory.Create("kem", options, Width, Heads, tasks));
+            StringAssert.Contains(error.Message, mentions);
+        }
+        var kem = Options("Kem");
+        Rejected<ArgumentOutOfRangeException>(kem with { KemBlocks = 0 }, "KemBlocks");
+        Rejected<ArgumentException>(kem with { MemoryUpdate = MemoryUpdate.Gated, MemoryMlp = true }, "MemoryMlp");
+        Rejected<ArgumentException>(kem with { TopKAxis = TopKAxis.Slots, TopK = Slots + 1 }, "MemorySlots");
+        Rejected<ArgumentException>(kem with { TopKAxis = TopKAxis.Slots, TopKScope = TopKScope.PerTask }, "TopKScope.Joint");
+        Rejected<ArgumentException>(Options("Span"), "Span", tasks: 1);
+        Rejected<ArgumentException>(Options("CrossAttention") with { KemBlocks = 2 }, "KemBlocks");
+        Rejected<ArgumentException>(Options("CrossAttention") with { MemoryUpdate = MemoryUpdate.Gated }, "Gated");
+        Rejected<ArgumentException>(Options("None") with { TopKAxis = TopKAxis.Slots }, "TopKAxis");
+        var oneRound = Assert.ThrowsExactly<ArgumentException>(() => new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("KemBlocks2")));
+        StringAssert.Contains(oneRound.Message, "InteractionFactory");
+        using var slotsKeepAll = InteractionFactory.Create("kem", kem with { TopKAxis = TopKAxis.Slots, TopK = Slots }, Width, Heads, TaskCount);   // k = m is allowed
+    }
+}
