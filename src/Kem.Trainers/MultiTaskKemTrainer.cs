@@ -145,7 +145,8 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
     /// <c>mlContext.MultiTask().Model.LoadKemTransformer(zip)</c>) instead of a freshly initialised one; <paramref name="initialModel"/>
     /// itself is left unchanged. The architecture (backbone, widths, interaction, image size) comes from the initial network,
     /// so the Options' architecture settings are not used; the tasks must be the same (name, kind, classes) and in the same
-    /// order, while their loss weights, FreezeBackbone and the training recipe come from the Options.
+    /// order, while their loss weights, FreezeBackbone and the training recipe come from the Options. The loss combination
+    /// starts afresh: learned s_t from 0, and <see cref="Microsoft.ML.Kem.Tasks.LossWeighting.Dwa"/> with λ_t = 1 for two epochs.
     /// </summary>
     public MultiTaskKemTransformer Fit(IDataView trainingData, IDataView? validationData, MultiTaskKemTransformer initialModel)
     {

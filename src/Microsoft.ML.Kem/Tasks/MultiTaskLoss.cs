@@ -6,8 +6,11 @@ namespace Microsoft.ML.Kem.Tasks;
 
 /// <summary>
 /// Combines the per-task losses into the training loss (MODEL-SPEC §8, combination modes). Holds one learnable
-/// scalar s_t per task, the parameter <c>s</c> of shape [T], initialised 0; in <see cref="LossWeighting.Fixed"/>
-/// mode it is kept (so checkpoints have the same layout) but frozen and unused.
+/// scalar s_t per task, the parameter <c>s</c> of shape [T], initialised 0; in <see cref="LossWeighting.Fixed"/> and
+/// <see cref="LossWeighting.Dwa"/> modes it is kept (so checkpoints have the same layout) but frozen and unused.
+/// <see cref="LossWeighting.Dwa"/>'s λ_t live in the buffer <c>lambda</c> of shape [T] (every mode has it, ones where unused),
+/// on the module's device, set once per epoch by <see cref="SetDwaWeights"/>: not a parameter, no host copy per step.
+/// (A buffer registered as non-persistent is not moved by <c>Module.to()</c> in TorchSharp 0.107.)
 /// </summary>
 public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
 {
@@ -17,6 +20,8 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
     readonly TaskSpec[] _tasks;
     // Field name = registered name: Module.to() swaps the tensor behind the field of that name.
     readonly Parameter s;
+    // λ_t of LossWeighting.Dwa, shape [T], ones until SetDwaWeights (a buffer, so Module.to() moves it).
+    readonly Tensor lambda;
     // The constant factor of every task's term (w_t, or 10·w_t for MTFormer), made once (see ScalarArithmetic).
     readonly Scalar[] factors;
 
@@ -32,8 +37,10 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
             task.Validate();
         _tasks = [.. tasks];
         Mode = mode;
-        s = new Parameter(torch.zeros(_tasks.Length), requires_grad: mode != LossWeighting.Fixed);
+        s = new Parameter(torch.zeros(_tasks.Length), requires_grad: mode is LossWeighting.MtformerUncertainty or LossWeighting.Uncertainty);
         register_parameter("s", s);
+        lambda = torch.ones(_tasks.Length);
+        register_buffer("lambda", lambda);
         factors = _tasks.Select(t => (mode == LossWeighting.MtformerUncertainty ? t.LossWeight * MtformerScale : t.LossWeight).ToScalar()).ToArray();
     }
 
@@ -43,8 +50,27 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
     /// <summary>The tasks, in the order <see cref="forward"/> expects their losses.</summary>
     public IReadOnlyList<TaskSpec> Tasks => _tasks;
 
-    /// <summary>The learnable log-variances s_t, shape [T] (not used in <see cref="LossWeighting.Fixed"/> mode).</summary>
+    /// <summary>The learnable log-variances s_t, shape [T] (not used in <see cref="LossWeighting.Fixed"/> and <see cref="LossWeighting.Dwa"/> modes).</summary>
     public Parameter LogVariances => s;
+
+    /// <summary>The current λ_t of <see cref="LossWeighting.Dwa"/>, shape [T] (ones in the other modes, where they are not used).</summary>
+    public Tensor DwaWeights => lambda;
+
+    /// <summary>
+    /// Sets the λ_t used by <see cref="LossWeighting.Dwa"/> (MODEL-SPEC §8) from now on, one per task in the order of
+    /// <see cref="Tasks"/>: one small host→device copy, meant once per epoch (<see cref="DynamicWeightAverage.Weights"/>).
+    /// </summary>
+    public void SetDwaWeights(IReadOnlyList<double> weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (Mode != LossWeighting.Dwa)
+            throw new InvalidOperationException($"DWA weights are used by LossWeighting.Dwa only; this loss combines with {Mode}.");
+        if (weights.Count != _tasks.Length)
+            throw new ArgumentException($"MultiTaskLoss expects {_tasks.Length} DWA weights ({string.Join(", ", _tasks.Select(t => t.Name))}), got {weights.Count}.", nameof(weights));
+        using var values = torch.tensor(weights.ToArray(), dtype: lambda.dtype);
+        using (torch.no_grad())
+            lambda.copy_(values);
+    }
 
     /// <summary>The combined loss (a scalar) from one scalar loss per task, in the order of <see cref="Tasks"/>.</summary>
     public override Tensor forward(Tensor[] perTaskLosses)
@@ -66,6 +92,8 @@ public sealed class MultiTaskLoss : nn.Module<Tensor[], Tensor>
                 LossWeighting.MtformerUncertainty => (torch.exp(-st) * loss).mul(factors[t]) + st,
                 // MODEL-SPEC §8: w_t · L_t
                 LossWeighting.Fixed => loss.mul(factors[t]),
+                // MODEL-SPEC §8: w_t · λ_t · L_t, λ_t set per epoch
+                LossWeighting.Dwa => loss.mul(factors[t]) * lambda[t],
                 // MODEL-SPEC §8: (exp(−s_t) · w_t · L_t + s_t) / 2
                 LossWeighting.Uncertainty => ((torch.exp(-st) * loss).mul(factors[t]) + st).Times(0.5),
                 _ => throw new InvalidOperationException($"Unknown LossWeighting {Mode}."),

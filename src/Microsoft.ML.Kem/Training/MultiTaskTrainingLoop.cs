@@ -60,6 +60,8 @@ public static class MultiTaskTrainingLoop
         using var windowTaskLoss = torch.zeros(tasks.Count, device: device);
         using var windowLoss = torch.zeros(1, device: device);
         int windowSteps = 0;
+        var taskNames = tasks.Select(t => t.Name).ToArray();
+        var epochTaskMeans = new List<IReadOnlyList<double>>(); // L̄_t of each finished epoch (EpochSummary, DWA's ratios)
 
         // Every epoch's batches up front (the same shuffles, in the same order), so that the prefetcher prepares them
         // ahead of the GPU across epoch ends too (pinned host tensors, non-blocking copies on CUDA).
@@ -76,6 +78,14 @@ public static class MultiTaskTrainingLoop
         {
             network.train();
             double epochLoss = 0;
+            var epochTaskSums = new double[tasks.Count];          // summed from the reports' reads: no extra host sync
+            Dictionary<string, double>? dwaWeights = null;
+            if (options.LossWeighting == LossWeighting.Dwa)       // MODEL-SPEC §8: λ_t(e) from L̄_t(e−1)/L̄_t(e−2), once per epoch
+            {
+                var lambdas = DynamicWeightAverage.Weights(taskNames, epochTaskMeans, options.DwaTemperature);
+                lossModule.SetDwaWeights(lambdas);
+                dwaWeights = taskNames.Zip(lambdas).ToDictionary(x => x.First, x => x.Second);
+            }
             for (int s = 0; s < stepsPerEpoch; s++, step++)
             {
                 cancellation.ThrowIfCancellationRequested();
@@ -105,11 +115,12 @@ public static class MultiTaskTrainingLoop
                             $"(task losses: {string.Join(", ", tasks.Select((t, i) => $"{t.Name} {perTask[i] / windowSteps}"))}). " +
                             "Lower LearningRate, keep GradientClipNorm on, or check the labels of that task.");
                     epochLoss += meanLoss * windowSteps;
+                    for (int t = 0; t < perTask.Length; t++) epochTaskSums[t] += perTask[t];
                     double rate = windowImages / Math.Max(window.Elapsed.TotalSeconds, 1e-9);
                     var eta = TimeSpan.FromSeconds((totalSteps - step - 1) * batch / Math.Max(rate, 1e-9));
                     Report(progress, log, new TrainingProgress("train", epoch, options.Epochs, step + 1, totalSteps,
                         tasks.Select((t, i) => (t.Name, perTask[i] / windowSteps)).ToDictionary(x => x.Name, x => (double)x.Item2),
-                        meanLoss, lr, rate, eta));
+                        meanLoss, lr, rate, eta, dwaWeights));
                     windowTaskLoss.zero_(); windowLoss.zero_();
                     windowSteps = 0; windowImages = 0; window.Restart();
                 }
@@ -129,7 +140,10 @@ public static class MultiTaskTrainingLoop
                     (bestLoss, bestEpoch) = (validationLoss, epoch);
                 }
             }
-            history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses));
+            var trainTaskMeans = epochTaskSums.Select(sum => sum / stepsPerEpoch).ToArray();
+            epochTaskMeans.Add(trainTaskMeans);
+            history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses,
+                taskNames.Zip(trainTaskMeans).ToDictionary(x => x.First, x => x.Second), dwaWeights));
         }
 
         trainingStep.RestoreFp32(); // bf16: the fp32 masters, not bf16-rounded weights

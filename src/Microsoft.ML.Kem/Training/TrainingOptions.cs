@@ -37,6 +37,11 @@ public sealed record TrainingOptions
     public double GradientClipNorm { get; init; } = 1.0;
     /// <summary>How the per-task losses are combined (MODEL-SPEC §8).</summary>
     public LossWeighting LossWeighting { get; init; } = LossWeighting.MtformerUncertainty;
+    /// <summary>
+    /// Temperature τ of <see cref="LossWeighting.Dwa"/> (MODEL-SPEC §8; larger τ keeps the λ_t closer to 1). Every fit starts
+    /// DWA afresh, fine-tuning from an initial model included: λ_t = 1 for its first two epochs, which give the first ratio.
+    /// </summary>
+    public double DwaTemperature { get; init; } = DynamicWeightAverage.DefaultTemperature;
     /// <summary>Device choice.</summary>
     public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
     /// <summary>bf16 forward/backward with fp32 master weights; applies on CUDA only (CPU always trains in fp32).</summary>
@@ -60,6 +65,7 @@ public sealed record TrainingOptions
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "LearningRate must be positive and finite.");
         if (WeightDecay < 0) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be ≥ 0.");
         if (WarmupSteps < 0 || PolyPower < 0 || GradientClipNorm < 0) throw new ArgumentException("WarmupSteps, PolyPower and GradientClipNorm must be ≥ 0.");
+        if (!(DwaTemperature > 0) || double.IsInfinity(DwaTemperature)) throw new ArgumentOutOfRangeException(nameof(DwaTemperature), DwaTemperature, "DwaTemperature must be positive and finite (the spec's value is 2).");
         if (ValidateEveryEpochs < 1 || ReportEverySteps < 1) throw new ArgumentException("ValidateEveryEpochs and ReportEverySteps must be ≥ 1.");
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.ML.Kem.Tasks;
+using Microsoft.ML.Kem.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -50,6 +51,51 @@ public sealed class MultiTaskLossTests
         using var combiner = new MultiTaskLoss("loss", Tasks, LossWeighting.Fixed);
         Assert.AreEqual(6.5f, combiner.forward(Losses()).item<float>(), 1e-5f);
         Assert.IsFalse(combiner.LogVariances.requires_grad);
+    }
+
+    [TestMethod]
+    public void Dwa_mode_is_the_sum_of_w_lambda_L()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var combiner = new MultiTaskLoss("loss", Tasks, LossWeighting.Dwa);
+        Assert.AreEqual(6.5f, combiner.forward(Losses()).item<float>(), 1e-5f, "λ = 1 until set: the weighted sum");
+        combiner.SetDwaWeights([1.5, 0.5]);
+        // 1·1.5·0.5 + 30·0.5·0.2
+        Assert.AreEqual(3.75f, combiner.forward(Losses()).item<float>(), 1e-5f);
+        CollectionAssert.AreEqual(new[] { 1.5f, 0.5f }, combiner.DwaWeights.data<float>().ToArray());
+    }
+
+    [TestMethod]
+    public void Dwa_mode_adds_no_parameter_and_no_state()
+    {
+        using var fixedLoss = new MultiTaskLoss("loss", Tasks, LossWeighting.Fixed);
+        using var dwa = new MultiTaskLoss("loss", Tasks, LossWeighting.Dwa);
+        using var mtformer = new MultiTaskLoss("loss", Tasks);
+        static long Trainable(MultiTaskLoss loss)
+        {
+            using var net = torch.nn.Linear(3, 2);
+            using var optimizer = new FlatAdamW(net, loss.parameters(), bf16: false);
+            return optimizer.Count;
+        }
+        Assert.AreEqual(Trainable(fixedLoss), Trainable(dwa), "the optimiser sees the same parameters as with Fixed");
+        Assert.AreEqual(Trainable(fixedLoss) + 2, Trainable(mtformer), "(the learned s_t would show here)");
+        Assert.IsFalse(dwa.LogVariances.requires_grad);
+        Assert.AreEqual(fixedLoss.parameters().Sum(p => p.numel()), dwa.parameters().Sum(p => p.numel()), "λ is not a parameter");
+        CollectionAssert.AreEqual(fixedLoss.state_dict().Keys.ToArray(), dwa.state_dict().Keys.ToArray(), "the same layout as Fixed");
+    }
+
+    [TestMethod]
+    public void Dwa_weights_follow_Module_to_and_are_refused_in_other_modes()
+    {
+        using var dwa = new MultiTaskLoss("loss", Tasks, LossWeighting.Dwa);
+        dwa.to(ScalarType.Float64);
+        dwa.SetDwaWeights([0.25, 1.75]);
+        Assert.AreEqual(ScalarType.Float64, dwa.DwaWeights.dtype);
+        using (var scope = torch.NewDisposeScope())
+            Assert.AreEqual(0.25 * 0.5 + 30 * 1.75 * 0.2, dwa.forward([torch.tensor(0.5), torch.tensor(0.2)]).item<double>(), 1e-12);
+        Assert.ThrowsExactly<ArgumentException>(() => dwa.SetDwaWeights([1.0]));
+        using var fixedLoss = new MultiTaskLoss("loss", Tasks, LossWeighting.Fixed);
+        Assert.ThrowsExactly<InvalidOperationException>(() => fixedLoss.SetDwaWeights([1.0, 1.0]));
     }
 
     [TestMethod]
