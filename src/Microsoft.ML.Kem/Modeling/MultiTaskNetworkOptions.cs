@@ -116,27 +116,29 @@ public sealed record MultiTaskNetworkOptions
 
     /// <summary>
     /// The spec's `Dev` configuration for quick GPU runs (NYUD 240×320, PASCAL 256×256): TinySwin with TokenStride 8 (30×40 or
-    /// 32×32 tokens), a neck of 2 window blocks, window task blocks, d 128, h 4, m 20, k 3. At 240×320 the Swin stages are
+    /// 32×32 tokens), a neck of 2 window blocks, global task blocks (MODEL-SPEC §15.9: `Global` at ≤ 1200 tokens), d 128, h 4,
+    /// m 20, k 3. At 240×320 the Swin stages are
     /// 60×80 → 30×40 → 15×20 → 8×10 (patch merging pads the odd 15×20 grid, as the official Swin).
     /// </summary>
-    public static MultiTaskNetworkOptions Dev(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 8, 128, 4, tasks);
+    public static MultiTaskNetworkOptions Dev(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 8, 128, 4, BlockAttention.Global, tasks);
 
     /// <summary>
     /// The spec's recommended GPU model `Gpu448` (NYUD 448×576, PASCAL 512×512): TinySwin with TokenStride 16 (28×36 or
-    /// 32×32 tokens), a neck of 2 window blocks, window task blocks (the a8 block type), d 384, h 6, m 20, k 3.
+    /// 32×32 tokens), a neck of 2 window blocks, global task blocks (MODEL-SPEC §15.9: `Global` at ≤ 1200 tokens; the §1 table's
+    /// "same block type as a8" is for the paper size), d 384, h 6, m 20, k 3.
     /// </summary>
-    public static MultiTaskNetworkOptions Gpu448(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 16, 384, 6, tasks);
+    public static MultiTaskNetworkOptions Gpu448(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 16, 384, 6, BlockAttention.Global, tasks);
 
     /// <summary>
     /// The spec's `Paper` configuration (480×640 or 512×512, MTFormer's grid): TinySwin with TokenStride 8 (60×80 or
-    /// 64×64 tokens), a neck of 2 window blocks, window task blocks, d 256, h 4, m 20, k 3.
+    /// 64×64 tokens), a neck of 2 window blocks, window task blocks (the a8 block type: 4800 tokens per task), d 256, h 4, m 20, k 3.
     /// </summary>
-    public static MultiTaskNetworkOptions Paper(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 8, 256, 4, tasks);
+    public static MultiTaskNetworkOptions Paper(int height, int width, params TaskSpec[] tasks) => SwinPreset(height, width, 8, 256, 4, BlockAttention.Window, tasks);
 
-    private static MultiTaskNetworkOptions SwinPreset(int height, int width, int stride, int d, int heads, TaskSpec[] tasks) => new()
+    private static MultiTaskNetworkOptions SwinPreset(int height, int width, int stride, int d, int heads, BlockAttention taskBlocks, TaskSpec[] tasks) => new()
     {
         Tasks = tasks, ImageHeight = height, ImageWidth = width, Backbone = BackboneKind.TinySwin, TokenStride = stride,
-        Width = d, Heads = heads, BackboneDepth = 2, TaskBlocks = BlockAttention.Window,
+        Width = d, Heads = heads, BackboneDepth = 2, TaskBlocks = taskBlocks,
         Interaction = new InteractionOptions { MemorySlots = 20, TopK = 3 },
     };
 

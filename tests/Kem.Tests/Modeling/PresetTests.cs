@@ -10,7 +10,7 @@ public sealed class PresetTests
 {
     private static readonly TaskSpec[] NyudTasks = [TaskSpec.Segmentation(40), TaskSpec.DepthTask()];
     // Dev at 240×320 with segmentation (40 classes) + depth; the count does not depend on the image size.
-    private const long DevParameters = 11_368_046;
+    private const long DevParameters = 11_362_638;
 
     public TestContext TestContext { get; set; } = null!;
 
@@ -24,8 +24,7 @@ public sealed class PresetTests
         using var net = new MultiTaskNetwork(o);
         long parameters = net.parameters().Sum(p => p.numel());
         Assert.IsTrue(parameters is > 25_000_000 and < 32_000_000, $"the spec says ≈ 27M for Gpu448 with TinySwin; got {parameters:N0}");
-        Assert.IsTrue(net.named_parameters().Any(p => p.name.StartsWith("encoders.") && p.name.EndsWith("relative_position_bias_table")),
-            "task encoders are window blocks (the a8 block type)");
+        AssertGlobalTaskBlocks(o, net);
     }
 
     [TestMethod]
@@ -45,9 +44,8 @@ public sealed class PresetTests
         CollectionAssert.AreEqual(new[] { (60, 80), (30, 40), (15, 20), (8, 10) }, scales.Grids.ToArray(), "official Swin grids: 15×20 padded to 16×20 before the last merge");
         long parameters = net.parameters().Sum(p => p.numel());
         TestContext.WriteLine($"Dev at 240×320, segmentation (40) + depth: {parameters:N0} parameters");
-        Assert.AreEqual(DevParameters, parameters, "TinySwin (a1–a5) + a6/a7 + neck + 2×(2+2) window blocks of d 128 + KEM + heads");
-        Assert.IsTrue(net.named_parameters().Any(p => p.name.StartsWith("encoders.") && p.name.EndsWith("relative_position_bias_table")),
-            "task encoders are window blocks (the a8 block type)");
+        Assert.AreEqual(DevParameters, parameters, "TinySwin (a1–a5) + a6/a7 + window neck + 2×(2+2) global blocks of d 128 + KEM + heads");
+        AssertGlobalTaskBlocks(o, net);
 
         // One forward at the real size (about 1 s on one CPU thread): full-size maps through the padded merge and the 8×10 → 30×40 resize.
         using var scope = torch.NewDisposeScope();
@@ -69,5 +67,16 @@ public sealed class PresetTests
         pascal.Validate();
         Assert.AreEqual(64 * 64, pascal.TokensPerTask, "PASCAL: 64×64 = 4096 tokens");
         Assert.AreEqual((256, 4, 20, 3), (nyud.Width, nyud.Heads, nyud.Interaction.MemorySlots, nyud.Interaction.TopK));
+        Assert.AreEqual(BlockAttention.Window, nyud.TaskBlocks, "MODEL-SPEC §15.9: window task blocks at paper size (the a8 block type)");
+    }
+
+    // MODEL-SPEC §15.9: task encoders/decoders are `Global` at Tiny/Small/Dev/Gpu448 sizes (≤ 1200 tokens); the neck stays window.
+    private static void AssertGlobalTaskBlocks(MultiTaskNetworkOptions o, MultiTaskNetwork net)
+    {
+        Assert.AreEqual(BlockAttention.Global, o.TaskBlocks, "global task blocks at ≤ 1200 tokens");
+        var names = net.named_parameters().Select(p => p.name).ToArray();
+        Assert.IsFalse(names.Any(n => (n.StartsWith("encoders.") || n.StartsWith("decoders.")) && n.EndsWith("relative_position_bias_table")),
+            "no window attention in the task encoders/decoders");
+        Assert.IsTrue(names.Any(n => n.StartsWith("backbone.blocks.") && n.EndsWith("relative_position_bias_table")), "the neck a8 is window blocks");
     }
 }
