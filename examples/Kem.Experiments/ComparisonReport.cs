@@ -23,6 +23,7 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
     {
         public override double Primary => Value;
         public override bool LowerIsBetter => Lower;
+        public override IReadOnlyList<SecondaryMetric> Secondary => [];
     }
 
     private static double Metric(RunResult run, string task) => run.Metrics.First(m => m.TaskName == task).Primary;
