@@ -23,9 +23,27 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
     {
         public override double Primary => Value;
         public override bool LowerIsBetter => Lower;
+        public override IReadOnlyList<SecondaryMetric> Secondary => [];
     }
 
     private static double Metric(RunResult run, string task) => run.Metrics.First(m => m.TaskName == task).Primary;
+
+    /// <summary>The secondary metrics reported per task (MODEL-SPEC §9: saliency maxF, depth log-RMSE and abs-rel, …), in the kind's order.</summary>
+    private IEnumerable<(TaskSpec Task, SecondaryMetric Metric)> SecondaryColumns =>
+        tasks.SelectMany(t => trivial.First(m => m.TaskName == t.Name).Secondary.Select(x => (t, x)));
+
+    private static double SecondaryOf(IReadOnlyList<TaskMetrics> metrics, string task, string name) =>
+        metrics.First(m => m.TaskName == task).Secondary.First(x => x.Name == name).Value;
+
+    private static string Arrow(bool? lowerIsBetter) => lowerIsBetter switch { true => " ↓", false => " ↑", null => "" };
+
+    private static string FormatSecondary(SecondaryMetric metric, double value) =>
+        value.ToString(metric.Name is "AbsRel" or "LogRmse" or "OdsThreshold" ? "F4" : "F2");
+
+    /// <summary>The CSV column of a secondary metric: its property name in snake case (LogRmse → log_rmse).</summary>
+    public static string CsvName(string name) =>
+        string.Concat(name.Select((c, i) => char.IsUpper(c) && i > 0 && (!char.IsUpper(name[i - 1]) || i + 1 < name.Length && char.IsLower(name[i + 1]))
+            ? "_" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
 
     /// <summary>Δm (%) of one run against the STL mean, or null without STL runs.</summary>
     public double? DeltaMOf(IReadOnlyList<TaskMetrics> metrics) => reference is null ? null : DeltaM.Compute(metrics, reference);
@@ -67,7 +85,7 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         return "| " + string.Join(" | ", cells) + " |";
     }
 
-    public string Markdown(ExperimentSettings s, string data, string machine, string command, TimeSpan total,
+    public string Markdown(ExperimentSettings s, Microsoft.ML.Kem.Modeling.MultiTaskNetworkOptions network, string data, string machine, string command, TimeSpan total,
         IReadOnlyList<(string Name, string Value, RunResult Run)> sweeps)
     {
         var md = new StringBuilder();
@@ -81,11 +99,28 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         foreach (string method in s.Methods)
             md.AppendLine(Row(Methods.Label(method), runs.Where(r => r.Method == method).ToArray(), extras: true));
 
+        var secondary = SecondaryColumns.ToArray();
+        if (secondary.Length > 0)
+        {
+            md.AppendLine();
+            md.AppendLine("Secondary metrics (not in Δm), same runs; mean ± sample std over seeds.");
+            md.AppendLine();
+            md.AppendLine("| Method | " + string.Join(" | ", secondary.Select(c => $"{c.Task.Name} {c.Metric.Label}{Arrow(c.Metric.LowerIsBetter)}")) + " |");
+            md.AppendLine("|---|" + string.Join("", secondary.Select(_ => "---|")));
+            md.AppendLine("| Constant predictor (floor) | " + string.Join(" | ", secondary.Select(c => FormatSecondary(c.Metric, SecondaryOf(trivial, c.Task.Name, c.Metric.Name)))) + " |");
+            foreach (string method in s.Methods)
+            {
+                var group = runs.Where(r => r.Method == method).ToArray();
+                md.AppendLine($"| {Methods.Label(method)} | " + string.Join(" | ", secondary.Select(c =>
+                    MeanStd(group.Select(r => SecondaryOf(r.Metrics, c.Task.Name, c.Metric.Name)).ToArray(), v => FormatSecondary(c.Metric, v)))) + " |");
+            }
+        }
+
         foreach (var name in sweeps.Select(x => x.Name).Distinct())
         {
             md.AppendLine();
             string what = name == "m" ? "memory slots m (paper Table 5)" : "top-k k (paper Table 7)";
-            var fixedPart = name == "m" ? $"k = {s.TopK}" : $"m = {s.MemorySlots}";
+            var fixedPart = name == "m" ? $"k = {network.Interaction.TopK}" : $"m = {network.Interaction.MemorySlots}";
             md.AppendLine($"Sweep over {what}: {Methods.Label(s.SweepMethod)}, {fixedPart}, seeds {string.Join(", ", (s.SweepSeeds ?? s.Seeds))}.");
             md.AppendLine();
             md.AppendLine($"| {name} | " + string.Join(" | ", tasks.Select(Header)) + " | Δm % ↑ |");
@@ -98,8 +133,17 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         md.AppendLine($"- Data: {data}; {s.Height}×{s.Width} input.");
         md.AppendLine($"- Budget (every method, every seed): {s.Epochs} epochs, batch {s.Batch}, AdamW lr {s.LearningRate} with {s.Warmup} warm-up steps then poly 0.9, " +
                       "weight decay 1e-4, loss weighting MtformerUncertainty, fp32; final weights scored (no early stopping).");
-        md.AppendLine($"- Network: {s.Backbone} backbone (token stride {s.TokenStride}, d {s.ModelWidth}, {s.Heads} heads, {s.BackboneDepth} blocks), " +
-                      $"{s.TaskDepth} encoder + {s.TaskDepth} decoder {s.TaskBlocks} blocks per task (hard sharing: 0 + 0), m {s.MemorySlots}, k {s.TopK}, sKEM ETF {s.Etf}.");
+        var n = network;
+        var kem = n.Interaction;
+        string preset = s.Preset == Microsoft.ML.Kem.Modeling.NetworkPreset.Custom ? "" : $"preset {s.Preset} (with the model flags given), ";
+        md.AppendLine($"- Network: {preset}{n.Backbone} backbone (token stride {n.TokenStride}, d {n.Width}, {n.Heads} heads, {n.BackboneDepth} blocks), " +
+                      $"{n.EncoderDepth} encoder + {n.DecoderDepth} decoder {n.TaskBlocks} blocks per task (hard sharing: 0 + 0), m {kem.MemorySlots}, k {kem.TopK}, sKEM ETF {kem.EtfMode}.");
+        md.AppendLine($"- KEM settings (Kem and StableKem rows): top-k {kem.TopKMode} over {kem.TopKAxis}, memory update {kem.MemoryUpdate}" +
+                      $"{(kem.MemoryMlp ? " + MLP" : "")}, {kem.KemBlocks} round(s), score scale {kem.ScoreScale}, ETF input projection {(kem.EtfInputProjection ? "on" : "off")}, " +
+                      $"task embedding {(kem.TaskEmbedding ? "on" : "off")}.");
+        md.AppendLine(s.DepthEvalMaxMetres is { } cap
+            ? $"- Evaluation: depth metrics drop ground truth ≥ {cap} m (DepthEvalMaxMetres), for every row including the constant predictor."
+            : "- Evaluation: every valid depth pixel counts (no DepthEvalMaxMetres cap).");
         md.AppendLine($"- Machine: {machine}. Total wall time {total:hh\\:mm\\:ss}.");
         int retried = runs.Concat(sweeps.Select(x => x.Run)).Distinct().Sum(r => r.Retries);
         if (retried > 0)
@@ -110,18 +154,22 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
 
     public string Csv(IReadOnlyList<(string Name, string Value, RunResult Run)> sweeps)
     {
-        var csv = new StringBuilder("table,method,sweep,sweep_value,seed,memory_slots,top_k,task,kind,metric,delta_m,trainable_parameters,steps,seconds\n");
+        // metric = the Δm metric; then one column per secondary metric name (empty for tasks of another kind)
+        string[] secondaryNames = SecondaryColumns.Select(c => c.Metric.Name).Distinct().ToArray();
+        string Secondary(TaskMetrics m) => string.Concat(secondaryNames.Select(n => "," + (m.Secondary.FirstOrDefault(x => x.Name == n)?.Value.ToString("R") ?? "")));
+        var csv = new StringBuilder("table,method,sweep,sweep_value,seed,memory_slots,top_k,task,kind,metric,delta_m,trainable_parameters,steps,seconds" +
+                                    string.Concat(secondaryNames.Select(n => "," + CsvName(n))) + "\n");
         void Add(string table, RunResult r, string sweep, string value)
         {
             double? dm = DeltaMOf(r.Metrics);
             foreach (var m in r.Metrics)
                 csv.AppendLine(string.Join(',', table, r.Method, sweep, value, r.Seed, r.Interaction.MemorySlots, r.Interaction.TopK, m.TaskName, m.Kind,
-                    m.Primary.ToString("R"), dm?.ToString("R") ?? "", r.TrainableParameters, r.Steps, r.Elapsed.TotalSeconds.ToString("F1")));
+                    m.Primary.ToString("R"), dm?.ToString("R") ?? "", r.TrainableParameters, r.Steps, r.Elapsed.TotalSeconds.ToString("F1")) + Secondary(m));
         }
         foreach (var r in runs) Add("main", r, "", "");
         foreach (var (name, value, run) in sweeps) Add("sweep", run, name, value);
         foreach (var m in trivial)
-            csv.AppendLine(string.Join(',', "main", "Constant", "", "", "", "", "", m.TaskName, m.Kind, m.Primary.ToString("R"), DeltaMOf(trivial)?.ToString("R") ?? "", 0, 0, 0));
+            csv.AppendLine(string.Join(',', "main", "Constant", "", "", "", "", "", m.TaskName, m.Kind, m.Primary.ToString("R"), DeltaMOf(trivial)?.ToString("R") ?? "", 0, 0, 0) + Secondary(m));
         return csv.ToString();
     }
 }

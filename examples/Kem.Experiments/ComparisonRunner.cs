@@ -13,7 +13,7 @@ internal sealed record RunResult(string Method, int Seed, InteractionOptions Int
     long TrainableParameters, int Steps, TimeSpan Elapsed, int Retries);
 
 /// <summary>Trains and evaluates one method at one seed on the engine (DenseDataset → MultiTaskTrainingLoop → Evaluation).</summary>
-internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset train, DenseDataset val, Action<string> log)
+internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset train, DenseDataset val, DenseMetricOptions metricOptions, Action<string> log)
 {
     public RunResult Run(string method, int seed, MultiTaskNetworkOptions options)
     {
@@ -38,7 +38,7 @@ internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset trai
                     torch.manual_seed(seed);
                     using var network = new MultiTaskNetwork(networkOptions);
                     var result = MultiTaskTrainingLoop.Fit(network, trainPart, null, recipe with { Seed = seed });
-                    metrics.AddRange(Evaluation.Evaluate(network, valPart, recipe.BatchSize));
+                    metrics.AddRange(Evaluation.Evaluate(network, valPart, recipe.BatchSize, metricOptions));
                     parameters += network.TrainableParameterCount;
                     steps += result.Steps;
                     break;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.ML.Kem.Interaction;
 using Microsoft.ML.Kem.Modeling;
+using Microsoft.ML.Kem.Tasks;
 using Microsoft.ML.Kem.Training;
 
 namespace Kem.Experiments;
@@ -35,6 +36,21 @@ internal sealed record ExperimentSettings
     public int MemorySlots { get; init; } = 20;
     public int TopK { get; init; } = 3;
     public EtfMode Etf { get; init; } = EtfMode.TaskVertices;
+    /// <summary>A named configuration (MODEL-SPEC §1); the model flags given on the command line override its values.</summary>
+    public NetworkPreset Preset { get; init; } = NetworkPreset.Custom;
+    // Ablations of MODEL-SPEC §15 items 1, 2, 3, 6, 18, 23 and §1's task embedding; they apply to the Kem and StableKem rows.
+    public TopKMode TopKMode { get; init; } = TopKMode.Masked;
+    public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
+    public bool MemoryMlp { get; init; }
+    public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
+    public int KemBlocks { get; init; } = 1;
+    public ScoreScale ScoreScale { get; init; } = ScoreScale.InvSqrtHeadDim;
+    public bool EtfInputProjection { get; init; } = true;
+    public bool TaskEmbedding { get; init; }
+    /// <summary>Depth metrics drop gt ≥ this many metres (MODEL-SPEC §9 DepthEvalMaxMetres; null: no cap).</summary>
+    public float? DepthEvalMaxMetres { get; init; }
+    /// <summary>The options given on the command line (e.g. "--width"), so that a preset keeps the values not given.</summary>
+    public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
     public int[] SweepM { get; init; } = [];
     public int[] SweepK { get; init; } = [];
     public string SweepMethod { get; init; } = Kem.Experiments.Methods.StableKem;
@@ -53,7 +69,13 @@ internal sealed record ExperimentSettings
           budget   --epochs E --batch B --lr LR --warmup STEPS   (identical for every method)
           model    --width d --heads h --backbone-depth N --task-depth N (encoder = decoder blocks) --stride s
                    --backbone TinyViT|ConvStem|MultiScale|TinySwin|SwinT --task-blocks Global|Window
-                   --m SLOTS --k TOPK --etf TaskVertices|SlotVertices
+                   --preset Tiny|Small|Dev|Gpu448|Paper (MODEL-SPEC §1 sizes; the model flags given override it;
+                   without --size: the preset's NYUD or PASCAL input size)
+                   --m SLOTS --k TOPK --etf TaskVertices|SlotVertices|Span
+          ablation --topk-mode Masked|Renormalized --memory-update Residual|Replace|Gated --memory-mlp
+                   --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
+                   --no-etf-input-projection --task-embedding   (KEM options: Kem and StableKem rows only)
+          eval     --depth-eval-max METRES (drop depth gt ≥ METRES; 6.5535 = MTFormer's NYUD range; default no cap)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
           machine  --device auto|cpu|cuda --threads N (torch intra-op threads; 0 = libtorch default) --out DIR
         """;
@@ -61,9 +83,22 @@ internal sealed record ExperimentSettings
     public static ExperimentSettings Parse(string[] args)
     {
         var s = new ExperimentSettings();
+        var given = new HashSet<string>();
         for (int i = 0; i < args.Length; i++)
         {
             if (args[i] is "-h" or "--help") throw new ArgumentException(Usage);
+            given.Add(args[i]);
+            // switches: no value
+            if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding")
+            {
+                s = args[i] switch
+                {
+                    "--memory-mlp" => s with { MemoryMlp = true },
+                    "--no-etf-input-projection" => s with { EtfInputProjection = false },
+                    _ => s with { TaskEmbedding = true },
+                };
+                continue;
+            }
             string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"Option {args[i]} needs a value.\n{Usage}");
             s = args[i] switch
             {
@@ -88,7 +123,14 @@ internal sealed record ExperimentSettings
                 "--task-blocks" => s with { TaskBlocks = Enum.Parse<BlockAttention>(value, ignoreCase: true) },
                 "--m" => s with { MemorySlots = Int(value) },
                 "--k" => s with { TopK = Int(value) },
-                "--etf" => s with { Etf = Enum.Parse<EtfMode>(value, ignoreCase: true) },
+                "--etf" => s with { Etf = Choice<EtfMode>(args[i], value) },
+                "--preset" => s with { Preset = Choice<NetworkPreset>(args[i], value) },
+                "--topk-mode" => s with { TopKMode = Choice<TopKMode>(args[i], value) },
+                "--memory-update" => s with { MemoryUpdate = Choice<MemoryUpdate>(args[i], value) },
+                "--topk-axis" => s with { TopKAxis = Choice<TopKAxis>(args[i], value) },
+                "--kem-blocks" => s with { KemBlocks = Int(value, args[i]) },
+                "--score-scale" => s with { ScoreScale = Choice<ScoreScale>(args[i], value) },
+                "--depth-eval-max" => s with { DepthEvalMaxMetres = Metres(args[i], value) },
                 "--sweep-m" => s with { SweepM = Ints(value) },
                 "--sweep-k" => s with { SweepK = Ints(value) },
                 "--sweep-method" => s with { SweepMethod = value },
@@ -104,9 +146,65 @@ internal sealed record ExperimentSettings
             if (!Kem.Experiments.Methods.All.Contains(m))
                 throw new ArgumentException($"Unknown method '{m}'; methods: {string.Join(", ", Kem.Experiments.Methods.All)}.");
         if (s.Seeds.Length == 0) throw new ArgumentException("--seeds needs at least one seed.");
+        s = s with { Given = given };
+        if (s.Preset != NetworkPreset.Custom && !given.Contains("--size"))
+        {
+            var (_, h, w) = NetworkPresets.IntendedSizes(s.Preset)[s.Dataset == DatasetKind.Pascal ? ^1 : 0];
+            s = s with { Height = h, Width = w };
+        }
         return s;
     }
 
+    /// <summary>
+    /// The shared network of every method: <see cref="Preset"/>'s options at the input size with the model flags given on the command
+    /// line overriding them, or (Custom) the flags and their defaults; the ablation flags set the interaction.
+    /// </summary>
+    public MultiTaskNetworkOptions NetworkOptions(IReadOnlyList<TaskSpec> tasks)
+    {
+        var preset = Preset == NetworkPreset.Custom ? null : NetworkPresets.Create(Preset, Height, Width, [.. tasks]);
+        T Pick<T>(string flag, T mine, Func<MultiTaskNetworkOptions, T> fromPreset) =>
+            preset is null || Given.Contains(flag) ? mine : fromPreset(preset);
+        var interaction = preset?.Interaction ?? new InteractionOptions();
+        return new MultiTaskNetworkOptions
+        {
+            Tasks = [.. tasks], ImageHeight = Height, ImageWidth = Width,
+            Backbone = Pick("--backbone", Backbone, p => p.Backbone), TokenStride = Pick("--stride", TokenStride, p => p.TokenStride),
+            TaskBlocks = Pick("--task-blocks", TaskBlocks, p => p.TaskBlocks),
+            Width = Pick("--width", ModelWidth, p => p.Width), Heads = Pick("--heads", Heads, p => p.Heads),
+            BackboneDepth = Pick("--backbone-depth", BackboneDepth, p => p.BackboneDepth),
+            EncoderDepth = Pick("--task-depth", TaskDepth, p => p.EncoderDepth), DecoderDepth = Pick("--task-depth", TaskDepth, p => p.DecoderDepth),
+            Interaction = interaction with
+            {
+                MemorySlots = Pick("--m", MemorySlots, p => p.Interaction.MemorySlots), TopK = Pick("--k", TopK, p => p.Interaction.TopK),
+                EtfMode = Pick("--etf", Etf, p => p.Interaction.EtfMode),
+                TopKMode = Pick("--topk-mode", TopKMode, p => p.Interaction.TopKMode),
+                MemoryUpdate = Pick("--memory-update", MemoryUpdate, p => p.Interaction.MemoryUpdate),
+                MemoryMlp = Pick("--memory-mlp", MemoryMlp, p => p.Interaction.MemoryMlp),
+                TopKAxis = Pick("--topk-axis", TopKAxis, p => p.Interaction.TopKAxis),
+                KemBlocks = Pick("--kem-blocks", KemBlocks, p => p.Interaction.KemBlocks),
+                ScoreScale = Pick("--score-scale", ScoreScale, p => p.Interaction.ScoreScale),
+                EtfInputProjection = Pick("--no-etf-input-projection", EtfInputProjection, p => p.Interaction.EtfInputProjection),
+                TaskEmbedding = Pick("--task-embedding", TaskEmbedding, p => p.Interaction.TaskEmbedding),
+            },
+        };
+    }
+
+    /// <summary>The evaluation settings (MODEL-SPEC §9) used for every method and the constant predictor.</summary>
+    public DenseMetricOptions MetricOptions => new() { DepthEvalMaxMetres = DepthEvalMaxMetres };
+
     private static int Int(string v) => int.Parse(v, CultureInfo.InvariantCulture);
+
+    private static int Int(string v, string flag) => int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n)
+        ? n : throw new ArgumentException($"{flag} takes a whole number, got '{v}'.");
+
+    private static float Metres(string flag, string v) =>
+        float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out float m) && m > 0 && float.IsFinite(m)
+            ? m : throw new ArgumentException($"{flag} takes a positive number of metres (e.g. 6.5535, MTFormer's NYUD range), got '{v}'.");
+
+    /// <summary>An enum value by name (case-insensitive); the error names the flag and the allowed values.</summary>
+    public static T Choice<T>(string flag, string v) where T : struct, Enum =>
+        Enum.GetNames<T>().FirstOrDefault(n => string.Equals(n, v, StringComparison.OrdinalIgnoreCase)) is { } name
+            ? Enum.Parse<T>(name)
+            : throw new ArgumentException($"{flag} takes {string.Join("|", Enum.GetNames<T>())}, got '{v}'.");
     private static int[] Ints(string v) => v.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Int).ToArray();
 }

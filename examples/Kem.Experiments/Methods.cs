@@ -24,14 +24,24 @@ internal static class Methods
         _ => method,
     };
 
-    /// <summary>The network options of <paramref name="method"/> from the shared base (STL: applied once per task with T = 1).</summary>
+    /// <summary>
+    /// The network options of <paramref name="method"/> from the shared base (STL: applied once per task with T = 1). The KEM-only
+    /// ablations (KemBlocks, MemoryUpdate.Gated, MemoryMlp, TopKAxis.Slots) apply to the Kem and StableKem rows; the other rows
+    /// have no memory and use the defaults.
+    /// </summary>
     public static MultiTaskNetworkOptions Configure(string method, MultiTaskNetworkOptions shared) => method switch
     {
-        Stl or NoInteraction => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.None } },
-        HardSharing => shared with { EncoderDepth = 0, DecoderDepth = 0, Interaction = shared.Interaction with { Kind = InteractionKind.None } },
-        CrossAttention => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.CrossAttention } },
+        Stl or NoInteraction => shared with { Interaction = WithoutMemory(shared.Interaction, InteractionKind.None) },
+        HardSharing => shared with { EncoderDepth = 0, DecoderDepth = 0, Interaction = WithoutMemory(shared.Interaction, InteractionKind.None) },
+        CrossAttention => shared with { Interaction = WithoutMemory(shared.Interaction, InteractionKind.CrossAttention) },
         Kem => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.Kem } },
         StableKem => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.StableKem } },
         _ => throw new ArgumentException($"Unknown method '{method}'."),
+    };
+
+    private static InteractionOptions WithoutMemory(InteractionOptions interaction, InteractionKind kind) => interaction with
+    {
+        Kind = kind, KemBlocks = 1, MemoryMlp = false, TopKAxis = TopKAxis.Tokens,
+        MemoryUpdate = interaction.MemoryUpdate == MemoryUpdate.Gated ? MemoryUpdate.Residual : interaction.MemoryUpdate,
     };
 }

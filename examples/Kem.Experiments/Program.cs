@@ -32,15 +32,13 @@ var ml = new MLContext(seed: 1);
 var (train, val, tasks, dataLabel) = ExperimentData.Load(ml, settings, outDir, Log);
 Log($"Data: {dataLabel}; {train.Count} train / {val.Count} val images at {settings.Height}×{settings.Width}; tasks {string.Join(", ", tasks.Select(t => t.Name))}.");
 
-var shared = new MultiTaskNetworkOptions
+var shared = settings.NetworkOptions(tasks);
+try { shared.Validate(); }
+catch (ArgumentException e) when (settings.Preset != NetworkPreset.Custom)
 {
-    Tasks = tasks, ImageHeight = settings.Height, ImageWidth = settings.Width, Backbone = settings.Backbone, TokenStride = settings.TokenStride,
-    TaskBlocks = settings.TaskBlocks,
-    Width = settings.ModelWidth, Heads = settings.Heads, BackboneDepth = settings.BackboneDepth,
-    EncoderDepth = settings.TaskDepth, DecoderDepth = settings.TaskDepth,
-    Interaction = new InteractionOptions { MemorySlots = settings.MemorySlots, TopK = settings.TopK, EtfMode = settings.Etf },
-};
-shared.Validate();
+    Console.Error.WriteLine($"{NetworkPresets.Describe(settings.Preset)}; --size is {settings.Height}x{settings.Width}. {e.Message}");
+    return 2;
+}
 var recipe = new TrainingOptions
 {
     Epochs = settings.Epochs, BatchSize = settings.Batch, LearningRate = settings.LearningRate, WarmupSteps = settings.Warmup,
@@ -52,13 +50,13 @@ string machine = $"{Environment.ProcessorCount} logical CPUs, {System.Runtime.In
 Log($"Machine: {machine}.");
 
 // 2. Runs: every method × seed with the same recipe; the network's initial weights are seeded by the run's seed.
-var runner = new ComparisonRunner(recipe, train, val, Log);
+var runner = new ComparisonRunner(recipe, train, val, settings.MetricOptions, Log);
 var runs = new List<RunResult>();
 foreach (int seed in settings.Seeds)
     foreach (string method in settings.Methods)
         runs.Add(runner.Run(method, seed, shared));
 
-var trivial = TrivialBaseline.Evaluate(train, val);
+var trivial = TrivialBaseline.Evaluate(train, val, settings.MetricOptions);
 var report = new ComparisonReport(tasks, runs, trivial);
 var sweeps = new List<(string Name, string Value, RunResult Run)>();
 int[] sweepSeeds = settings.SweepSeeds ?? settings.Seeds;
@@ -71,7 +69,7 @@ foreach (int k in settings.SweepK)
 
 // 3. Report: console, CSV and Markdown.
 string command = "dotnet run -c Release --project examples/Kem.Experiments -- " + string.Join(' ', args);
-var markdown = report.Markdown(settings, dataLabel, machine, command, clock.Elapsed, sweeps);
+var markdown = report.Markdown(settings, shared, dataLabel, machine, command, clock.Elapsed, sweeps);
 Console.WriteLine();
 Console.WriteLine(markdown);
 File.WriteAllText(Path.Combine(outDir, "comparison.md"), markdown);

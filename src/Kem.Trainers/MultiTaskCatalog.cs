@@ -50,23 +50,27 @@ public sealed class MultiTaskCatalog
 
     /// <summary>
     /// Per-task metrics of scored <paramref name="data"/> (the output of a fitted transformer, with its label columns),
-    /// and Δm against <paramref name="singleTaskReference"/> when given (MODEL-SPEC §9).
+    /// and Δm against <paramref name="singleTaskReference"/> when given (MODEL-SPEC §9). <paramref name="metricOptions"/> sets the
+    /// evaluation, e.g. <c>new DenseMetricOptions { DepthEvalMaxMetres = DenseMetricOptions.MtformerDepthEvalMaxMetres }</c> for
+    /// MTFormer's NYUD depth range (default: no cap).
     /// </summary>
-    public MultiTaskMetrics Evaluate(IDataView data, IEnumerable<TaskColumn> tasks, IReadOnlyList<Microsoft.ML.Kem.Tasks.TaskMetrics>? singleTaskReference = null)
-        => MultiTaskEvaluator.Evaluate(data, tasks.ToArray(), singleTaskReference);
+    public MultiTaskMetrics Evaluate(IDataView data, IEnumerable<TaskColumn> tasks, IReadOnlyList<Microsoft.ML.Kem.Tasks.TaskMetrics>? singleTaskReference = null,
+        Microsoft.ML.Kem.Tasks.DenseMetricOptions? metricOptions = null)
+        => MultiTaskEvaluator.Evaluate(data, tasks.ToArray(), singleTaskReference, metricOptions);
 
     /// <summary>
     /// Metrics of the trivial constant predictor (majority class, mean depth, mean normal, positive rate) fitted on
     /// <paramref name="trainingData"/> and measured on <paramref name="testData"/>: the floor a trained model must clear.
-    /// Both views need the label columns and the image column (to know the image size).
+    /// Both views need the label columns and the image column (to know the image size). <paramref name="metricOptions"/>: as in <see cref="Evaluate"/>.
     /// </summary>
-    public MultiTaskMetrics EvaluateTrivialBaseline(IDataView trainingData, IDataView testData, IEnumerable<TaskColumn> tasks, string imageColumnName = "Image")
+    public MultiTaskMetrics EvaluateTrivialBaseline(IDataView trainingData, IDataView testData, IEnumerable<TaskColumn> tasks, string imageColumnName = "Image",
+        Microsoft.ML.Kem.Tasks.DenseMetricOptions? metricOptions = null)
     {
         var columns = tasks.ToArray();
         var (height, width) = DenseDataReader.ImageSize(trainingData.Schema, imageColumnName);
         var train = DenseDataReader.Read(trainingData, imageColumnName, columns, height, width, "training data");
         var test = DenseDataReader.Read(testData, imageColumnName, columns, height, width, "test data");
-        return new MultiTaskMetrics(Microsoft.ML.Kem.Training.TrivialBaseline.Evaluate(train, test), null);
+        return new MultiTaskMetrics(Microsoft.ML.Kem.Training.TrivialBaseline.Evaluate(train, test, metricOptions), null);
     }
 }
 

@@ -21,13 +21,14 @@ public static class MultiTaskEvaluator
 {
     /// <summary>
     /// Evaluates <paramref name="scored"/>: for classification tasks the "&lt;Task&gt;PredictedLabel" column, otherwise
-    /// "&lt;Task&gt;Score", against each task's label column.
+    /// "&lt;Task&gt;Score", against each task's label column, with <paramref name="metricOptions"/> (default: no depth cap).
     /// </summary>
-    public static MultiTaskMetrics Evaluate(IDataView scored, IReadOnlyList<TaskColumn> tasks, IReadOnlyList<TaskMetrics>? singleTaskReference = null)
+    public static MultiTaskMetrics Evaluate(IDataView scored, IReadOnlyList<TaskColumn> tasks, IReadOnlyList<TaskMetrics>? singleTaskReference = null,
+        DenseMetricOptions? metricOptions = null)
     {
         ArgumentNullException.ThrowIfNull(scored);
         if (tasks.Count == 0) throw new ArgumentException("Evaluate needs at least one task.");
-        var readers = tasks.Select(t => new TaskReader(scored.Schema, t)).ToArray();
+        var readers = tasks.Select(t => new TaskReader(scored.Schema, t, metricOptions)).ToArray();
         using var cursor = scored.GetRowCursor(readers.SelectMany(r => r.Columns));
         foreach (var r in readers) r.Bind(cursor);
         long rows = 0;
@@ -56,9 +57,9 @@ public static class MultiTaskEvaluator
         public IDenseMetricAccumulator Accumulator { get; }
         public IEnumerable<DataViewSchema.Column> Columns => new[] { label, prediction };
 
-        public TaskReader(DataViewSchema schema, TaskColumn task)
+        public TaskReader(DataViewSchema schema, TaskColumn task, DenseMetricOptions? metricOptions)
         {
-            Accumulator = DenseMetrics.CreateAccumulator(task.Task);
+            Accumulator = DenseMetrics.CreateAccumulator(task.Task, metricOptions);
             label = schema.GetColumnOrNull(task.LabelColumn)
                 ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Evaluate: label column '{task.LabelColumn}' of task '{task.Task.Name}' is missing.");
             string predictionName = task.Task.IsClassification ? task.PredictedLabelColumn : task.ScoreColumn;

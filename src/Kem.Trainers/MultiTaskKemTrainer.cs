@@ -29,26 +29,34 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public IList<TaskColumn> Tasks { get; set; } = new List<TaskColumn>();
         /// <summary>Model family (default: the §1 shared-encoder network with the interaction below).</summary>
         public NetworkArchitecture Architecture { get; set; } = NetworkArchitecture.SharedEncoder;
+        /// <summary>
+        /// A named configuration of MODEL-SPEC §1 built at the image column's size (<see cref="NetworkPresets.Create"/>): Tiny, Small,
+        /// Dev, Gpu448 or Paper. It gives <see cref="Backbone"/>, <see cref="TokenStride"/>, <see cref="Width"/>, <see cref="Heads"/>,
+        /// <see cref="BackboneDepth"/>, <see cref="EncoderDepth"/>, <see cref="DecoderDepth"/>, <see cref="TaskBlocks"/> and
+        /// <see cref="Interaction"/>, except those you set yourself, which win (a set <see cref="Interaction"/> replaces the preset's
+        /// whole; start from <c>new InteractionOptions { MemorySlots = 8 }</c> for Tiny's m). Default Custom: every field as written here.
+        /// </summary>
+        public NetworkPreset Configuration { get; set; } = NetworkPreset.Custom;
         /// <summary>Image encoder (default TinyViT; TinySwin / SwinT are the spec's Swin backbones, TokenStride 8 or 16).</summary>
-        public BackboneKind Backbone { get; set; } = BackboneKind.TinyViT;
+        public BackboneKind Backbone { get; set { field = value; Set(nameof(Backbone)); } } = BackboneKind.TinyViT;
         /// <summary>Token stride / patch size s.</summary>
-        public int TokenStride { get; set; } = 8;
+        public int TokenStride { get; set { field = value; Set(nameof(TokenStride)); } } = 8;
         /// <summary>Token width d.</summary>
-        public int Width { get; set; } = 128;
+        public int Width { get; set { field = value; Set(nameof(Width)); } } = 128;
         /// <summary>Attention heads h.</summary>
-        public int Heads { get; set; } = 4;
+        public int Heads { get; set { field = value; Set(nameof(Heads)); } } = 4;
         /// <summary>Global blocks in the backbone.</summary>
-        public int BackboneDepth { get; set; } = 4;
+        public int BackboneDepth { get; set { field = value; Set(nameof(BackboneDepth)); } } = 4;
         /// <summary>Blocks per task encoder.</summary>
-        public int EncoderDepth { get; set; } = 2;
+        public int EncoderDepth { get; set { field = value; Set(nameof(EncoderDepth)); } } = 2;
         /// <summary>Blocks per task decoder.</summary>
-        public int DecoderDepth { get; set; } = 2;
+        public int DecoderDepth { get; set { field = value; Set(nameof(DecoderDepth)); } } = 2;
         /// <summary>
         /// Block kind of the task encoders and decoders (MODEL-SPEC §1 b, d1): Global (default) or Window (Swin blocks on the
         /// token grid, window <see cref="Swin"/>.Window for TinySwin / SwinT, else <see cref="MultiScale"/>.Window; 7 by default).
         /// SharedEncoder architecture only.
         /// </summary>
-        public BlockAttention TaskBlocks { get; set; } = BlockAttention.Global;
+        public BlockAttention TaskBlocks { get; set { field = value; Set(nameof(TaskBlocks)); } } = BlockAttention.Global;
         /// <summary>
         /// Pre-trained backbone weights: a safetensors file in our names or the timm / Swin names that
         /// <see cref="BackboneWeights.MapKey"/> translates (MODEL-SPEC §1). Missing and unexpected keys are logged.
@@ -57,7 +65,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         /// <summary>Freeze the backbone after loading <see cref="BackboneWeightsPath"/> (the paper's setting); needs that file.</summary>
         public bool FreezeBackbone { get; set; }
         /// <summary>Interaction module and its settings (default sKEM, m 20, k 3; top-k mode, scope and axis, memory update, MemoryMlp, KemBlocks, ETF mode: <see cref="InteractionOptions"/>).</summary>
-        public InteractionOptions Interaction { get; set; } = new();
+        public InteractionOptions Interaction { get; set { field = value; Set(nameof(Interaction)); } } = new();
         /// <summary>Multi-scale encoder sizes (for <see cref="BackboneKind.MultiScale"/> and the sequential design).</summary>
         public MultiScaleOptions MultiScale { get; set; } = new();
         /// <summary>Stage sizes of the TinySwin / SwinT backbones when they differ from the spec's presets (null: the preset).</summary>
@@ -74,6 +82,32 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public IProgress<TrainingProgress>? Progress { get; set; }
         /// <summary>Cancels training between steps.</summary>
         public CancellationToken Cancellation { get; set; }
+
+        // The network fields set by the caller: with a Configuration, they override the preset's values.
+        private readonly HashSet<string> explicitlySet = [];
+        private void Set(string name) => explicitlySet.Add(name);
+
+        /// <summary>
+        /// The network options at the image size <paramref name="height"/>×<paramref name="width"/>: the <see cref="Configuration"/>'s,
+        /// with the fields set on these Options overriding them (Custom: the fields alone). Not validated.
+        /// </summary>
+        public MultiTaskNetworkOptions NetworkOptions(int height, int width)
+        {
+            var tasks = Tasks.Select(t => t.Task).ToArray();
+            var preset = Configuration == NetworkPreset.Custom ? null : NetworkPresets.Create(Configuration, height, width, tasks);
+            T Pick<T>(string name, T mine, Func<MultiTaskNetworkOptions, T> fromPreset) =>
+                preset is null || explicitlySet.Contains(name) ? mine : fromPreset(preset);
+            return new MultiTaskNetworkOptions
+            {
+                Tasks = tasks, Architecture = Architecture, ImageHeight = height, ImageWidth = width,
+                Backbone = Pick(nameof(Backbone), Backbone, p => p.Backbone), TokenStride = Pick(nameof(TokenStride), TokenStride, p => p.TokenStride),
+                Width = Pick(nameof(Width), Width, p => p.Width), Heads = Pick(nameof(Heads), Heads, p => p.Heads),
+                BackboneDepth = Pick(nameof(BackboneDepth), BackboneDepth, p => p.BackboneDepth),
+                EncoderDepth = Pick(nameof(EncoderDepth), EncoderDepth, p => p.EncoderDepth), DecoderDepth = Pick(nameof(DecoderDepth), DecoderDepth, p => p.DecoderDepth),
+                TaskBlocks = Pick(nameof(TaskBlocks), TaskBlocks, p => p.TaskBlocks), Interaction = Pick(nameof(Interaction), Interaction, p => p.Interaction),
+                PixelScale = PixelScale, MultiScale = MultiScale, Swin = Swin, Sequential = Sequential, ComputationSharing = ComputationSharing,
+            };
+        }
     }
 
     private readonly IHost host;
@@ -130,13 +164,16 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         ArgumentNullException.ThrowIfNull(trainingData);
         GetOutputSchema(SchemaShapeColumns.FromSchema(trainingData.Schema));
         var (height, width) = DenseDataReader.ImageSize(trainingData.Schema, options.ImageColumnName);
-        var networkOptions = new MultiTaskNetworkOptions
+        var networkOptions = options.NetworkOptions(height, width);
+        if (options.Configuration != NetworkPreset.Custom)
         {
-            Tasks = options.Tasks.Select(t => t.Task).ToArray(), Architecture = options.Architecture, ImageHeight = height, ImageWidth = width, Backbone = options.Backbone, TokenStride = options.TokenStride,
-            Width = options.Width, Heads = options.Heads, BackboneDepth = options.BackboneDepth, EncoderDepth = options.EncoderDepth,
-            DecoderDepth = options.DecoderDepth, TaskBlocks = options.TaskBlocks, Interaction = options.Interaction, PixelScale = options.PixelScale,
-            MultiScale = options.MultiScale, Swin = options.Swin, Sequential = options.Sequential, ComputationSharing = options.ComputationSharing,
-        };
+            try { networkOptions.Validate(); }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"{NetworkPresets.Describe(options.Configuration)}; image column '{options.ImageColumnName}' holds {height}×{width} images. " +
+                    $"Resize the images (ResizeImages) to such a size or pick another Configuration. {e.Message}", e);
+            }
+        }
         return FitCore(trainingData, validationData, networkOptions, initialWeights: null);
     }
 

@@ -20,6 +20,9 @@ public sealed record BoundaryMetrics(string TaskName, double OdsF, double OdsThr
     public override double Primary => OdsF;
     /// <inheritdoc/>
     public override bool LowerIsBetter => false;
+    /// <inheritdoc/>
+    public override IReadOnlyList<SecondaryMetric> Secondary =>
+        [new(nameof(Precision), "P at ODS %", Precision, false), new(nameof(Recall), "R at ODS %", Recall, false), new(nameof(OdsThreshold), "ODS τ", OdsThreshold, null)];
 }
 
 /// <summary>Dataset-level matched/predicted/ground-truth boundary pixel counts at 99 thresholds (MODEL-SPEC §9, odsF).</summary>

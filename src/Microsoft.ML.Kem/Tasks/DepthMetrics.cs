@@ -13,6 +13,9 @@ public sealed record DepthMetrics(string TaskName, double Rmse, double AbsRel, d
     public override double Primary => Rmse;
     /// <inheritdoc/>
     public override bool LowerIsBetter => true;
+    /// <inheritdoc/>
+    public override IReadOnlyList<SecondaryMetric> Secondary =>
+        [new(nameof(AbsRel), "abs-rel", AbsRel, true), new(nameof(LogRmse), "log-RMSE", LogRmse, true), new(nameof(Delta1), "δ<1.25 %", Delta1, false)];
 }
 
 /// <summary>Global sums of squared, relative and log errors over the split (MODEL-SPEC §9, depth).</summary>
@@ -26,7 +29,7 @@ public sealed class DepthMetricAccumulator : IDenseMetricAccumulator
     long _delta1, _valid;
 
     /// <summary>
-    /// Creates the accumulator. <paramref name="depthEvalMaxMetres"/> (option <c>DepthEvalMaxMetres</c>, off by default)
+    /// Creates the accumulator. <paramref name="depthEvalMaxMetres"/> (<see cref="DenseMetricOptions.DepthEvalMaxMetres"/>, off by default)
     /// also drops pixels with gt ≥ that value; MTFormer uses 6.5535 m.
     /// </summary>
     public DepthMetricAccumulator(TaskSpec task, float? depthEvalMaxMetres = null)

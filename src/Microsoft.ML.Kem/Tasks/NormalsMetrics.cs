@@ -20,6 +20,13 @@ public sealed record NormalsMetrics(string TaskName, double MeanAngle, double Me
     public override double Primary => MeanAngle;
     /// <inheritdoc/>
     public override bool LowerIsBetter => true;
+    /// <inheritdoc/>
+    public override IReadOnlyList<SecondaryMetric> Secondary =>
+    [
+        new(nameof(MedianAngle), "median °", MedianAngle, true), new(nameof(RmseAngle), "RMSE °", RmseAngle, true),
+        new(nameof(Within11_25), "<11.25° %", Within11_25, false), new(nameof(Within22_5), "<22.5° %", Within22_5, false),
+        new(nameof(Within30), "<30° %", Within30, false),
+    ];
 }
 
 /// <summary>Sums and a fine histogram of angular errors over the split (MODEL-SPEC §9, normals).</summary>

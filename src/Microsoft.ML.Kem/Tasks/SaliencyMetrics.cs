@@ -15,6 +15,9 @@ public sealed record SaliencyMetrics(string TaskName, double MaxIoU, double MaxF
     public override double Primary => MaxIoU;
     /// <inheritdoc/>
     public override bool LowerIsBetter => false;
+    /// <inheritdoc/>
+    public override IReadOnlyList<SecondaryMetric> Secondary =>
+        [new(nameof(MaxF), "maxF %", MaxF, false), new(nameof(MaxFBeta03), "maxF β²=0.3 %", MaxFBeta03, false)];
 }
 
 /// <summary>Per-image Jaccard, precision and recall at 15 thresholds, averaged over images (MODEL-SPEC §9, saliency).</summary>

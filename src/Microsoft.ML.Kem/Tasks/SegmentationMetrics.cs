@@ -13,6 +13,8 @@ public sealed record SegmentationMetrics(string TaskName, TaskKind Kind, double 
     public override double Primary => MeanIoU;
     /// <inheritdoc/>
     public override bool LowerIsBetter => false;
+    /// <inheritdoc/>
+    public override IReadOnlyList<SecondaryMetric> Secondary => [new(nameof(PixelAccuracy), "pixel acc. %", PixelAccuracy, false)];
 }
 
 /// <summary>Global per-class TP/FP/FN counts over the split (MODEL-SPEC §9, mIoU).</summary>

@@ -13,7 +13,20 @@ public abstract record TaskMetrics(string TaskName, TaskKind Kind)
 
     /// <summary>True when a smaller <see cref="Primary"/> is better (depth RMSE, normals mean angle): l_i = 1 in Δm.</summary>
     public abstract bool LowerIsBetter { get; }
+
+    /// <summary>
+    /// The other scalar metrics of the record, in a fixed order per kind (e.g. saliency maxF, depth abs-rel and log-RMSE), for
+    /// reports that list every metric without knowing the kind. Each is also a property of the kind's record.
+    /// </summary>
+    public abstract IReadOnlyList<SecondaryMetric> Secondary { get; }
 }
+
+/// <summary>One metric besides <see cref="TaskMetrics.Primary"/>.</summary>
+/// <param name="Name">The property's name on the kind's record (e.g. <c>LogRmse</c>): stable, for CSV columns and code.</param>
+/// <param name="Label">A short label for tables (e.g. "log-RMSE").</param>
+/// <param name="Value">The value, in the record's unit (percent for rates, metres or degrees otherwise).</param>
+/// <param name="LowerIsBetter">True when smaller is better, false when larger is better, null for a setting such as a threshold.</param>
+public sealed record SecondaryMetric(string Name, string Label, double Value, bool? LowerIsBetter);
 
 /// <summary>
 /// Accumulates one task's metric over a whole evaluation split, one image at a time, on CPU arrays.
@@ -39,14 +52,19 @@ public interface IDenseMetricAccumulator
 /// <summary>Creates the metric accumulator of a task.</summary>
 public static class DenseMetrics
 {
-    /// <summary>The accumulator for <paramref name="task"/>'s kind, with default options.</summary>
-    public static IDenseMetricAccumulator CreateAccumulator(TaskSpec task)
+    /// <summary>
+    /// The accumulator for <paramref name="task"/>'s kind; <paramref name="options"/> (default <see cref="DenseMetricOptions.Default"/>)
+    /// carries the evaluation settings, e.g. the depth cap <see cref="DenseMetricOptions.DepthEvalMaxMetres"/>.
+    /// </summary>
+    public static IDenseMetricAccumulator CreateAccumulator(TaskSpec task, DenseMetricOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(task);
+        options ??= DenseMetricOptions.Default;
+        options.Validate();
         return task.Kind switch
         {
             TaskKind.SemanticSegmentation or TaskKind.Parts => new SegmentationMetricAccumulator(task),
-            TaskKind.Depth => new DepthMetricAccumulator(task),
+            TaskKind.Depth => new DepthMetricAccumulator(task, options.DepthEvalMaxMetres),
             TaskKind.Saliency => new SaliencyMetricAccumulator(task),
             TaskKind.Normals => new NormalsMetricAccumulator(task),
             TaskKind.Boundaries => new BoundaryMetricAccumulator(task),

@@ -6,11 +6,14 @@ namespace Microsoft.ML.Kem.Training;
 /// <summary>Metrics of a network on an in-memory split (the engine-level twin of the ML.NET evaluator).</summary>
 public static class Evaluation
 {
-    /// <summary>Runs <paramref name="network"/> over <paramref name="data"/> in batches and accumulates every task's metrics.</summary>
-    public static IReadOnlyList<TaskMetrics> Evaluate(MultiTaskModel network, DenseDataset data, int batchSize = 8)
+    /// <summary>
+    /// Runs <paramref name="network"/> over <paramref name="data"/> in batches and accumulates every task's metrics with
+    /// <paramref name="metricOptions"/> (default: no depth cap).
+    /// </summary>
+    public static IReadOnlyList<TaskMetrics> Evaluate(MultiTaskModel network, DenseDataset data, int batchSize = 8, DenseMetricOptions? metricOptions = null)
     {
         var tasks = network.Options.Tasks;
-        var accumulators = tasks.Select(DenseMetrics.CreateAccumulator).ToArray();
+        var accumulators = tasks.Select(t => DenseMetrics.CreateAccumulator(t, metricOptions)).ToArray();
         int pixels = data.Height * data.Width;
         for (int start = 0; start < data.Count; start += batchSize)
         {

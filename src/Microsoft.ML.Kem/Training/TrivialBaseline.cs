@@ -9,8 +9,11 @@ namespace Microsoft.ML.Kem.Training;
 /// </summary>
 public static class TrivialBaseline
 {
-    /// <summary>Metrics of the constant predictor fitted on <paramref name="train"/>, measured on <paramref name="test"/>.</summary>
-    public static IReadOnlyList<TaskMetrics> Evaluate(DenseDataset train, DenseDataset test)
+    /// <summary>
+    /// Metrics of the constant predictor fitted on <paramref name="train"/>, measured on <paramref name="test"/> with
+    /// <paramref name="metricOptions"/> (default: no depth cap; give the trained models' options to compare like with like).
+    /// </summary>
+    public static IReadOnlyList<TaskMetrics> Evaluate(DenseDataset train, DenseDataset test, DenseMetricOptions? metricOptions = null)
     {
         var result = new List<TaskMetrics>();
         int pixels = test.Height * test.Width;
@@ -21,7 +24,7 @@ public static class TrivialBaseline
             var prediction = new float[task.IsClassification ? pixels : task.Channels * pixels];
             for (int c = 0; c < prediction.Length / pixels; c++)
                 Array.Fill(prediction, constant[c], c * pixels, pixels);
-            var accumulator = DenseMetrics.CreateAccumulator(task);
+            var accumulator = DenseMetrics.CreateAccumulator(task, metricOptions);
             for (int i = 0; i < test.Count; i++)
                 accumulator.Add(prediction, test.Label(t, i), test.Height, test.Width);
             result.Add(accumulator.Compute());
