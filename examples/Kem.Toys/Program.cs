@@ -39,7 +39,7 @@ internal static class Usage
     public const string Clevr =
         "clevr  [--train-images 10000] [--test-images 2000] [--epochs 100] [--batch 64] [--lr 1e-4] [--seeds 1,2,3,4,5]\n" +
         "       [--methods Kem,StableKem] [--splits Balanced,LongTail] [--exponent 2] [--data-seed 0]\n" +
-        "       [--width 256] [--heads 4] [--mlp-ratio 2] [--image-depth 2] [--encoder-depth 2] [--decoder-depth 1]\n" +
+        "       [--width 256] [--heads 4] [--mlp-ratio 2] [--image-depth 2] [--encoder-depth 2] [--decoder-depth 1] [--dropout 0.1]\n" +
         "       [--front Patches|CnnCells] [--slots 8] [--topk 5] [--etf TaskVertices|SlotVertices] [--threads 0] [--device cpu|cuda|auto]\n" +
         "       [--max-seconds 0]  (wall-clock budget of the whole command; 0: none. The runs share it, each stops training early and is evaluated)";
     public const string Slots =
