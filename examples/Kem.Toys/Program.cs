@@ -34,7 +34,7 @@ return code;
 internal static class Usage
 {
     public const string Noise =
-        "noise  [--steps 3000] [--batch 64] [--lr 1e-3] [--eval 1000] [--seeds 1,2,3] [--hidden-noise 0]  (comma list, e.g. 0,1)\n" +
+        "noise  [--steps 3000] [--batch 64] [--lr 1e-3] [--eval 1000] [--seeds 1,2,3,4,5] [--hidden-noise 0,0.5,1]  (comma lists)\n" +
         "       [--slots 4] [--topk 4] [--position-std 1] [--interactions CrossAttention,Kem] [--tasks 3,2] [--threads 0]";
     public const string Clevr =
         "clevr  [--train-images 10000] [--test-images 2000] [--epochs 100] [--batch 64] [--lr 1e-4] [--seeds 1,2,3,4,5]\n" +
