@@ -39,7 +39,7 @@ internal static class ClevrCommand
         {
             Width = options.Int("width", 256), Heads = options.Int("heads", 4), MlpRatio = options.Int("mlp-ratio", 2),
             ImageDepth = options.Int("image-depth", 2), EncoderDepth = options.Int("encoder-depth", 2), DecoderDepth = options.Int("decoder-depth", 1),
-            FrontEnd = options.Enum("front", ClevrFrontEnd.Patches),
+            FrontEnd = options.Enum("front", ClevrFrontEnd.Patches), Dropout = options.Double("dropout", 0.1),
             Interaction = new InteractionOptions { MemorySlots = options.Int("slots", 8), TopK = options.Int("topk", 5), EtfMode = etf },
         };
         options.RejectUnknown(Usage.Clevr);
@@ -48,7 +48,7 @@ internal static class ClevrCommand
 
         Console.WriteLine($"== Sort-of-CLEVR: {training.TrainImages} train / {training.TestImages} test images × 10 questions per family; {training.Epochs} epochs, " +
                           $"batch {training.BatchSize}, Adam {training.LearningRate}; model d {model.Width}, h {model.Heads}, MLP ×{model.MlpRatio}, " +
-                          $"blocks {model.ImageDepth}/{model.EncoderDepth}/{model.DecoderDepth}, {model.FrontEnd}; m {model.Interaction.MemorySlots}, k {model.Interaction.TopK}, " +
+                          $"blocks {model.ImageDepth}/{model.EncoderDepth}/{model.DecoderDepth}, dropout {model.Dropout}, {model.FrontEnd}; m {model.Interaction.MemorySlots}, k {model.Interaction.TopK}, " +
                           $"sKEM {etf}; long tail P(r) ∝ r^-{exponent}; seeds {string.Join(",", seeds)}; {training.Device}" +
                           (maxSeconds > 0 ? $"; budget {maxSeconds:F0} s in all" : ""));
         var generation = Stopwatch.StartNew();

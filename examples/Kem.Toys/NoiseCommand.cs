@@ -10,20 +10,31 @@ namespace Kem.Toys;
 /// </summary>
 internal static class NoiseCommand
 {
-    public static int Run(CommandLine options)
+    /// <summary>The options of one `noise` command; the defaults are MODEL-SPEC §14's protocol (5 seeds, σ ∈ {0, 0.5, 1}).</summary>
+    internal sealed record Settings(NoiseToyTrainingOptions Training, int[] Seeds, double[] Sigmas, int Slots, int TopK, float PositionStd,
+        NoiseToyInteraction[] Interactions, int[] TaskCounts);
+
+    /// <summary>Reads the `noise` options; unknown ones are an error.</summary>
+    internal static Settings Parse(CommandLine options)
     {
         var training = new NoiseToyTrainingOptions
         {
             Steps = options.Int("steps", 3000), BatchSize = options.Int("batch", 64), LearningRate = options.Double("lr", 1e-3),
             EvaluationSamples = options.Int("eval", 1000),
         };
-        var seeds = options.Ints("seeds", "1,2,3");
-        var sigmas = options.Doubles("hidden-noise", "0");
+        var seeds = options.Ints("seeds", "1,2,3,4,5");            // MODEL-SPEC §14: 5 seeds
+        var sigmas = options.Doubles("hidden-noise", "0,0.5,1");    // MODEL-SPEC §14: HiddenNoise σ ∈ {0, 0.5, 1}
         int slots = options.Int("slots", 4), topK = options.Int("topk", 4);
         float positionStd = (float)options.Double("position-std", 1.0);
         var interactions = options.Enums<NoiseToyInteraction>("interactions", "CrossAttention,Kem");
         var taskCounts = options.Ints("tasks", "3,2");
         options.RejectUnknown(Usage.Noise);
+        return new Settings(training, seeds, sigmas, slots, topK, positionStd, interactions, taskCounts);
+    }
+
+    public static int Run(CommandLine options)
+    {
+        var (training, seeds, sigmas, slots, topK, positionStd, interactions, taskCounts) = Parse(options);
 
         foreach (var sigma in sigmas)
         {

@@ -34,12 +34,12 @@ return code;
 internal static class Usage
 {
     public const string Noise =
-        "noise  [--steps 3000] [--batch 64] [--lr 1e-3] [--eval 1000] [--seeds 1,2,3] [--hidden-noise 0]  (comma list, e.g. 0,1)\n" +
+        "noise  [--steps 3000] [--batch 64] [--lr 1e-3] [--eval 1000] [--seeds 1,2,3,4,5] [--hidden-noise 0,0.5,1]  (comma lists)\n" +
         "       [--slots 4] [--topk 4] [--position-std 1] [--interactions CrossAttention,Kem] [--tasks 3,2] [--threads 0]";
     public const string Clevr =
         "clevr  [--train-images 10000] [--test-images 2000] [--epochs 100] [--batch 64] [--lr 1e-4] [--seeds 1,2,3,4,5]\n" +
         "       [--methods Kem,StableKem] [--splits Balanced,LongTail] [--exponent 2] [--data-seed 0]\n" +
-        "       [--width 256] [--heads 4] [--mlp-ratio 2] [--image-depth 2] [--encoder-depth 2] [--decoder-depth 1]\n" +
+        "       [--width 256] [--heads 4] [--mlp-ratio 2] [--image-depth 2] [--encoder-depth 2] [--decoder-depth 1] [--dropout 0.1]\n" +
         "       [--front Patches|CnnCells] [--slots 8] [--topk 5] [--etf TaskVertices|SlotVertices] [--threads 0] [--device cpu|cuda|auto]\n" +
         "       [--max-seconds 0]  (wall-clock budget of the whole command; 0: none. The runs share it, each stops training early and is evaluated)";
     public const string Slots =

@@ -43,6 +43,15 @@ public sealed record MultiScaleOptions
     /// <summary>MODEL-SPEC §1 `SwinT` (the paper's Swin-T): embed 96, depths 2,2,6,2, heads 3,6,12,24, window 7; a6 fuses 192+384+768.</summary>
     public static MultiScaleOptions SwinT { get; } = TinySwin with { FirstWidth = 96, Depths = [2, 2, 6, 2], Heads = [3, 6, 12, 24] };
 
+    /// <summary>
+    /// MODEL-SPEC §5's backbone for the sequential design: the §1 <see cref="TinySwin"/> stages with every scale kept
+    /// (FirstFusedScale 0): 4 scales at strides 4/8/16/32 with 64/128/256/512 channels, 2 window blocks each (heads 2/4/8/16).
+    /// Set it as <see cref="MultiTaskNetworkOptions.MultiScale"/>, or equivalently use Backbone = TinySwin
+    /// (<see cref="MultiTaskNetworkOptions.SequentialEncoder"/>). Not the default: the small `new MultiScaleOptions()` keeps
+    /// CPU runs of the sequential design fast.
+    /// </summary>
+    public static MultiScaleOptions SequentialTinySwin { get; } = TinySwin with { FirstFusedScale = 0 };
+
     /// <summary>Stride of scale σ.</summary>
     public int StrideAt(int scale) => FirstStride << scale;
     /// <summary>Channels c_σ of scale σ.</summary>

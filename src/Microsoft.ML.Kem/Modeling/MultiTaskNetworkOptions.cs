@@ -64,7 +64,11 @@ public sealed record MultiTaskNetworkOptions
     /// on the (H/s)×(W/s) token grid with window <see cref="TokenWindow"/>, odd blocks shifted. SharedEncoder architecture only.
     /// </summary>
     public BlockAttention TaskBlocks { get; init; } = BlockAttention.Global;
-    /// <summary>The multi-scale encoder of <see cref="BackboneKind.MultiScale"/> and of <see cref="NetworkArchitecture.SequentialCrossAttention"/>.</summary>
+    /// <summary>
+    /// The multi-scale encoder of <see cref="BackboneKind.MultiScale"/> and of <see cref="NetworkArchitecture.SequentialCrossAttention"/>
+    /// (unless Backbone is TinySwin / SwinT, see <see cref="SequentialEncoder"/>). The default is small (3 scales from stride 8,
+    /// 32/64/128 channels, global blocks) so CPU runs stay fast; MODEL-SPEC §5's backbone is <see cref="MultiScaleOptions.SequentialTinySwin"/>.
+    /// </summary>
     public MultiScaleOptions MultiScale { get; init; } = new();
     /// <summary>Stage sizes of <see cref="BackboneKind.TinySwin"/> / <see cref="BackboneKind.SwinT"/> when they differ from the spec's (e.g. a smaller Window for tiny inputs); null means the kind's preset.</summary>
     public MultiScaleOptions? Swin { get; init; }
@@ -87,6 +91,16 @@ public sealed record MultiTaskNetworkOptions
         BackboneKind.SwinT => Swin ?? MultiScaleOptions.SwinT,
         _ => MultiScale,
     };
+
+    /// <summary>
+    /// The multi-scale encoder of <see cref="NetworkArchitecture.SequentialCrossAttention"/> (MODEL-SPEC §5): with Backbone
+    /// TinySwin or SwinT, that backbone's §1 stages (<see cref="Swin"/> or the kind's preset) with every scale refined
+    /// (FirstFusedScale 0) — TinySwin gives the spec's 4 scales at strides 4/8/16/32 with 64/128/256/512 channels
+    /// (<see cref="MultiScaleOptions.SequentialTinySwin"/>); with any other Backbone, <see cref="MultiScale"/>.
+    /// </summary>
+    [JsonIgnore]
+    public MultiScaleOptions SequentialEncoder =>
+        Backbone is BackboneKind.TinySwin or BackboneKind.SwinT ? ScaleEncoder with { FirstFusedScale = 0 } : MultiScale;
 
     /// <summary>Block kind of the backbone's neck (a8): the scale encoder's for the multi-scale kinds, `Global` otherwise.</summary>
     [JsonIgnore]
@@ -164,9 +178,10 @@ public sealed record MultiTaskNetworkOptions
             if (Tasks.Count < 2) throw new ArgumentException("Architecture SequentialCrossAttention needs at least 2 tasks (CTAM attends from every task to the others).");
             ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
             ArgumentNullException.ThrowIfNull(Sequential, nameof(Sequential));
-            MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
-            if (MultiScale.FirstFusedScale != 0)
-                throw new ArgumentException("Architecture SequentialCrossAttention refines every scale: set MultiScale.FirstFusedScale = 0.");
+            var encoderName = Backbone is BackboneKind.TinySwin or BackboneKind.SwinT ? nameof(Swin) : nameof(MultiScale);
+            SequentialEncoder.Validate(ImageHeight, ImageWidth, Width / Heads, encoderName);
+            if (SequentialEncoder.FirstFusedScale != 0)
+                throw new ArgumentException("Architecture SequentialCrossAttention refines every scale: set MultiScale.FirstFusedScale = 0 (MultiScaleOptions.SequentialTinySwin is the spec's §5 backbone).");
             Sequential.Validate(ImageHeight, ImageWidth);
         }
         if (Architecture == NetworkArchitecture.ComputationSharing)

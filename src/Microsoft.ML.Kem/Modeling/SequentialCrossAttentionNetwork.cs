@@ -11,9 +11,10 @@ namespace Microsoft.ML.Kem.Modeling;
 /// every scale; per task and scale a residual conv head F_t^σ (with a 1×1 auxiliary prediction for deep supervision);
 /// CTAM at every scale (tasks attend to each other), then CSAM per task (each task attends across its scales, coarse → fine);
 /// a per-task fusion of all refined scales to the input size.
-/// Input raw pixels B×3×H×W; output one raw map B×C_t×H×W per task. Uses <see cref="MultiTaskNetworkOptions.MultiScale"/>,
-/// <see cref="MultiTaskNetworkOptions.Sequential"/>, Width / Heads (head width d_h) and MlpRatio; not the token-grid,
-/// encoder/decoder or interaction options.
+/// Input raw pixels B×3×H×W; output one raw map B×C_t×H×W per task. Uses <see cref="MultiTaskNetworkOptions.SequentialEncoder"/>
+/// (<see cref="MultiTaskNetworkOptions.MultiScale"/>, or the TinySwin / SwinT stages when Backbone is one of those: the spec's
+/// 4 scales at strides 4/8/16/32, 64…512 channels with TinySwin), <see cref="MultiTaskNetworkOptions.Sequential"/>,
+/// Width / Heads (head width d_h) and MlpRatio; not the token-grid, encoder/decoder or interaction options.
 /// </summary>
 public sealed class SequentialCrossAttentionNetwork : MultiTaskModel
 {
@@ -31,7 +32,7 @@ public sealed class SequentialCrossAttentionNetwork : MultiTaskModel
         if (options.Architecture != NetworkArchitecture.SequentialCrossAttention)
             throw new ArgumentException($"SequentialCrossAttentionNetwork builds NetworkArchitecture.SequentialCrossAttention, not {options.Architecture}: use MultiTaskModel.Create(options).", nameof(options));
         var o = options;
-        var ms = o.MultiScale;
+        var ms = o.SequentialEncoder;                                                   // MODEL-SPEC §5 backbone
         int headWidth = o.Width / o.Heads;
         var widths = Enumerable.Range(0, ms.Scales).Select(ms.WidthAt).ToArray();
         var heads = Enumerable.Range(0, ms.Scales).Select(s => ms.HeadsAt(s, headWidth)).ToArray();

@@ -48,8 +48,8 @@ internal static class MultiScaleGraph
             : g.ResizeArea(map, grid.Rows, grid.Cols, rows, cols);
     }
 
-    /// <summary>Grid (rows, cols) of scale <paramref name="scale"/> of <see cref="MultiTaskNetworkOptions.MultiScale"/> (<see cref="MultiScaleOptions.GridAt"/>).</summary>
-    public static (int Rows, int Cols) Grid(MultiTaskNetworkOptions o, int scale) => Grid(o.MultiScale, o, scale);
+    /// <summary>Grid (rows, cols) of scale <paramref name="scale"/> of the sequential design's <see cref="MultiTaskNetworkOptions.SequentialEncoder"/> (<see cref="MultiScaleOptions.GridAt"/>).</summary>
+    public static (int Rows, int Cols) Grid(MultiTaskNetworkOptions o, int scale) => Grid(o.SequentialEncoder, o, scale);
 
     /// <summary>Grid (rows, cols) of scale <paramref name="scale"/> of encoder <paramref name="ms"/>.</summary>
     public static (int Rows, int Cols) Grid(MultiScaleOptions ms, MultiTaskNetworkOptions o, int scale) =>

@@ -15,11 +15,11 @@ internal static class SequentialGraph
     /// <summary>SequentialCrossAttentionNetwork.forward after the input normalisation: B×3×H×W → per task B×C_t×H×W.</summary>
     public static string[] Network(OnnxGraph g, MultiTaskNetworkOptions o, string normalised)
     {
-        var ms = o.MultiScale;
+        var ms = o.SequentialEncoder;
         int tasks = o.Tasks.Count, scales = ms.Scales, headWidth = o.Width / o.Heads;
         var heads = Enumerable.Range(0, scales).Select(s => ms.HeadsAt(s, headWidth)).ToArray();
         var grids = Enumerable.Range(0, scales).Select(s => MultiScaleGraph.Grid(o, s)).ToArray();
-        var shared = MultiScaleGraph.Scales(g, "backbone", o.MultiScale, o, normalised);                        // S × B×c_σ×h_σ×w_σ
+        var shared = MultiScaleGraph.Scales(g, "backbone", ms, o, normalised);                                  // S × B×c_σ×h_σ×w_σ
         var perTask = Enumerable.Range(0, tasks).Select(t => Enumerable.Range(0, scales)          // T × S × F_t^σ
             .Select(s => ResidualBlocks(g, $"taskHeads.{t}.features.{s}", o.Sequential.HeadBlocks, shared[s])).ToArray()).ToArray();
         var afterTasks = Enumerable.Range(0, scales)                                              // CTAM at every scale: S × T × F̂_t^σ

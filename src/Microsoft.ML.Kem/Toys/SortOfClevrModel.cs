@@ -16,7 +16,7 @@ public enum ClevrFrontEnd
     CnnCells,
 }
 
-/// <summary>Sizes of <see cref="SortOfClevrModel"/>; defaults are MODEL-SPEC §13's (d 256, h 4, MLP 512, KEM m 8, k 5).</summary>
+/// <summary>Sizes of <see cref="SortOfClevrModel"/>; defaults are MODEL-SPEC §13's (d 256, h 4, MLP 512, dropout 0.1, KEM m 8, k 5).</summary>
 public sealed record SortOfClevrModelOptions
 {
     /// <summary>Side of the input image.</summary>
@@ -37,6 +37,12 @@ public sealed record SortOfClevrModelOptions
     public int EncoderDepth { get; init; } = 2;
     /// <summary>Blocks per task decoder.</summary>
     public int DecoderDepth { get; init; } = 1;
+    /// <summary>
+    /// Dropout probability of every transformer block (MODEL-SPEC §13: "2 pre-norm transformer blocks (d 256, 4 heads, MLP 512,
+    /// dropout 0.1)"; the task encoders and decoders use the same block, as they use its sizes), in training mode only
+    /// (<see cref="TransformerBlock.Dropout"/>). 0 turns it off (the runs recorded in docs/results.md before it existed).
+    /// </summary>
+    public double Dropout { get; init; } = 0.1;
     /// <summary>Interaction over the 3·(2 + cells) tokens: KEM (m 8, k 5) by default; sKEM, CA or None for comparisons.</summary>
     public InteractionOptions Interaction { get; init; } = new() { Kind = InteractionKind.Kem, MemorySlots = 8, TopK = 5 };
 
@@ -61,6 +67,7 @@ public sealed record SortOfClevrModelOptions
             throw new ArgumentException($"PatchSize {PatchSize} must divide ImageSize {ImageSize} (75 = 5·15).");
         if (Width < 1 || Heads < 1 || Width % Heads != 0) throw new ArgumentException($"Width {Width} must be a positive multiple of Heads {Heads}.");
         if (ImageDepth < 0 || EncoderDepth < 0 || DecoderDepth < 0 || MlpRatio < 1) throw new ArgumentException("Depths must be ≥ 0 and MlpRatio ≥ 1.");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1) (spec: 0.1; 0 turns it off).");
         Interaction.Validate(Width, Heads, SortOfClevrModel.Tasks);
     }
 }
@@ -69,6 +76,7 @@ public sealed record SortOfClevrModelOptions
 /// The Sort-of-CLEVR multi-task model of MODEL-SPEC §13, mirroring §1 at toy scale; T = 3 tasks = question families.
 /// <code>
 /// Z   = Blocks_img(FrontEnd(image) + P)                     B×c×d           shared image encoder (c = 25 cells)
+///       (every Blocks here: pre-norm transformer blocks with dropout 0.1 in training mode, <see cref="SortOfClevrModelOptions.Dropout"/>)
 /// X_t = Blocks_t([CLS_t; Lin(18→d)(q_t); Z])                B×(2+c)×d       one encoder per family
 /// X'  = Interaction([X_1; X_2; X_3])                        B×3×(2+c)×d     KEM / sKEM / CA / None
 /// ŷ_t = Lin(d→10)(LN(Blocks'_t(X'_t))[CLS])                 B×10            one decoder per family
@@ -118,12 +126,12 @@ public sealed class SortOfClevrModel : nn.Module<Tensor, Tensor, Tensor>
             cellEmbedding = nn.Linear(cnnChannels + 2, o.Width);
             cellCoordinates = CellCoordinates(o.CnnGrid);
         }
-        imageBlocks = TransformerBlock.Stack("image_blocks", o.ImageDepth, o.Width, o.Heads, o.MlpRatio);
+        imageBlocks = TransformerBlock.Stack("image_blocks", o.ImageDepth, o.Width, o.Heads, o.MlpRatio, o.Dropout);
         classTokens = new Parameter(TruncatedNormal.Fill(empty(Tasks, o.Width), std: 0.02));
         questionEmbeddings = nn.ModuleList(Enumerable.Range(0, Tasks).Select(_ => nn.Linear(SortOfClevr.QuestionWidth, o.Width)).ToArray());
-        encoders = nn.ModuleList(Enumerable.Range(0, Tasks).Select(t => TransformerBlock.Stack($"encoder_{t}", o.EncoderDepth, o.Width, o.Heads, o.MlpRatio)).ToArray());
+        encoders = nn.ModuleList(Enumerable.Range(0, Tasks).Select(t => TransformerBlock.Stack($"encoder_{t}", o.EncoderDepth, o.Width, o.Heads, o.MlpRatio, o.Dropout)).ToArray());
         interaction = InteractionFactory.Create("interaction", o.Interaction, o.Width, o.Heads, Tasks);
-        decoders = nn.ModuleList(Enumerable.Range(0, Tasks).Select(t => TransformerBlock.Stack($"decoder_{t}", o.DecoderDepth, o.Width, o.Heads, o.MlpRatio)).ToArray());
+        decoders = nn.ModuleList(Enumerable.Range(0, Tasks).Select(t => TransformerBlock.Stack($"decoder_{t}", o.DecoderDepth, o.Width, o.Heads, o.MlpRatio, o.Dropout)).ToArray());
         decoderNorms = nn.ModuleList(Enumerable.Range(0, Tasks).Select(_ => nn.LayerNorm(o.Width)).ToArray());
         answerHeads = nn.ModuleList(Enumerable.Range(0, Tasks).Select(_ => nn.Linear(o.Width, SortOfClevr.AnswerClasses)).ToArray());
         RegisterComponents();

@@ -26,6 +26,50 @@ public sealed class MultiScaleBackboneTests
     }
 
     [TestMethod]
+    public void Sequential_TinySwin_preset_is_the_spec_section_5_backbone_four_scales_at_strides_4_to_32_with_64_to_512_channels()
+    {
+        var spec = MultiScaleOptions.SequentialTinySwin;
+        Assert.AreEqual(4, spec.Scales);
+        CollectionAssert.AreEqual(new[] { 4, 8, 16, 32 }, Enumerable.Range(0, 4).Select(spec.StrideAt).ToArray());
+        CollectionAssert.AreEqual(new[] { 64, 128, 256, 512 }, Enumerable.Range(0, 4).Select(spec.WidthAt).ToArray());
+        CollectionAssert.AreEqual(new[] { 0, 1, 2, 3 }, spec.FusedScales.ToArray(), "the sequential design refines every scale");
+        Assert.AreEqual(spec with { FirstFusedScale = 1 }, MultiScaleOptions.TinySwin, "the §1 TinySwin stages, nothing else changed");
+
+        torch.manual_seed(4);
+        using var backbone = new MultiScaleBackbone("b", spec, 32, 64, headWidth: 32, mlpRatio: 2);
+        using var scope = torch.NewDisposeScope();
+        var image = torch.randn(2, 3, 32, 64);
+        var maps = backbone.forward(image);
+        Assert.HasCount(4, maps);
+        CollectionAssert.AreEqual(new long[] { 2, 64, 8, 16 }, maps[0].shape, "stride 4");
+        CollectionAssert.AreEqual(new long[] { 2, 128, 4, 8 }, maps[1].shape, "stride 8");
+        CollectionAssert.AreEqual(new long[] { 2, 256, 2, 4 }, maps[2].shape, "stride 16");
+        CollectionAssert.AreEqual(new long[] { 2, 512, 1, 2 }, maps[3].shape, "stride 32");
+        maps.Select(m => m.square().mean()).Aggregate((a, b) => a + b).backward();
+        foreach (var prefix in new[] { "patchEmbed.", "stages.0.", "stages.3.", "merges.2.", "outputNorms.0.", "outputNorms.3." })
+            Assert.IsTrue(backbone.named_parameters().Any(p => p.name.StartsWith(prefix) && p.parameter.grad is { } g && g.abs().sum().item<float>() > 0),
+                $"no gradient under {prefix}");
+    }
+
+    [TestMethod]
+    public void Sequential_design_uses_the_TinySwin_stages_when_the_backbone_is_TinySwin_and_MultiScale_otherwise()
+    {
+        var o = SequentialCrossAttentionNetworkTests.Tiny(TaskSpec.Segmentation(3), TaskSpec.DepthTask());
+        Assert.AreEqual(o.MultiScale, o.SequentialEncoder, "ConvStem (any non-Swin kind): the MultiScale option");
+        Assert.AreEqual(MultiScaleOptions.SequentialTinySwin, (o with { Backbone = BackboneKind.TinySwin }).SequentialEncoder);
+        Assert.AreEqual(MultiScaleOptions.SwinT with { FirstFusedScale = 0 }, (o with { Backbone = BackboneKind.SwinT }).SequentialEncoder);
+        var small = MultiScaleOptions.TinySwin with { Window = 2 };
+        Assert.AreEqual(small with { FirstFusedScale = 0 }, (o with { Backbone = BackboneKind.TinySwin, Swin = small }).SequentialEncoder, "Swin overrides the preset");
+
+        torch.manual_seed(5);
+        using var net = MultiTaskModel.Create(o with { Backbone = BackboneKind.TinySwin, Sequential = new SequentialAttentionOptions { HeadBlocks = 0 } });
+        var widths = Enumerable.Range(0, 4).Select(s => net.named_parameters().Single(p => p.name == $"backbone.outputNorms.{s}.weight").parameter.shape[0]).ToArray();
+        CollectionAssert.AreEqual(new long[] { 64, 128, 256, 512 }, widths);
+        Assert.IsTrue(net.named_parameters().Any(p => p.name.StartsWith("crossTask.3.")), "CTAM at the fourth scale");
+        Assert.IsTrue(net.named_parameters().Any(p => p.name.StartsWith("backbone.stages.0.") && p.name.Contains("relative_position_bias_table")), "window (Swin) blocks");
+    }
+
+    [TestMethod]
     public void Patch_merging_mixes_only_the_2x2_neighbours_of_each_output_token()
     {
         torch.manual_seed(2);

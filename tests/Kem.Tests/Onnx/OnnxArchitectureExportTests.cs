@@ -60,6 +60,13 @@ public sealed class OnnxArchitectureExportTests
             // 48×80 over four scales: 12×20 → 6×10 → 3×5 → 2×3 (the last merge pads both sides); CSAM and the fusion head
             // resize the odd coarse grids by fractional factors; keys pooled to stride 16
             "SequentialOddGrids" => sequential with { ImageHeight = 48, ImageWidth = 80, MultiScale = ThreeScales with { Scales = 4 } },
+            // MODEL-SPEC §5's backbone: TinySwin's four stages (strides 4/8/16/32, 64…512 channels, window blocks) through
+            // Backbone = TinySwin; two tasks and no residual heads keep it small. 32×32: grids 8×8 → 4×4 → 2×2 → 1×1
+            "SequentialTinySwin" => sequential with
+            {
+                Tasks = new[] { TaskSpec.Segmentation(3), TaskSpec.DepthTask() }, Backbone = BackboneKind.TinySwin,
+                Sequential = new SequentialAttentionOptions { HeadBlocks = 0 },
+            },
             // sparse weight deltas (10 %) and thresholded activation deltas, first task as base
             "ComputationSharing" => sharing with { ComputationSharing = new ComputationSharingOptions { DeltaDensity = 0.1, ActivationThreshold = 0.05f } },
             // dense deltas, no threshold, a later base task, on the MultiScale backbone
@@ -101,6 +108,7 @@ public sealed class OnnxArchitectureExportTests
     [DataRow("Sequential")]
     [DataRow("SequentialFourScalesNoPooling")]
     [DataRow("SequentialOddGrids")]
+    [DataRow("SequentialTinySwin")]
     [DataRow("ComputationSharing")]
     [DataRow("ComputationSharingDenseMultiScale")]
     [DataRow("ComputationSharingEmptyDeltas")]
@@ -115,6 +123,7 @@ public sealed class OnnxArchitectureExportTests
     [DataRow("MultiScale")]
     [DataRow("Sequential")]
     [DataRow("SequentialOddGrids")]
+    [DataRow("SequentialTinySwin")]
     [DataRow("ComputationSharing")]
     public void Network_read_back_from_onnx_is_the_same_architecture_with_bit_identical_weights(string configuration)
     {

@@ -1,5 +1,6 @@
 using Microsoft.ML.Kem.Data;
 using Microsoft.ML.Kem.Interaction;
+using Microsoft.ML.Kem.Modeling;
 using Microsoft.ML.Kem.Toys;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -73,6 +74,33 @@ public sealed class SortOfClevrModelTests
         CollectionAssert.AreEqual(new long[] { 4, 4, 8, 81 }, trace.RetrieveWeights.shape, "8 slots read from 3·27 tokens");
         nn.functional.cross_entropy(logits.reshape(-1, 10), answers.reshape(-1)).backward();
         Assert.IsTrue(model.parameters().All(p => p.grad is not null), "every parameter gets a gradient");
+    }
+
+    [TestMethod]
+    [DataRow(ClevrFrontEnd.Patches)]
+    [DataRow(ClevrFrontEnd.CnnCells)]
+    public void Every_block_has_the_spec_dropout_of_0_1_which_acts_in_training_mode_only(ClevrFrontEnd frontEnd)
+    {
+        Assert.AreEqual(0.1, new SortOfClevrModelOptions().Dropout, "MODEL-SPEC §13: dropout 0.1");
+        manual_seed(4);
+        using var model = new SortOfClevrModel(Small(InteractionKind.Kem, frontEnd));
+        var blocks = model.modules().OfType<TransformerBlock>().ToArray();
+        Assert.HasCount(1 + 3 + 3, blocks, "image block, one encoder and one decoder block per family");
+        Assert.IsTrue(blocks.All(b => b.Dropout == 0.1), "every block drops with p = 0.1");
+
+        using var scope = NewDisposeScope();
+        using var store = new SortOfClevrBatches(Split.Value);
+        var (images, questions, _) = store.Batch([0, 1, 2, 3]);
+        static bool Same(Tensor a, Tensor b) => a.eq(b).all().item<bool>();
+        model.train();
+        Assert.IsFalse(Same(model.call(images, questions), model.call(images, questions)), "training mode: two forwards differ");
+        model.eval();
+        Assert.IsTrue(Same(model.call(images, questions), model.call(images, questions)), "eval mode: deterministic");
+
+        manual_seed(4);
+        using var without = new SortOfClevrModel(Small(InteractionKind.Kem, frontEnd) with { Dropout = 0 });
+        without.train();
+        Assert.IsTrue(Same(without.call(images, questions), without.call(images, questions)), "Dropout = 0: training mode is deterministic too");
     }
 
     [TestMethod]
