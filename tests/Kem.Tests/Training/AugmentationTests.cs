@@ -148,7 +148,7 @@ public sealed class AugmentationTests
                 Assert.AreEqual(inDepth[0, 0, sr, sc], depth[0, 0, r, c], "rotation keeps depth");
                 Assert.AreEqual(inImg[0, 2, sr, sc], img[0, 2, r, c], 1e-3, $"image at ({r}, {c})");
                 float nx = inNormals[0, 0, sr, sc], ny = inNormals[0, 1, sr, sc];
-                if (nx == 255) { Assert.AreEqual(255f, normals[0, 0, r, c], "an ignored normal stays ignored"); continue; }
+                if (nx == 255) { for (int p = 0; p < 3; p++) Assert.AreEqual(255f, normals[0, p, r, c], "an ignored normal stays ignored"); continue; }
                 // (x, y) → (y, −x): a surface facing right (+x) faces up (−y, image rows grow downwards) after the turn.
                 Assert.AreEqual(ny, normals[0, 0, r, c], 1e-6f, $"normal x at ({r}, {c})");
                 Assert.AreEqual(-nx, normals[0, 1, r, c], 1e-6f, $"normal y at ({r}, {c})");
