@@ -118,7 +118,13 @@ public sealed class BatchAugmenter
     public (Tensor Images, Tensor[] Labels) Apply((Tensor Images, Tensor[] Labels) batch)
     {
         if (!options.Enabled) return batch;
-        int count = (int)batch.Images.shape[0];
+        var (flip, scale, angle) = Draw((int)batch.Images.shape[0]);
+        return Apply(batch.Images, batch.Labels, flip, scale, angle);
+    }
+
+    /// <summary>The next <paramref name="count"/> per-image draws: flip, scale, angle in degrees.</summary>
+    internal (bool[] Flip, float[] Scale, float[] Angle) Draw(int count)
+    {
         var flip = new bool[count];
         var scale = new float[count];
         var angle = new float[count];
@@ -131,7 +137,7 @@ public sealed class BatchAugmenter
                 : (float)(options.MinScale + (options.MaxScale - options.MinScale) * v);
             angle[b] = (float)((2 * w - 1) * options.MaxRotationDegrees);
         }
-        return Apply(batch.Images, batch.Labels, flip, scale, angle);
+        return (flip, scale, angle);
     }
 
     /// <summary>

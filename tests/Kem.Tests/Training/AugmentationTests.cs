@@ -213,6 +213,21 @@ public sealed class AugmentationTests
     }
 
     [TestMethod]
+    public void Draws_flip_half_the_images_and_follow_the_NYUD_and_PASCAL_presets()
+    {
+        var (flip, scale, angle) = Augmenter(AugmentationOptions.Nyud).Draw(600);
+        Assert.IsInRange(240, 360, flip.Count(f => f), "p = 0.5");
+        CollectionAssert.AreEquivalent(new[] { 1f, 1.2f, 1.5f }, scale.Distinct().ToArray());
+        Assert.IsTrue(scale.Count(s => s == 1.5f) > 150, "the three scales are equally likely");
+        Assert.IsTrue(angle.All(a => a == 0), "NYUD: no rotation");
+        (flip, scale, angle) = Augmenter(AugmentationOptions.Pascal).Draw(600);
+        Assert.IsInRange(240, 360, flip.Count(f => f));
+        Assert.IsTrue(scale.All(s => s is >= 0.75f and <= 1.25f) && scale.Min() < 0.8f && scale.Max() > 1.2f, "PASCAL: scale uniform in [0.75, 1.25]");
+        Assert.IsTrue(angle.All(a => a is >= -20f and <= 20f) && angle.Min() < -18f && angle.Max() > 18f, "PASCAL: angle uniform in [−20°, 20°]");
+        Assert.IsTrue(Augmenter(new AugmentationOptions { MaxRotationDegrees = 10 }).Draw(50).Flip.All(f => !f), "Flip = false never flips");
+    }
+
+    [TestMethod]
     public void Disabled_augmentation_and_identity_parameters_leave_the_batch_bit_identical()
     {
         var (images, labels) = Batch(2, 5, 6);
