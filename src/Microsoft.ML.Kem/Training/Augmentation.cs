@@ -142,8 +142,9 @@ public sealed class BatchAugmenter
 
     /// <summary>
     /// Augments with given per-image parameters: <paramref name="flip"/> first, then the warp by <paramref name="scale"/>
-    /// and <paramref name="angleDegrees"/> (counter-clockwise as displayed) about the centre. Images without a flip or a
-    /// warp come back bit-identical. Results live in the caller's dispose scope.
+    /// and <paramref name="angleDegrees"/> (counter-clockwise as displayed) about the centre. A batch without any flip or
+    /// warp comes back unchanged (the same tensors); in a warped batch, an unwarped image's labels are exact and its pixels
+    /// equal up to float rounding of the bilinear sample. Results live in the caller's dispose scope.
     /// </summary>
     public (Tensor Images, Tensor[] Labels) Apply(Tensor images, Tensor[] labels, bool[] flip, float[] scale, float[] angleDegrees)
     {
@@ -159,18 +160,21 @@ public sealed class BatchAugmenter
 
         using var scope = torch.NewDisposeScope();
         var device = images.device;
-        // Per image: flip, the 2×3 sampling matrix θ of affine_grid, the scale. One host → device copy.
-        var host = new float[count * 8];
+        // Per image: flip, the 2×3 sampling matrix θ of affine_grid (4 entries, no translation), scale, cos, sin, the image
+        // fill (3 channels). One pinned host → device copy, so the step never waits for the host.
+        const int columns = 11;
+        var host = new float[count * columns];
         for (int b = 0; b < count; b++)
         {
             double a = angleDegrees[b] * Math.PI / 180, c = Math.Cos(a) / scale[b], s = Math.Sin(a) / scale[b];
             // Output pixel p (centred, x right, y down) samples p_in = R(α)ᵀ·p / scale, with R(α) = [[cos, sin], [−sin, cos]]
             // the counter-clockwise rotation as displayed; in affine_grid's normalised coordinates the off-diagonal terms
             // carry the aspect ratio (x_n = 2x/W, y_n = 2y/H).
-            float[] row = [flip[b] ? 1f : 0f, (float)c, (float)(-s * height / width), (float)(s * width / height), (float)c, scale[b], (float)Math.Cos(a), (float)Math.Sin(a)];
-            row.CopyTo(host, b * 8);
+            float[] row = [flip[b] ? 1f : 0f, (float)c, (float)(-s * height / width), (float)(s * width / height), (float)c, scale[b],
+                           (float)Math.Cos(a), (float)Math.Sin(a), fill[0], fill[1], fill[2]];
+            row.CopyTo(host, b * columns);
         }
-        var p = ToDevice(host, [count, 8], device);
+        var p = ToDevice(host, [count, columns], device);
         var flipMask = p[.., 0].gt(HalfScalar).view(count, 1, 1, 1);
 
         // MODEL-SPEC §11 step 1: horizontal flip (column c → W − 1 − c), normals' x negated.
@@ -188,17 +192,16 @@ public sealed class BatchAugmenter
             var theta = torch.stack([p[.., 1], p[.., 2], torch.zeros(count, device: device), p[.., 3], p[.., 4], torch.zeros(count, device: device)], 1)
                 .view(count, 2, 3);
             var grid = F.affine_grid(theta, [count, 3, height, width], align_corners: false);   // B×H×W×2
-            x = WarpImage(x, grid);
+            x = WarpImage(x, grid, p[..1, 8..11].view(1, 3, 1, 1).to(x.dtype));
             y = WarpLabels(y, grid, p[.., 5].view(count, 1, 1, 1), p[.., 6].view(count, 1, 1, 1), p[.., 7].view(count, 1, 1, 1));
         }
         return (x.MoveToOuterDisposeScope(), y.Select(l => l.MoveToOuterDisposeScope()).ToArray());
     }
 
-    private Tensor WarpImage(Tensor images, Tensor grid)
+    private static Tensor WarpImage(Tensor images, Tensor grid, Tensor mean)
     {
         // Bilinear (the spec says cubic; TorchSharp 0.107's native grid_sample has no bicubic mode), with the mean outside the
         // image (0 after the network's normalisation): sample (x − mean) with zero padding and add the mean back.
-        var mean = torch.tensor(fill, [1, 3, 1, 1]).to(images.dtype).to(images.device);
         return F.grid_sample(images - mean, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: false) + mean;
     }
 
