@@ -130,7 +130,7 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         }
 
         md.AppendLine();
-        md.AppendLine($"- Data: {data}; {s.Height}×{s.Width} input.");
+        md.AppendLine($"- Data: {data}; {s.Height}×{s.Width} input; training augmentation {s.AugmentationName} (MODEL-SPEC §11).");
         md.AppendLine($"- Budget (every method, every seed): {s.Epochs} epochs, batch {s.Batch}, AdamW lr {s.LearningRate} with {s.Warmup} warm-up steps then poly 0.9, " +
                       "weight decay 1e-4, loss weighting MtformerUncertainty, fp32; final weights scored (no early stopping).");
         var n = network;

@@ -57,6 +57,12 @@ internal sealed record ExperimentSettings
     public int[]? SweepSeeds { get; init; }
     public ComputeDevice Device { get; init; } = ComputeDevice.Auto;
     public int Threads { get; init; }
+    /// <summary>--augment: none, nyud or pascal; null = the dataset's recipe (nyud for --nyud, pascal for --pascal, none for generated scenes).</summary>
+    public string? Augment { get; init; }
+    /// <summary>The augmentation preset in use (MODEL-SPEC §11).</summary>
+    public string AugmentationName => Augment ?? Dataset switch { DatasetKind.Nyud => "nyud", DatasetKind.Pascal => "pascal", _ => "none" };
+    /// <summary>The training-time augmentation (training batches only).</summary>
+    public AugmentationOptions Augmentation => AugmentationOptions.Preset(AugmentationName);
     public string Out { get; init; } = Path.Combine("out", "experiments");
 
     public const string Usage = """
@@ -67,6 +73,8 @@ internal sealed record ExperimentSettings
                    PASCAL: Segmentation,HumanParts,Saliency,Normals,Edges)
           runs     --seeds 1,2,3   --methods STL,HardSharing,CrossAttention,Kem,StableKem[,NoInteraction]
           budget   --epochs E --batch B --lr LR --warmup STEPS   (identical for every method)
+                   --augment none|nyud|pascal (training batches only; default: nyud for --nyud, pascal for --pascal,
+                   none for generated scenes)
           model    --width d --heads h --backbone-depth N --task-depth N (encoder = decoder blocks) --stride s
                    --backbone TinyViT|ConvStem|MultiScale|TinySwin|SwinT --task-blocks Global|Window
                    --preset Tiny|Small|Dev|Gpu448|Paper (MODEL-SPEC §1 sizes; the model flags given override it;
@@ -114,6 +122,7 @@ internal sealed record ExperimentSettings
                 "--batch" => s with { Batch = Int(value) },
                 "--lr" => s with { LearningRate = double.Parse(value, CultureInfo.InvariantCulture) },
                 "--warmup" => s with { Warmup = Int(value) },
+                "--augment" => s with { Augment = AugmentPreset(value) },
                 "--width" => s with { ModelWidth = Int(value) },
                 "--heads" => s with { Heads = Int(value) },
                 "--backbone-depth" => s with { BackboneDepth = Int(value) },
@@ -191,6 +200,12 @@ internal sealed record ExperimentSettings
 
     /// <summary>The evaluation settings (MODEL-SPEC §9) used for every method and the constant predictor.</summary>
     public DenseMetricOptions MetricOptions => new() { DepthEvalMaxMetres = DepthEvalMaxMetres };
+
+    private static string AugmentPreset(string v)
+    {
+        AugmentationOptions.Preset(v); // throws for an unknown name, listing the presets
+        return v.Trim().ToLowerInvariant();
+    }
 
     private static int Int(string v) => int.Parse(v, CultureInfo.InvariantCulture);
 

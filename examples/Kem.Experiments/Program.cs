@@ -30,7 +30,7 @@ void Log(string message) => Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {
 // 1. Data, through the same IDataView readers a user would use (generated scenes are written in the NYUD layout first).
 var ml = new MLContext(seed: 1);
 var (train, val, tasks, dataLabel) = ExperimentData.Load(ml, settings, outDir, Log);
-Log($"Data: {dataLabel}; {train.Count} train / {val.Count} val images at {settings.Height}×{settings.Width}; tasks {string.Join(", ", tasks.Select(t => t.Name))}.");
+Log($"Data: {dataLabel}; {train.Count} train / {val.Count} val images at {settings.Height}×{settings.Width}; tasks {string.Join(", ", tasks.Select(t => t.Name))}; training augmentation {settings.AugmentationName}.");
 
 var shared = settings.NetworkOptions(tasks);
 try { shared.Validate(); }
@@ -43,6 +43,7 @@ var recipe = new TrainingOptions
 {
     Epochs = settings.Epochs, BatchSize = settings.Batch, LearningRate = settings.LearningRate, WarmupSteps = settings.Warmup,
     Device = settings.Device, KeepBest = false, ReportEverySteps = 1_000_000,
+    Augmentation = settings.Augmentation,
 };
 var device = recipe.ResolveDevice();
 string machine = $"{Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +

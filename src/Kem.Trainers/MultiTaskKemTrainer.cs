@@ -76,7 +76,11 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public ComputationSharingOptions ComputationSharing { get; set; } = new();
         /// <summary>Input pixel values × PixelScale must be in [0,1] (1/255 for ExtractPixels' default).</summary>
         public float PixelScale { get; set; } = 1f / 255f;
-        /// <summary>The training recipe (epochs, batch, learning rate, device, bf16, seed…).</summary>
+        /// <summary>
+        /// The training recipe (epochs, batch, learning rate, device, bf16, seed…), including the training-time augmentation
+        /// <see cref="TrainingOptions.Augmentation"/> (MODEL-SPEC §11: <see cref="AugmentationOptions.None"/> by default,
+        /// <see cref="AugmentationOptions.Nyud"/> or <see cref="AugmentationOptions.Pascal"/>), applied to training batches only.
+        /// </summary>
         public TrainingOptions Training { get; set; } = new();
         /// <summary>Receives progress reports (also written to ML.NET's log channel).</summary>
         public IProgress<TrainingProgress>? Progress { get; set; }

@@ -31,7 +31,7 @@ public sealed record TrainingOutputs(Tensor[] Predictions, IReadOnlyList<Tensor[
 /// </summary>
 public abstract class MultiTaskModel : nn.Module<Tensor, Tensor[]>
 {
-    private static readonly float[] ImageNetMean = { 0.485f, 0.456f, 0.406f };
+    internal static readonly float[] ImageNetMean = { 0.485f, 0.456f, 0.406f };
     private static readonly float[] ImageNetStd = { 0.229f, 0.224f, 0.225f };
 
     /// <summary>Validates <paramref name="options"/> and keeps them.</summary>

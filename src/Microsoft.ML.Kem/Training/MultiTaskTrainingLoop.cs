@@ -72,6 +72,7 @@ public static class MultiTaskTrainingLoop
             for (int s = 0; s < stepsPerEpoch; s++) epochBatches.Add(order.AsSpan(s * batch, batch).ToArray());
         }
         using var batches = new BatchPrefetcher(train, epochBatches, device);
+        var augment = new BatchAugmenter(options.Augmentation, network.Options, options.Seed); // MODEL-SPEC §11: training batches only
         using var collections = new CollectionGuard();   // no collection by another thread mid-step (see CollectionGuard)
 
         for (int epoch = 1; epoch <= options.Epochs; epoch++)
@@ -93,7 +94,7 @@ public static class MultiTaskTrainingLoop
                 using var scope = torch.NewDisposeScope();
                 double lr = schedule.At(step);
 
-                var (images, labels) = batches.Next();
+                var (images, labels) = augment.Apply(batches.Next());
                 var (loss, taskLosses) = trainingStep.Run(images, labels, lr);
 
                 using (torch.no_grad())

@@ -50,6 +50,11 @@ public sealed record TrainingOptions
     internal bool MixedPrecisionOnCpu { get; init; }
     /// <summary>Seed of weights, shuffling and dropout; CPU runs with the same seed are identical.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>
+    /// Training-time augmentation on the device (MODEL-SPEC §11, training batches only): <see cref="AugmentationOptions.None"/>
+    /// (default), <see cref="AugmentationOptions.Nyud"/>, <see cref="AugmentationOptions.Pascal"/> or custom; draws seeded by <see cref="Seed"/>.
+    /// </summary>
+    public AugmentationOptions Augmentation { get; init; } = AugmentationOptions.None;
     /// <summary>Validate every this many epochs (and after the last one).</summary>
     public int ValidateEveryEpochs { get; init; } = 1;
     /// <summary>Restore the weights of the best validation epoch at the end.</summary>
@@ -66,6 +71,7 @@ public sealed record TrainingOptions
         if (WeightDecay < 0) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be ≥ 0.");
         if (WarmupSteps < 0 || PolyPower < 0 || GradientClipNorm < 0) throw new ArgumentException("WarmupSteps, PolyPower and GradientClipNorm must be ≥ 0.");
         if (!(DwaTemperature > 0) || double.IsInfinity(DwaTemperature)) throw new ArgumentOutOfRangeException(nameof(DwaTemperature), DwaTemperature, "DwaTemperature must be positive and finite (the spec's value is 2).");
+        (Augmentation ?? throw new ArgumentNullException(nameof(Augmentation), "Augmentation must not be null: use AugmentationOptions.None to turn it off.")).Validate();
         if (ValidateEveryEpochs < 1 || ReportEverySteps < 1) throw new ArgumentException("ValidateEveryEpochs and ReportEverySteps must be ≥ 1.");
     }
 
