@@ -68,7 +68,7 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         public ComputationSharingOptions ComputationSharing { get; set; } = new();
         /// <summary>Input pixel values × PixelScale must be in [0,1] (1/255 for ExtractPixels' default).</summary>
         public float PixelScale { get; set; } = 1f / 255f;
-        /// <summary>The training recipe (epochs, batch, learning rate, device, bf16, seed…).</summary>
+        /// <summary>The training recipe (epochs, batch, learning rate, device, bf16, seed…); the spec's recipes are presets, e.g. <c>TrainingOptions.MtformerNyud</c>.</summary>
         public TrainingOptions Training { get; set; } = new();
         /// <summary>Receives progress reports (also written to ML.NET's log channel).</summary>
         public IProgress<TrainingProgress>? Progress { get; set; }
