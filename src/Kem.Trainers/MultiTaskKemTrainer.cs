@@ -77,9 +77,10 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         /// <summary>Input pixel values × PixelScale must be in [0,1] (1/255 for ExtractPixels' default).</summary>
         public float PixelScale { get; set; } = 1f / 255f;
         /// <summary>
-        /// The training recipe (epochs, batch, learning rate, device, bf16, seed…), including the training-time augmentation
-        /// <see cref="TrainingOptions.Augmentation"/> (MODEL-SPEC §11: <see cref="AugmentationOptions.None"/> by default,
-        /// <see cref="AugmentationOptions.Nyud"/> or <see cref="AugmentationOptions.Pascal"/>), applied to training batches only.
+        /// The training recipe (epochs, batch, learning rate, device, bf16, seed…); the spec's recipes are presets, e.g.
+        /// <c>TrainingOptions.MtformerNyud</c>. Includes the training-time augmentation <see cref="TrainingOptions.Augmentation"/>
+        /// (MODEL-SPEC §11: <see cref="AugmentationOptions.None"/> by default, <see cref="AugmentationOptions.Nyud"/> or
+        /// <see cref="AugmentationOptions.Pascal"/>), applied to training batches only.
         /// </summary>
         public TrainingOptions Training { get; set; } = new();
         /// <summary>Receives progress reports (also written to ML.NET's log channel).</summary>

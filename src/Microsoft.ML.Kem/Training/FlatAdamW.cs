@@ -26,6 +26,7 @@ public sealed class FlatAdamW : IDisposable
     private readonly Tensor? workingGradients;  // bf16 [M] (bf16 mode only)
     private readonly Tensor expAvg;             // fp32 [M + E]
     private readonly Tensor expAvgSq;           // fp32 [M + E]
+    private readonly Tensor? decayMask;         // fp32 [M + E], 1 where weight decay applies (null: everywhere)
     private readonly long moduleCount;
     private readonly double beta1, beta2, eps, weightDecay;
     private readonly Parameter[] parameters;
@@ -36,9 +37,12 @@ public sealed class FlatAdamW : IDisposable
     /// Takes the trainable parameters of <paramref name="module"/> and the trainable fp32 <paramref name="extra"/>
     /// parameters (e.g. the loss weights s_t), all on one device. With <paramref name="bf16"/> the module is cast to
     /// bfloat16 here and the optimiser keeps fp32 masters initialised from the current fp32 weights.
+    /// <paramref name="decays"/> picks the parameters that weight decay applies to (null: all, one group as MTFormer); it is asked
+    /// once per parameter here and becomes a flat 0/1 mask, so the update stays one kernel per step.
     /// </summary>
     public FlatAdamW(nn.Module module, IEnumerable<Parameter> extra, bool bf16,
-                     double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0)
+                     double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0,
+                     Func<Parameter, bool>? decays = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         (this.beta1, this.beta2, this.eps, this.weightDecay) = (beta1, beta2, eps, weightDecay);
@@ -65,6 +69,17 @@ public sealed class FlatAdamW : IDisposable
         {
             long offset = 0;
             foreach (var p in all) { masters.narrow(0, offset, p.numel()).copy_(p.detach().reshape(-1)); offset += Slot(p.numel()); }
+        }
+        if (decays is not null && !all.All(decays))
+        {
+            var mask = new float[total];
+            long offset = 0;
+            foreach (var p in all)
+            {
+                if (decays(p)) Array.Fill(mask, 1f, (int)offset, (int)p.numel());
+                offset += Slot(p.numel());
+            }
+            decayMask = tensor(mask, device: device);
         }
 
         if (bf16)
@@ -147,6 +162,7 @@ public sealed class FlatAdamW : IDisposable
         using var clip = clipNorm.ToScalar();
         using var one = 1.0.ToScalar();
         using var decay = (1 - learningRate * weightDecay).ToScalar();
+        using var maskedDecay = (-learningRate * weightDecay).ToScalar();
         using var firstMoment = beta1.ToScalar();
         using var firstMomentInput = (1 - beta1).ToScalar();
         using var secondMoment = beta2.ToScalar();
@@ -161,7 +177,8 @@ public sealed class FlatAdamW : IDisposable
             var coefficient = gradients.norm().add_(normEpsilon).reciprocal_().mul_(clip).clamp_max_(one);
             gradients.mul_(coefficient);
         }
-        masters.mul_(decay);
+        if (decayMask is null) masters.mul_(decay);                  // θ ← θ(1 − lr·λ)
+        else masters.addcmul_(masters, decayMask, value: maskedDecay); // θ ← θ − lr·λ·mask·θ
         expAvg.mul_(firstMoment).add_(gradients, alpha: firstMomentInput);
         expAvgSq.mul_(secondMoment).addcmul_(gradients, gradients, value: secondMomentInput);
         var denominator = expAvgSq.sqrt().div_(rootBiasCorrection2).add_(epsilon);
@@ -203,7 +220,7 @@ public sealed class FlatAdamW : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        masters.Dispose(); gradients.Dispose(); expAvg.Dispose(); expAvgSq.Dispose();
+        masters.Dispose(); gradients.Dispose(); expAvg.Dispose(); expAvgSq.Dispose(); decayMask?.Dispose();
         working?.Dispose(); workingGradients?.Dispose();
     }
 }

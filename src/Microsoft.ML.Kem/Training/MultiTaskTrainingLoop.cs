@@ -8,8 +8,9 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.Kem.Training;
 
 /// <summary>
-/// The training loop (MODEL-SPEC §11): AdamW, warm-up + polynomial decay, gradient clipping, bf16 on CUDA,
-/// one dispose scope per step (memory stays flat), validation with keep-best, cancellation and progress.
+/// The training loop (MODEL-SPEC §11): AdamW, warm-up + polynomial decay (per epoch or per iteration), gradient clipping,
+/// bf16 on CUDA, one dispose scope per step (memory stays flat), validation (every N or the last N epochs) with keep-best on the
+/// validation loss, cancellation and progress.
 /// </summary>
 public static class MultiTaskTrainingLoop
 {
@@ -43,7 +44,7 @@ public static class MultiTaskTrainingLoop
         int stepsPerEpoch = train.Count / batch; // drop the incomplete last batch (BatchNorm needs ≥ 2 images)
         int totalSteps = stepsPerEpoch * options.Epochs;
         int warmup = Math.Min(options.WarmupSteps, totalSteps / 4);
-        var schedule = new LearningRateSchedule(options.LearningRate, totalSteps, warmup, options.PolyPower);
+        var schedule = new LearningRateSchedule(options.LearningRate, totalSteps, warmup, options.PolyPower, options.LearningRateDecay, stepsPerEpoch);
         log?.Invoke($"Training on {device.type.ToString().ToLowerInvariant()}{(bf16 ? " (bf16, fp32 master weights)" : " (fp32)")}: " +
                     $"{train.Count} images, batch {batch}, {stepsPerEpoch} steps/epoch × {options.Epochs} epochs, warm-up {warmup}, " +
                     $"{network.TrainableParameterCount:N0} trainable parameters.");
@@ -129,7 +130,7 @@ public static class MultiTaskTrainingLoop
 
             double? validationLoss = null;
             IReadOnlyDictionary<string, double>? validationTaskLosses = null;
-            if (validation is not null && (epoch % options.ValidateEveryEpochs == 0 || epoch == options.Epochs))
+            if (validation is not null && options.ValidatesAfter(epoch))
             {
                 (validationLoss, validationTaskLosses) = Validate(network, validation, batch, device, bf16);
                 Report(progress, log, new TrainingProgress("validate", epoch, options.Epochs, step, totalSteps,

@@ -1,6 +1,7 @@
 using Microsoft.ML.Kem.Modeling;
 using Microsoft.ML.Kem.Tasks;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.Kem.Training;
@@ -32,7 +33,27 @@ public sealed class TrainingStep : IDisposable
         (this.network, this.loss) = (network, loss);
         Bf16 = options.MixedPrecision && (device.type == DeviceType.CUDA || options.MixedPrecisionOnCpu);
         clipNorm = options.GradientClipNorm;
-        optimizer = new FlatAdamW(network, loss.parameters(), Bf16, 0.9, 0.999, 1e-8, options.WeightDecay);
+        optimizer = new FlatAdamW(network, loss.parameters(), Bf16, 0.9, 0.999, 1e-8, options.WeightDecay,
+                                  options.DecayAllParameters ? null : DecaysWeights(network, loss));
+    }
+
+    /// <summary>
+    /// MODEL-SPEC §11 option (<see cref="TrainingOptions.DecayAllParameters"/> = false): weight decay on every parameter except
+    /// norms and biases (1-D parameters, and any parameter named <c>bias</c>), the KEM memory slots R_0 (<c>memorySlots</c>) and the
+    /// loss's parameters (s_t). Asked by <see cref="FlatAdamW"/> once per parameter of <paramref name="network"/> and <paramref name="loss"/>.
+    /// </summary>
+    public static Func<Parameter, bool> DecaysWeights(nn.Module network, nn.Module loss)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(loss);
+        var exempt = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, p) in network.named_parameters())
+        {
+            var leaf = name[(name.LastIndexOf('.') + 1)..];
+            if (p.dim() <= 1 || leaf == "bias" || leaf == "memorySlots") exempt.Add(p);
+        }
+        foreach (var p in loss.parameters()) exempt.Add(p);
+        return p => !exempt.Contains(p);
     }
 
     /// <summary>True when the network runs in bf16 with fp32 master weights.</summary>
