@@ -39,8 +39,9 @@ public sealed class TrainingStep : IDisposable
 
     /// <summary>
     /// MODEL-SPEC §11 option (<see cref="TrainingOptions.DecayAllParameters"/> = false): weight decay on every parameter except
-    /// norms and biases (1-D parameters, and any parameter named <c>bias</c>), the KEM memory slots R_0 (<c>memorySlots</c>) and the
-    /// loss's parameters (s_t). Asked by <see cref="FlatAdamW"/> once per parameter of <paramref name="network"/> and <paramref name="loss"/>.
+    /// norms and biases (1-D parameters, and any parameter named <c>bias</c>), the window blocks' relative position bias tables
+    /// (<c>relative_position_bias_table</c>, as Swin's own recipe), the KEM memory slots R_0 (<c>memorySlots</c>) and the loss's
+    /// parameters (s_t). Asked by <see cref="FlatAdamW"/> once per parameter of <paramref name="network"/> and <paramref name="loss"/>.
     /// </summary>
     public static Func<Parameter, bool> DecaysWeights(nn.Module network, nn.Module loss)
     {
@@ -50,7 +51,7 @@ public sealed class TrainingStep : IDisposable
         foreach (var (name, p) in network.named_parameters())
         {
             var leaf = name[(name.LastIndexOf('.') + 1)..];
-            if (p.dim() <= 1 || leaf == "bias" || leaf == "memorySlots") exempt.Add(p);
+            if (p.dim() <= 1 || leaf is "bias" or "memorySlots" or "relative_position_bias_table") exempt.Add(p);
         }
         foreach (var p in loss.parameters()) exempt.Add(p);
         return p => !exempt.Contains(p);

@@ -101,12 +101,12 @@ public sealed class TrainingRecipeTests
     }
 
     [TestMethod]
-    public void Decay_groups_spare_norms_biases_memory_slots_and_loss_weights_when_asked()
+    public void Decay_groups_spare_norms_biases_position_bias_tables_memory_slots_and_loss_weights_when_asked()
     {
         foreach (bool all in new[] { true, false })
         {
             torch.manual_seed(2);
-            using var net = new MultiTaskNetwork(Net());
+            using var net = new MultiTaskNetwork(Net() with { TaskBlocks = BlockAttention.Window });   // window blocks: bias tables
             using var loss = new MultiTaskLoss("loss", TinyData.SegDepth);
             using (torch.no_grad()) loss.parameters().Single().fill_(0.5f);   // s_t ≠ 0, so that decay would show
             var before = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
@@ -120,7 +120,7 @@ public sealed class TrainingRecipeTests
             var kept = new List<string>();
             foreach (var (name, p) in net.named_parameters())
             {
-                bool exempt = !all && (p.dim() <= 1 || name.EndsWith(".bias") || name.EndsWith(".memorySlots"));
+                bool exempt = !all && (p.dim() <= 1 || name.EndsWith(".bias") || name.EndsWith(".memorySlots") || name.EndsWith(".relative_position_bias_table"));
                 TensorAssert.Close(before[name] * (exempt ? 1.0 : 0.95), p, 1e-7, $"{name} ({(exempt ? "kept" : "decayed")})");
                 if (exempt) kept.Add(name);
             }
@@ -128,6 +128,7 @@ public sealed class TrainingRecipeTests
             if (!all)
             {
                 Assert.IsTrue(kept.Any(n => n.EndsWith(".memorySlots")), "R_0 is among the kept parameters");
+                Assert.IsTrue(kept.Any(n => n.EndsWith(".relative_position_bias_table")), "a relative position bias table is kept");
                 Assert.IsTrue(kept.Any(n => n.Contains("norm", StringComparison.OrdinalIgnoreCase) && n.EndsWith(".weight")), "a norm's scale is kept");
                 Assert.IsTrue(kept.Any(n => n.EndsWith(".bias")), "a bias is kept");
                 Assert.IsLessThan(before.Count, kept.Count, "the matrices are still decayed");
