@@ -41,6 +41,7 @@ internal sealed record ExperimentSettings
     // Ablations of MODEL-SPEC §15 items 1, 2, 3, 6, 18, 23 and §1's task embedding; they apply to the Kem and StableKem rows.
     public TopKMode TopKMode { get; init; } = TopKMode.Masked;
     public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
+    public MemoryInit MemoryInit { get; init; } = MemoryInit.TruncatedNormal;
     public bool MemoryMlp { get; init; }
     public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
     public int KemBlocks { get; init; } = 1;
@@ -81,7 +82,7 @@ internal sealed record ExperimentSettings
                    without --size: the preset's NYUD or PASCAL input size)
                    --m SLOTS --k TOPK --etf TaskVertices|SlotVertices|Span
           ablation --topk-mode Masked|Renormalized --memory-update Residual|Replace|Gated --memory-mlp
-                   --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
+                   --memory-init TruncatedNormal|Identity --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
                    --no-etf-input-projection --task-embedding   (KEM options: Kem and StableKem rows only)
           eval     --depth-eval-max METRES (drop depth gt ≥ METRES; 6.5535 = MTFormer's NYUD range; default no cap)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
@@ -136,6 +137,7 @@ internal sealed record ExperimentSettings
                 "--preset" => s with { Preset = Choice<NetworkPreset>(args[i], value) },
                 "--topk-mode" => s with { TopKMode = Choice<TopKMode>(args[i], value) },
                 "--memory-update" => s with { MemoryUpdate = Choice<MemoryUpdate>(args[i], value) },
+                "--memory-init" => s with { MemoryInit = Choice<MemoryInit>(args[i], value) },
                 "--topk-axis" => s with { TopKAxis = Choice<TopKAxis>(args[i], value) },
                 "--kem-blocks" => s with { KemBlocks = Int(value, args[i]) },
                 "--score-scale" => s with { ScoreScale = Choice<ScoreScale>(args[i], value) },
@@ -189,6 +191,7 @@ internal sealed record ExperimentSettings
                 TopKMode = Pick("--topk-mode", TopKMode, p => p.Interaction.TopKMode),
                 MemoryUpdate = Pick("--memory-update", MemoryUpdate, p => p.Interaction.MemoryUpdate),
                 MemoryMlp = Pick("--memory-mlp", MemoryMlp, p => p.Interaction.MemoryMlp),
+                MemoryInit = Pick("--memory-init", MemoryInit, p => p.Interaction.MemoryInit),
                 TopKAxis = Pick("--topk-axis", TopKAxis, p => p.Interaction.TopKAxis),
                 KemBlocks = Pick("--kem-blocks", KemBlocks, p => p.Interaction.KemBlocks),
                 ScoreScale = Pick("--score-scale", ScoreScale, p => p.Interaction.ScoreScale),

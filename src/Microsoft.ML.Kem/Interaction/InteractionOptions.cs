@@ -36,6 +36,15 @@ public enum MemoryUpdate
     Gated,
 }
 
+/// <summary>How the memory slots R_0 are initialised (MODEL-SPEC §2); only the initial values differ, not the parameter.</summary>
+public enum MemoryInit
+{
+    /// <summary>Truncated normal, std 0.02, cut at ±2 (default).</summary>
+    TruncatedNormal,
+    /// <summary>SGW's identity-like init: row i = e_i padded with zeros, so the slots start distinct. Needs m ≤ d.</summary>
+    Identity,
+}
+
 /// <summary>Where sKEM's Equiangular Tight Frame enters (MODEL-SPEC §3).</summary>
 public enum EtfMode
 {
@@ -100,6 +109,8 @@ public sealed record InteractionOptions
     public TopKScope TopKScope { get; init; } = TopKScope.Joint;
     /// <summary>Memory update rule.</summary>
     public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
+    /// <summary>Initial values of R_0 (MODEL-SPEC §2): truncated normal std 0.02 (default) or <see cref="MemoryInit.Identity"/> (needs m ≤ d).</summary>
+    public MemoryInit MemoryInit { get; init; } = MemoryInit.TruncatedNormal;
     /// <summary>
     /// With <see cref="MemoryUpdate.Residual"/> or <see cref="MemoryUpdate.Replace"/>: R_new ← R_new + MLP(LN(R_new)),
     /// MLP = Lin(d→4d) → GELU → Lin(4d→d) (MODEL-SPEC §2; default off). <see cref="MemoryUpdate.Gated"/> has its own MLP.
@@ -145,9 +156,13 @@ public sealed record InteractionOptions
             if (KemBlocks != 1) throw new ArgumentException($"KemBlocks = {KemBlocks} stacks KEM rounds; {Kind} has none. Use Kind Kem or StableKem, or KemBlocks = 1.");
             if (MemoryUpdate == MemoryUpdate.Gated || MemoryMlp)
                 throw new ArgumentException($"MemoryUpdate.Gated and MemoryMlp change the KEM memory; {Kind} has none. Use Kind Kem or StableKem, or the defaults (Residual, MemoryMlp off).");
+            if (MemoryInit != MemoryInit.TruncatedNormal)
+                throw new ArgumentException($"MemoryInit.{MemoryInit} initialises the KEM memory; {Kind} has none. Use Kind Kem or StableKem, or MemoryInit.TruncatedNormal.");
             if (TopKAxis != TopKAxis.Tokens) throw new ArgumentException($"TopKAxis.Slots changes the KEM retrieve; {Kind} has none. Use Kind Kem or StableKem, or TopKAxis.Tokens.");
             return;
         }
+        if (MemoryInit == MemoryInit.Identity && MemorySlots > width)
+            throw new ArgumentException($"MemoryInit.Identity sets slot i to the unit vector e_i, so it needs MemorySlots m = {MemorySlots} ≤ Width d = {width}: lower MemorySlots, raise Width, or use MemoryInit.TruncatedNormal.");
         if (MemoryMlp && MemoryUpdate == MemoryUpdate.Gated)
             throw new ArgumentException("MemoryMlp adds an MLP to the Residual or Replace update; MemoryUpdate.Gated already has its own (R ← LN(R + MLP(R))). Turn MemoryMlp off or use Residual/Replace.");
         if (TopKAxis == TopKAxis.Slots && TopK > MemorySlots)

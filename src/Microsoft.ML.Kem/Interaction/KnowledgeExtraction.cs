@@ -23,7 +23,7 @@ public sealed record KemTrace(Tensor Output, Tensor Memory, Tensor RetrieveWeigh
 /// </code>
 /// sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
 /// paper: its Retrieve is SGW's "write", its Write is SGW's "broadcast" (MODEL-SPEC §15.20).
-/// Options that change the memory: <see cref="MemoryUpdate"/> (Residual, Replace, <see cref="GatedMemoryUpdate"/>),
+/// Options that change the memory: <see cref="MemoryInit"/> (R_0's initial values), <see cref="MemoryUpdate"/> (Residual, Replace, <see cref="GatedMemoryUpdate"/>),
 /// <see cref="InteractionOptions.MemoryMlp"/> (<see cref="ResidualMemoryMlp"/>), <see cref="TopKAxis"/>
 /// (<see cref="TopKSoftmax.OverSlots"/>). One module is one round; <see cref="KemRounds"/> stacks
 /// <see cref="InteractionOptions.KemBlocks"/> of them.
@@ -81,7 +81,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         if (options.TaskEmbedding) taskEmbedding = new TaskEmbedding("task_embedding", tasks, width);
         normTokens = nn.LayerNorm(width);
         if (etfMode != EtfMode.SlotVertices || options.MemoryUpdate != MemoryUpdate.Replace)
-            memorySlots = new Parameter(TruncatedNormal.Fill(empty(options.MemorySlots, width), std: 0.02));
+            memorySlots = new Parameter(InitialMemory(options.MemoryInit, options.MemorySlots, width));
         normMemory = nn.LayerNorm(width);
         if (etfMode != EtfMode.SlotVertices) retrieveQuery = nn.Linear(width, width);
         tokenProjection = nn.Linear(width, 3 * width);
@@ -225,6 +225,14 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         var weights = trace ? AttentionKernel.Weights(queries, keys, scoreScale) : null; // B×h×N×m
         return (writeOutput.call(AttentionKernel.MergeHeads(read)), weights);       // O: B×N×d
     }
+
+    /// <summary>R_0's initial values, m×d (MODEL-SPEC §2): truncated normal std 0.02, or row i = e_i padded with zeros (m ≤ d).</summary>
+    private static Tensor InitialMemory(MemoryInit init, int slots, int width) => init switch
+    {
+        MemoryInit.TruncatedNormal => TruncatedNormal.Fill(empty(slots, width), std: 0.02),
+        MemoryInit.Identity => eye(slots, width),
+        _ => throw new InvalidOperationException($"MemoryInit {init} is not known."),
+    };
 
     /// <summary>One independent ETF per head (seed + h), stacked to h×d_h×K.</summary>
     private static Tensor HeadFrames(int heads, int headWidth, int vertices, long seed)

@@ -100,4 +100,49 @@ public sealed class KemOptionsTests
         StringAssert.Contains(oneRound.Message, "InteractionFactory");
         using var slotsKeepAll = InteractionFactory.Create("kem", kem with { TopKAxis = TopKAxis.Slots, TopK = Slots }, Width, Heads, TaskCount);   // k = m is allowed
     }
+
+    [TestMethod]
+    [DataRow("Kem")]
+    [DataRow("TaskVertices")]
+    public void Identity_memory_init_sets_slot_i_to_the_unit_vector_e_i(string variant)
+    {
+        manual_seed(42);
+        using var kem = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant) with { MemoryInit = MemoryInit.Identity });
+        var slots = kem.state_dict()["memorySlots"];
+        CollectionAssert.AreEqual(new long[] { Slots, Width }, slots.shape, "same parameter, same shape");
+        var expected = new float[Slots * Width];
+        for (var i = 0; i < Slots; i++) expected[i * Width + i] = 1f;
+        CollectionAssert.AreEqual(expected, slots.data<float>().ToArray(), "row i = e_i padded with zeros, exactly");
+        manual_seed(42);
+        using var plain = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant));
+        CollectionAssert.AreEqual(plain.state_dict().Keys.ToArray(), kem.state_dict().Keys.ToArray(), "only the initial values change");
+    }
+
+    [TestMethod]
+    public void Default_memory_init_is_the_truncated_normal_draw_of_before()
+    {
+        manual_seed(42);
+        using var omitted = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("Kem"));
+        manual_seed(42);
+        using var explicitDefault = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("Kem") with { MemoryInit = MemoryInit.TruncatedNormal });
+        Assert.AreEqual(MemoryInit.TruncatedNormal, new InteractionOptions().MemoryInit);
+        foreach (var (key, t) in omitted.state_dict())
+            Assert.IsTrue(t.bytes.SequenceEqual(explicitDefault.state_dict()[key].bytes), $"{key}: the default and explicit TruncatedNormal build identically");
+        // R_0 is the first random draw of the module (LN_x draws nothing): the code before MemoryInit filled it like this
+        manual_seed(42);
+        using var before = TruncatedNormal.Fill(empty(Slots, Width), std: 0.02);
+        Assert.IsTrue(before.bytes.SequenceEqual(omitted.state_dict()["memorySlots"].bytes), "R_0 keeps its truncated-normal values for a fixed seed");
+    }
+
+    [TestMethod]
+    public void Identity_memory_init_needs_m_at_most_d_and_a_kem()
+    {
+        var tooMany = Assert.ThrowsExactly<ArgumentException>(() =>
+            InteractionFactory.Create("kem", Options("Kem") with { MemoryInit = MemoryInit.Identity, MemorySlots = Width + 1 }, Width, Heads, TaskCount));
+        StringAssert.Contains(tooMany.Message, $"MemorySlots m = {Width + 1} ≤ Width d = {Width}");
+        using var square = InteractionFactory.Create("kem", Options("Kem") with { MemoryInit = MemoryInit.Identity, MemorySlots = Width }, Width, Heads, TaskCount);   // m = d is allowed
+        var noMemory = Assert.ThrowsExactly<ArgumentException>(() =>
+            InteractionFactory.Create("ca", Options("CrossAttention") with { MemoryInit = MemoryInit.Identity }, Width, Heads, TaskCount));
+        StringAssert.Contains(noMemory.Message, "MemoryInit");
+    }
 }
