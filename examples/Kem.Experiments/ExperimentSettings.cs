@@ -43,6 +43,7 @@ internal sealed record ExperimentSettings
     public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
     public MemoryInit MemoryInit { get; init; } = MemoryInit.TruncatedNormal;
     public bool MemoryMlp { get; init; }
+    public bool PerTaskWriteQuery { get; init; }
     public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
     public int KemBlocks { get; init; } = 1;
     public ScoreScale ScoreScale { get; init; } = ScoreScale.InvSqrtHeadDim;
@@ -82,7 +83,7 @@ internal sealed record ExperimentSettings
                    without --size: the preset's NYUD or PASCAL input size)
                    --m SLOTS --k TOPK --etf TaskVertices|SlotVertices|Span
           ablation --topk-mode Masked|Renormalized --memory-update Residual|Replace|Gated --memory-mlp
-                   --memory-init TruncatedNormal|Identity --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
+                   --memory-init TruncatedNormal|Identity --per-task-write-query --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
                    --no-etf-input-projection --task-embedding   (KEM options: Kem and StableKem rows only)
           eval     --depth-eval-max METRES (drop depth gt ≥ METRES; 6.5535 = MTFormer's NYUD range; default no cap)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
@@ -98,11 +99,12 @@ internal sealed record ExperimentSettings
             if (args[i] is "-h" or "--help") throw new ArgumentException(Usage);
             given.Add(args[i]);
             // switches: no value
-            if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding")
+            if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding" or "--per-task-write-query")
             {
                 s = args[i] switch
                 {
                     "--memory-mlp" => s with { MemoryMlp = true },
+                    "--per-task-write-query" => s with { PerTaskWriteQuery = true },
                     "--no-etf-input-projection" => s with { EtfInputProjection = false },
                     _ => s with { TaskEmbedding = true },
                 };
@@ -192,6 +194,7 @@ internal sealed record ExperimentSettings
                 MemoryUpdate = Pick("--memory-update", MemoryUpdate, p => p.Interaction.MemoryUpdate),
                 MemoryMlp = Pick("--memory-mlp", MemoryMlp, p => p.Interaction.MemoryMlp),
                 MemoryInit = Pick("--memory-init", MemoryInit, p => p.Interaction.MemoryInit),
+                PerTaskWriteQuery = Pick("--per-task-write-query", PerTaskWriteQuery, p => p.Interaction.PerTaskWriteQuery),
                 TopKAxis = Pick("--topk-axis", TopKAxis, p => p.Interaction.TopKAxis),
                 KemBlocks = Pick("--kem-blocks", KemBlocks, p => p.Interaction.KemBlocks),
                 ScoreScale = Pick("--score-scale", ScoreScale, p => p.Interaction.ScoreScale),

@@ -116,6 +116,11 @@ public sealed record InteractionOptions
     /// MLP = Lin(d→4d) → GELU → Lin(4d→d) (MODEL-SPEC §2; default off). <see cref="MemoryUpdate.Gated"/> has its own MLP.
     /// </summary>
     public bool MemoryMlp { get; init; }
+    /// <summary>
+    /// Write queries Wq_w: one Lin(d→d) per task instead of one shared by all (MODEL-SPEC §2 option, §15.15; default off,
+    /// shared). Same multiply-adds; T·(d² + d) query parameters instead of d² + d.
+    /// </summary>
+    public bool PerTaskWriteQuery { get; init; }
     /// <summary>Top-k axis: per slot over tokens (default) or per token over slots.</summary>
     public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
     /// <summary>Retrieve/Write/Broadcast rounds, each with its own R_0 and weights (MODEL-SPEC §2 step 3; default 1).</summary>
@@ -158,6 +163,8 @@ public sealed record InteractionOptions
                 throw new ArgumentException($"MemoryUpdate.Gated and MemoryMlp change the KEM memory; {Kind} has none. Use Kind Kem or StableKem, or the defaults (Residual, MemoryMlp off).");
             if (MemoryInit != MemoryInit.TruncatedNormal)
                 throw new ArgumentException($"MemoryInit.{MemoryInit} initialises the KEM memory; {Kind} has none. Use Kind Kem or StableKem, or MemoryInit.TruncatedNormal.");
+            if (PerTaskWriteQuery)
+                throw new ArgumentException($"PerTaskWriteQuery changes the KEM write step; {Kind} has none. Use Kind Kem or StableKem, or PerTaskWriteQuery off.");
             if (TopKAxis != TopKAxis.Tokens) throw new ArgumentException($"TopKAxis.Slots changes the KEM retrieve; {Kind} has none. Use Kind Kem or StableKem, or TopKAxis.Tokens.");
             return;
         }
