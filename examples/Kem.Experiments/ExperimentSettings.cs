@@ -41,7 +41,9 @@ internal sealed record ExperimentSettings
     // Ablations of MODEL-SPEC §15 items 1, 2, 3, 6, 18, 23 and §1's task embedding; they apply to the Kem and StableKem rows.
     public TopKMode TopKMode { get; init; } = TopKMode.Masked;
     public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
+    public MemoryInit MemoryInit { get; init; } = MemoryInit.TruncatedNormal;
     public bool MemoryMlp { get; init; }
+    public bool PerTaskWriteQuery { get; init; }
     public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
     public int KemBlocks { get; init; } = 1;
     public ScoreScale ScoreScale { get; init; } = ScoreScale.InvSqrtHeadDim;
@@ -81,7 +83,7 @@ internal sealed record ExperimentSettings
                    without --size: the preset's NYUD or PASCAL input size)
                    --m SLOTS --k TOPK --etf TaskVertices|SlotVertices|Span
           ablation --topk-mode Masked|Renormalized --memory-update Residual|Replace|Gated --memory-mlp
-                   --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
+                   --memory-init TruncatedNormal|Identity --per-task-write-query --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
                    --no-etf-input-projection --task-embedding   (KEM options: Kem and StableKem rows only)
           eval     --depth-eval-max METRES (drop depth gt ≥ METRES; 6.5535 = MTFormer's NYUD range; default no cap)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
@@ -97,11 +99,12 @@ internal sealed record ExperimentSettings
             if (args[i] is "-h" or "--help") throw new ArgumentException(Usage);
             given.Add(args[i]);
             // switches: no value
-            if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding")
+            if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding" or "--per-task-write-query")
             {
                 s = args[i] switch
                 {
                     "--memory-mlp" => s with { MemoryMlp = true },
+                    "--per-task-write-query" => s with { PerTaskWriteQuery = true },
                     "--no-etf-input-projection" => s with { EtfInputProjection = false },
                     _ => s with { TaskEmbedding = true },
                 };
@@ -136,6 +139,7 @@ internal sealed record ExperimentSettings
                 "--preset" => s with { Preset = Choice<NetworkPreset>(args[i], value) },
                 "--topk-mode" => s with { TopKMode = Choice<TopKMode>(args[i], value) },
                 "--memory-update" => s with { MemoryUpdate = Choice<MemoryUpdate>(args[i], value) },
+                "--memory-init" => s with { MemoryInit = Choice<MemoryInit>(args[i], value) },
                 "--topk-axis" => s with { TopKAxis = Choice<TopKAxis>(args[i], value) },
                 "--kem-blocks" => s with { KemBlocks = Int(value, args[i]) },
                 "--score-scale" => s with { ScoreScale = Choice<ScoreScale>(args[i], value) },
@@ -189,6 +193,8 @@ internal sealed record ExperimentSettings
                 TopKMode = Pick("--topk-mode", TopKMode, p => p.Interaction.TopKMode),
                 MemoryUpdate = Pick("--memory-update", MemoryUpdate, p => p.Interaction.MemoryUpdate),
                 MemoryMlp = Pick("--memory-mlp", MemoryMlp, p => p.Interaction.MemoryMlp),
+                MemoryInit = Pick("--memory-init", MemoryInit, p => p.Interaction.MemoryInit),
+                PerTaskWriteQuery = Pick("--per-task-write-query", PerTaskWriteQuery, p => p.Interaction.PerTaskWriteQuery),
                 TopKAxis = Pick("--topk-axis", TopKAxis, p => p.Interaction.TopKAxis),
                 KemBlocks = Pick("--kem-blocks", KemBlocks, p => p.Interaction.KemBlocks),
                 ScoreScale = Pick("--score-scale", ScoreScale, p => p.Interaction.ScoreScale),

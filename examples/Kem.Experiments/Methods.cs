@@ -26,7 +26,7 @@ internal static class Methods
 
     /// <summary>
     /// The network options of <paramref name="method"/> from the shared base (STL: applied once per task with T = 1). The KEM-only
-    /// ablations (KemBlocks, MemoryUpdate.Gated, MemoryMlp, TopKAxis.Slots) apply to the Kem and StableKem rows; the other rows
+    /// ablations (KemBlocks, MemoryUpdate.Gated, MemoryMlp, MemoryInit, PerTaskWriteQuery, TopKAxis.Slots) apply to the Kem and StableKem rows; the other rows
     /// have no memory and use the defaults.
     /// </summary>
     public static MultiTaskNetworkOptions Configure(string method, MultiTaskNetworkOptions shared) => method switch
@@ -41,7 +41,8 @@ internal static class Methods
 
     private static InteractionOptions WithoutMemory(InteractionOptions interaction, InteractionKind kind) => interaction with
     {
-        Kind = kind, KemBlocks = 1, MemoryMlp = false, TopKAxis = TopKAxis.Tokens,
+        Kind = kind, KemBlocks = 1, MemoryMlp = false, TopKAxis = TopKAxis.Tokens, MemoryInit = MemoryInit.TruncatedNormal,
+        PerTaskWriteQuery = false,
         MemoryUpdate = interaction.MemoryUpdate == MemoryUpdate.Gated ? MemoryUpdate.Residual : interaction.MemoryUpdate,
     };
 }

@@ -6,7 +6,8 @@ namespace Microsoft.ML.Kem.Interaction;
 
 /// <summary>
 /// h independent Lin(d_h→d_h), one per head, applied to B×h×L×d_h in one batched matmul
-/// (sKEM's <c>EtfInputProjection</c>, MODEL-SPEC §3). Initialised like <c>nn.Linear</c>: U(−1/√d_h, 1/√d_h).
+/// (sKEM's <c>EtfInputProjection</c>, MODEL-SPEC §3). The group axis may be any: KEM's <c>PerTaskWriteQuery</c> uses
+/// T groups of width d on B×T×n×d. Initialised like <c>nn.Linear</c>: U(−1/√d_h, 1/√d_h).
 /// </summary>
 public sealed class HeadwiseLinear : nn.Module<Tensor, Tensor>
 {

@@ -38,7 +38,8 @@ public sealed record InteractionCost(long Projections, long AttentionPart)
     /// retrieve is dense), plus the memory update's projections: <see cref="MemoryUpdate.Gated"/> 4·m·d² + 2·d² (MLP
     /// 2·m·d², memory gate Lin(d→2d) on the m slots 2·m·d², input gate on the one pooled token vector 2·d²), MemoryMlp
     /// 8·m·d² (Lin(d→4d) and Lin(4d→d) on the m slots); all times <see cref="InteractionOptions.KemBlocks"/>.
-    /// sKEM's ETF products (and Span's LN(F)·W·Wᵀ) are not counted, as in the overload above.
+    /// sKEM's ETF products (and Span's LN(F)·W·Wᵀ) are not counted, as in the overload above. PerTaskWriteQuery does not
+    /// change the count: every token still goes through one Lin(d→d) query, its own task's.
     /// </summary>
     /// <param name="tasks">T.</param>
     /// <param name="tokensPerTask">n.</param>

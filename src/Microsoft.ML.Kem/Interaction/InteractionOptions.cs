@@ -36,6 +36,15 @@ public enum MemoryUpdate
     Gated,
 }
 
+/// <summary>How the memory slots R_0 are initialised (MODEL-SPEC §2); only the initial values differ, not the parameter.</summary>
+public enum MemoryInit
+{
+    /// <summary>Truncated normal, std 0.02, cut at ±2 (default).</summary>
+    TruncatedNormal,
+    /// <summary>SGW's identity-like init: row i = e_i padded with zeros, so the slots start distinct. Needs m ≤ d.</summary>
+    Identity,
+}
+
 /// <summary>Where sKEM's Equiangular Tight Frame enters (MODEL-SPEC §3).</summary>
 public enum EtfMode
 {
@@ -100,11 +109,18 @@ public sealed record InteractionOptions
     public TopKScope TopKScope { get; init; } = TopKScope.Joint;
     /// <summary>Memory update rule.</summary>
     public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
+    /// <summary>Initial values of R_0 (MODEL-SPEC §2): truncated normal std 0.02 (default) or <see cref="MemoryInit.Identity"/> (needs m ≤ d).</summary>
+    public MemoryInit MemoryInit { get; init; } = MemoryInit.TruncatedNormal;
     /// <summary>
     /// With <see cref="MemoryUpdate.Residual"/> or <see cref="MemoryUpdate.Replace"/>: R_new ← R_new + MLP(LN(R_new)),
     /// MLP = Lin(d→4d) → GELU → Lin(4d→d) (MODEL-SPEC §2; default off). <see cref="MemoryUpdate.Gated"/> has its own MLP.
     /// </summary>
     public bool MemoryMlp { get; init; }
+    /// <summary>
+    /// Write queries Wq_w: one Lin(d→d) per task instead of one shared by all (MODEL-SPEC §2 option, §15.15; default off,
+    /// shared). Same multiply-adds; T·(d² + d) query parameters instead of d² + d.
+    /// </summary>
+    public bool PerTaskWriteQuery { get; init; }
     /// <summary>Top-k axis: per slot over tokens (default) or per token over slots.</summary>
     public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
     /// <summary>Retrieve/Write/Broadcast rounds, each with its own R_0 and weights (MODEL-SPEC §2 step 3; default 1).</summary>
@@ -145,9 +161,15 @@ public sealed record InteractionOptions
             if (KemBlocks != 1) throw new ArgumentException($"KemBlocks = {KemBlocks} stacks KEM rounds; {Kind} has none. Use Kind Kem or StableKem, or KemBlocks = 1.");
             if (MemoryUpdate == MemoryUpdate.Gated || MemoryMlp)
                 throw new ArgumentException($"MemoryUpdate.Gated and MemoryMlp change the KEM memory; {Kind} has none. Use Kind Kem or StableKem, or the defaults (Residual, MemoryMlp off).");
+            if (MemoryInit != MemoryInit.TruncatedNormal)
+                throw new ArgumentException($"MemoryInit.{MemoryInit} initialises the KEM memory; {Kind} has none. Use Kind Kem or StableKem, or MemoryInit.TruncatedNormal.");
+            if (PerTaskWriteQuery)
+                throw new ArgumentException($"PerTaskWriteQuery changes the KEM write step; {Kind} has none. Use Kind Kem or StableKem, or PerTaskWriteQuery off.");
             if (TopKAxis != TopKAxis.Tokens) throw new ArgumentException($"TopKAxis.Slots changes the KEM retrieve; {Kind} has none. Use Kind Kem or StableKem, or TopKAxis.Tokens.");
             return;
         }
+        if (MemoryInit == MemoryInit.Identity && MemorySlots > width)
+            throw new ArgumentException($"MemoryInit.Identity sets slot i to the unit vector e_i, so it needs MemorySlots m = {MemorySlots} ≤ Width d = {width}: lower MemorySlots, raise Width, or use MemoryInit.TruncatedNormal.");
         if (MemoryMlp && MemoryUpdate == MemoryUpdate.Gated)
             throw new ArgumentException("MemoryMlp adds an MLP to the Residual or Replace update; MemoryUpdate.Gated already has its own (R ← LN(R + MLP(R))). Turn MemoryMlp off or use Residual/Replace.");
         if (TopKAxis == TopKAxis.Slots && TopK > MemorySlots)

@@ -23,7 +23,7 @@ public sealed record KemTrace(Tensor Output, Tensor Memory, Tensor RetrieveWeigh
 /// </code>
 /// sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
 /// paper: its Retrieve is SGW's "write", its Write is SGW's "broadcast" (MODEL-SPEC §15.20).
-/// Options that change the memory: <see cref="MemoryUpdate"/> (Residual, Replace, <see cref="GatedMemoryUpdate"/>),
+/// Options that change the memory: <see cref="MemoryInit"/> (R_0's initial values), <see cref="MemoryUpdate"/> (Residual, Replace, <see cref="GatedMemoryUpdate"/>),
 /// <see cref="InteractionOptions.MemoryMlp"/> (<see cref="ResidualMemoryMlp"/>), <see cref="TopKAxis"/>
 /// (<see cref="TopKSoftmax.OverSlots"/>). One module is one round; <see cref="KemRounds"/> stacks
 /// <see cref="InteractionOptions.KemBlocks"/> of them.
@@ -36,7 +36,8 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private readonly Parameter? memorySlots;               // R_0: m×d (absent only for SlotVertices + Replace, where nothing reads it)
     private readonly LayerNorm normMemory;                 // LN_r
     private readonly Linear? retrieveQuery;                // Wq_r (absent for SlotVertices: the ETF vertices are the slot queries)
-    private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one product
+    private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one product ([Wk_r | Wv_r] with PerTaskWriteQuery)
+    private readonly HeadwiseLinear? writeQuery;           // PerTaskWriteQuery: Wq_w per task, T×d×d, one batched matmul
     private readonly HeadwiseLinear? etfQueryProjection;   // sKEM TaskVertices + EtfInputProjection
     private readonly HeadwiseLinear? etfKeyProjection;     // sKEM + EtfInputProjection
     private readonly Tensor? etfVertices;                  // buffer h×d_h×K, K = T (TaskVertices) or m (SlotVertices); d×T (Span)
@@ -81,10 +82,11 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         if (options.TaskEmbedding) taskEmbedding = new TaskEmbedding("task_embedding", tasks, width);
         normTokens = nn.LayerNorm(width);
         if (etfMode != EtfMode.SlotVertices || options.MemoryUpdate != MemoryUpdate.Replace)
-            memorySlots = new Parameter(TruncatedNormal.Fill(empty(options.MemorySlots, width), std: 0.02));
+            memorySlots = new Parameter(InitialMemory(options.MemoryInit, options.MemorySlots, width));
         normMemory = nn.LayerNorm(width);
         if (etfMode != EtfMode.SlotVertices) retrieveQuery = nn.Linear(width, width);
-        tokenProjection = nn.Linear(width, 3 * width);
+        tokenProjection = nn.Linear(width, (options.PerTaskWriteQuery ? 2 : 3) * width);
+        if (options.PerTaskWriteQuery) writeQuery = new HeadwiseLinear("write_query", tasks, width);
         if (projectEtfInput && etfMode == EtfMode.TaskVertices) etfQueryProjection = new HeadwiseLinear("etf_query_projection", heads, headWidth);
         if (projectEtfInput) etfKeyProjection = new HeadwiseLinear("etf_key_projection", heads, headWidth);
         if (etfMode == EtfMode.Span) etfVertices = EquiangularTightFrame.Build(width, tasks, options.EtfSeed);
@@ -137,15 +139,30 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     /// <summary>
     /// [K_r | V_r | Q_w] of LN(F), B×N×d each. <see cref="EtfMode.Span"/> (MODEL-SPEC §3) projects the keys' input onto
     /// the ETF's span first, F̃ = LN(F)·W·Wᵀ, so K_r = F̃ Wk_r while V_r and Q_w still read LN(F): the fused weight is sliced.
+    /// With <see cref="InteractionOptions.PerTaskWriteQuery"/> the fused weight is [Wk_r | Wv_r] and Q_w comes from each task's own Wq_w.
     /// </summary>
     private Tensor[] TokenProjections(Tensor tokens)
     {
-        if (etfMode != EtfMode.Span) return tokenProjection.call(tokens).chunk(3, -1);
+        var fused = (int)(tokenProjection.weight!.shape[0] / tokens.shape[^1]);   // 3, or 2 with per-task write queries
+        var parts = etfMode == EtfMode.Span ? SpanProjections(tokens, fused) : tokenProjection.call(tokens).chunk(fused, -1);
+        return writeQuery is null ? parts : [parts[0], parts[1], PerTaskWriteQueries(tokens)];
+    }
+
+    private Tensor[] SpanProjections(Tensor tokens, int fused)
+    {
         var width = tokens.shape[^1];
         var spanTokens = tokens.matmul(etfVertices!).matmul(etfVertices!.t());                 // F̃ = LN(F) W Wᵀ: B×N×d
         var keys = nn.functional.linear(spanTokens, tokenProjection.weight!.narrow(0, 0, width), tokenProjection.bias!.narrow(0, 0, width));
-        var valuesQueries = nn.functional.linear(tokens, tokenProjection.weight!.narrow(0, width, 2 * width), tokenProjection.bias!.narrow(0, width, 2 * width));
-        return [keys, .. valuesQueries.chunk(2, -1)];
+        var rest = (fused - 1) * width;
+        var others = nn.functional.linear(tokens, tokenProjection.weight!.narrow(0, width, rest), tokenProjection.bias!.narrow(0, width, rest));
+        return [keys, .. others.chunk(fused - 1, -1)];
+    }
+
+    /// <summary>Q_w = LN(X_t) Wq_w,t for every task t at once: B×N×d → B×T×n×d → T batched Lin(d→d) → B×N×d.</summary>
+    private Tensor PerTaskWriteQueries(Tensor tokens)
+    {
+        var (batch, width) = (tokens.shape[0], tokens.shape[^1]);
+        return writeQuery!.call(tokens.reshape(batch, tasks, -1, width)).reshape(batch, -1, width);
     }
 
     private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, Tensor tokens, bool trace)
@@ -225,6 +242,14 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         var weights = trace ? AttentionKernel.Weights(queries, keys, scoreScale) : null; // B×h×N×m
         return (writeOutput.call(AttentionKernel.MergeHeads(read)), weights);       // O: B×N×d
     }
+
+    /// <summary>R_0's initial values, m×d (MODEL-SPEC §2): truncated normal std 0.02, or row i = e_i padded with zeros (m ≤ d).</summary>
+    private static Tensor InitialMemory(MemoryInit init, int slots, int width) => init switch
+    {
+        MemoryInit.TruncatedNormal => TruncatedNormal.Fill(empty(slots, width), std: 0.02),
+        MemoryInit.Identity => eye(slots, width),
+        _ => throw new InvalidOperationException($"MemoryInit {init} is not known."),
+    };
 
     /// <summary>One independent ETF per head (seed + h), stacked to h×d_h×K.</summary>
     private static Tensor HeadFrames(int heads, int headWidth, int vertices, long seed)

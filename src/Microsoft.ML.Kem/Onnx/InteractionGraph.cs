@@ -87,15 +87,24 @@ internal static class InteractionGraph
 
         private bool ProjectsEtfInput => (etfMode is EtfMode.TaskVertices or EtfMode.SlotVertices) && options.EtfInputProjection;
 
-        // [K_r | V_r | Q_w] of LN(F); Span: K_r from F̃ = LN(F) W Wᵀ, the fused weight sliced as the module does
+        // [K_r | V_r | Q_w] of LN(F); Span: K_r from F̃ = LN(F) W Wᵀ, the fused weight sliced as the module does;
+        // PerTaskWriteQuery: the fused weight is [Wk_r | Wv_r] and Q_w = LN(X_t) Wq_w,t (B×T×n×d @ T×d×d)
         public string[] TokenProjections(string tokens)
         {
-            if (etfMode != EtfMode.Span) return g.Chunk(g.Linear(tokens, p + ".tokenProjection"), 3, -1);
+            int fused = options.PerTaskWriteQuery ? 2 : 3;
+            var parts = etfMode == EtfMode.Span ? SpanProjections(tokens, fused) : g.Chunk(g.Linear(tokens, p + ".tokenProjection"), fused, -1);
+            if (!options.PerTaskWriteQuery) return parts;
+            var queries = Headwise(p + ".writeQuery", g.Reshape(tokens, 0, tasks, -1, width));           // B×T×n×d
+            return [parts[0], parts[1], g.Reshape(queries, 0, -1, width)];
+        }
+
+        private string[] SpanProjections(string tokens, int fused)
+        {
             var frame = g.Weight(p + ".etfVertices");                                                // W: d×T
             var spanTokens = g.MatMul(g.MatMul(tokens, frame), g.Transpose(frame, 1, 0));            // B×N×d
-            var weight = g.Chunk(g.Transpose(g.Weight(p + ".tokenProjection.weight"), 1, 0), 3, -1); // d×d each
-            var bias = g.Chunk(g.Weight(p + ".tokenProjection.bias"), 3, -1);
-            return [g.Add(g.MatMul(spanTokens, weight[0]), bias[0]), g.Add(g.MatMul(tokens, weight[1]), bias[1]), g.Add(g.MatMul(tokens, weight[2]), bias[2])];
+            var weight = g.Chunk(g.Transpose(g.Weight(p + ".tokenProjection.weight"), 1, 0), fused, -1); // d×d each
+            var bias = g.Chunk(g.Weight(p + ".tokenProjection.bias"), fused, -1);
+            return [g.Add(g.MatMul(spanTokens, weight[0]), bias[0]), .. Enumerable.Range(1, fused - 1).Select(i => g.Add(g.MatMul(tokens, weight[i]), bias[i]))];
         }
 
         // MODEL-SPEC §2, Retrieve: R_new = R_0 + TopKSoftmax_k(S) V Wo_r (or the Replace / Gated update, + MemoryMlp)

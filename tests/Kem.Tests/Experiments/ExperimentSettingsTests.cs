@@ -29,6 +29,10 @@ public sealed class ExperimentSettingsTests
         Assert.AreEqual(MemoryUpdate.Gated, InteractionOf("--memory-update", "Gated").MemoryUpdate);
         Assert.AreEqual(MemoryUpdate.Replace, InteractionOf("--memory-update", "Replace").MemoryUpdate);
         Assert.IsTrue(InteractionOf("--memory-mlp").MemoryMlp);
+        Assert.AreEqual(MemoryInit.Identity, InteractionOf("--memory-init", "Identity").MemoryInit);
+        Assert.AreEqual(MemoryInit.TruncatedNormal, InteractionOf().MemoryInit);
+        Assert.IsTrue(InteractionOf("--per-task-write-query").PerTaskWriteQuery);
+        Assert.IsFalse(InteractionOf().PerTaskWriteQuery);
         Assert.AreEqual(TopKAxis.Slots, InteractionOf("--topk-axis", "Slots").TopKAxis);
         Assert.AreEqual(3, InteractionOf("--kem-blocks", "3").KemBlocks);
         Assert.AreEqual(ScoreScale.None, InteractionOf("--score-scale", "None").ScoreScale);

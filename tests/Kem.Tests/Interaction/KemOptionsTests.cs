@@ -100,4 +100,123 @@ public sealed class KemOptionsTests
         StringAssert.Contains(oneRound.Message, "InteractionFactory");
         using var slotsKeepAll = InteractionFactory.Create("kem", kem with { TopKAxis = TopKAxis.Slots, TopK = Slots }, Width, Heads, TaskCount);   // k = m is allowed
     }
+
+    [TestMethod]
+    [DataRow("Kem")]
+    [DataRow("TaskVertices")]
+    public void Identity_memory_init_sets_slot_i_to_the_unit_vector_e_i(string variant)
+    {
+        manual_seed(42);
+        using var kem = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant) with { MemoryInit = MemoryInit.Identity });
+        var slots = kem.state_dict()["memorySlots"];
+        CollectionAssert.AreEqual(new long[] { Slots, Width }, slots.shape, "same parameter, same shape");
+        var expected = new float[Slots * Width];
+        for (var i = 0; i < Slots; i++) expected[i * Width + i] = 1f;
+        CollectionAssert.AreEqual(expected, slots.data<float>().ToArray(), "row i = e_i padded with zeros, exactly");
+        manual_seed(42);
+        using var plain = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant));
+        CollectionAssert.AreEqual(plain.state_dict().Keys.ToArray(), kem.state_dict().Keys.ToArray(), "only the initial values change");
+    }
+
+    [TestMethod]
+    public void Default_memory_init_is_the_truncated_normal_draw_of_before()
+    {
+        manual_seed(42);
+        using var omitted = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("Kem"));
+        manual_seed(42);
+        using var explicitDefault = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options("Kem") with { MemoryInit = MemoryInit.TruncatedNormal });
+        Assert.AreEqual(MemoryInit.TruncatedNormal, new InteractionOptions().MemoryInit);
+        foreach (var (key, t) in omitted.state_dict())
+            Assert.IsTrue(t.bytes.SequenceEqual(explicitDefault.state_dict()[key].bytes), $"{key}: the default and explicit TruncatedNormal build identically");
+        // R_0 is the first random draw of the module (LN_x draws nothing): the code before MemoryInit filled it like this
+        manual_seed(42);
+        using var before = TruncatedNormal.Fill(empty(Slots, Width), std: 0.02);
+        Assert.IsTrue(before.bytes.SequenceEqual(omitted.state_dict()["memorySlots"].bytes), "R_0 keeps its truncated-normal values for a fixed seed");
+    }
+
+    [TestMethod]
+    public void Identity_memory_init_needs_m_at_most_d_and_a_kem()
+    {
+        var tooMany = Assert.ThrowsExactly<ArgumentException>(() =>
+            InteractionFactory.Create("kem", Options("Kem") with { MemoryInit = MemoryInit.Identity, MemorySlots = Width + 1 }, Width, Heads, TaskCount));
+        StringAssert.Contains(tooMany.Message, $"MemorySlots m = {Width + 1} ≤ Width d = {Width}");
+        using var square = InteractionFactory.Create("kem", Options("Kem") with { MemoryInit = MemoryInit.Identity, MemorySlots = Width }, Width, Heads, TaskCount);   // m = d is allowed
+        var noMemory = Assert.ThrowsExactly<ArgumentException>(() =>
+            InteractionFactory.Create("ca", Options("CrossAttention") with { MemoryInit = MemoryInit.Identity }, Width, Heads, TaskCount));
+        StringAssert.Contains(noMemory.Message, "MemoryInit");
+    }
+
+    [TestMethod]
+    [DataRow("Kem")]
+    [DataRow("TaskVertices")]
+    [DataRow("Span")]
+    public void Per_task_write_queries_keep_shapes_names_and_train_every_task_query(string variant)
+    {
+        manual_seed(42);
+        using var shared = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant));
+        manual_seed(42);
+        using var perTask = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant) with { PerTaskWriteQuery = true });
+        var sharedKeys = shared.state_dict();
+        CollectionAssert.AreEqual(new long[] { 3 * Width, Width }, sharedKeys["tokenProjection.weight"].shape, "default: [Wk_r | Wv_r | Wq_w] fused");
+        Assert.IsFalse(sharedKeys.Keys.Any(k => k.StartsWith("writeQuery")), "default: no per-task query");
+        var keys = perTask.state_dict();
+        CollectionAssert.AreEquivalent(sharedKeys.Keys.Append("writeQuery.weight").Append("writeQuery.bias").ToArray(), keys.Keys.ToArray());
+        CollectionAssert.AreEqual(new long[] { 2 * Width, Width }, keys["tokenProjection.weight"].shape, "[Wk_r | Wv_r]");
+        CollectionAssert.AreEqual(new long[] { TaskCount, Width, Width }, keys["writeQuery.weight"].shape, "T×d×d");
+        CollectionAssert.AreEqual(new long[] { TaskCount, 1, Width }, keys["writeQuery.bias"].shape);
+
+        using var scope = NewDisposeScope();
+        var x = Tokens();
+        var output = perTask.call(x);
+        CollectionAssert.AreEqual(x.shape, output.shape);
+        output.square().sum().backward();
+        var grad = perTask.named_parameters().Single(p => p.name == "writeQuery.weight").parameter.grad!;
+        for (var t = 0; t < TaskCount; t++)
+            Assert.IsTrue(grad[t].abs().sum().item<float>() > 0, $"task {t}'s Wq_w gets a gradient");
+    }
+
+    [TestMethod]
+    [DataRow("Kem")]
+    [DataRow("TaskVertices")]
+    [DataRow("Span")]
+    public void Per_task_write_queries_all_equal_to_the_shared_one_give_the_shared_output(string variant)
+    {
+        manual_seed(42);
+        using var shared = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant));
+        manual_seed(7);
+        using var perTask = new KnowledgeExtraction("kem", Width, Heads, TaskCount, Options(variant) with { PerTaskWriteQuery = true });
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var from = shared.state_dict();
+        var fusedWeight = from["tokenProjection.weight"];                                    // 3d×d: [Wk_r | Wv_r | Wq_w]
+        var fusedBias = from["tokenProjection.bias"];
+        foreach (var (key, t) in perTask.state_dict())
+            t.copy_(key switch
+            {
+                "tokenProjection.weight" => fusedWeight.narrow(0, 0, 2 * Width),
+                "tokenProjection.bias" => fusedBias.narrow(0, 0, 2 * Width),
+                "writeQuery.weight" => fusedWeight.narrow(0, 2 * Width, Width).expand(TaskCount, Width, Width),
+                "writeQuery.bias" => fusedBias.narrow(0, 2 * Width, Width).expand(TaskCount, 1, Width),
+                _ => from[key],
+            });
+        var x = Tokens();
+        var expected = shared.call(x);
+        TensorAssert.Close(expected, perTask.call(x), 1e-6, "T copies of the shared Wq_w are the shared module");
+
+        // task 1's own query changes task 1's output only (task 0 reads the same memory with its own query)
+        perTask.state_dict()["writeQuery.weight"][1].add_(TensorAssert.Randn(5, Width, Width));   // not a constant: LN(X) rows sum to 0
+        var changed = perTask.call(x);
+        TensorAssert.Close(expected.select(1, 0), changed.select(1, 0), 1e-6, "task 0 keeps its output");
+        Assert.IsTrue(TensorAssert.MaxAbsDiff(expected.select(1, 1), changed.select(1, 1)) > 1e-3, "task 1 uses its own Wq_w");
+    }
+
+    [TestMethod]
+    public void Per_task_write_query_keeps_the_cost_and_needs_a_kem()
+    {
+        var kem = Options("Kem");
+        Assert.AreEqual(InteractionCost.Kem(2, 1008, 384, kem), InteractionCost.Kem(2, 1008, 384, kem with { PerTaskWriteQuery = true }), "one Lin(d→d) query per token either way");
+        var noMemory = Assert.ThrowsExactly<ArgumentException>(() =>
+            InteractionFactory.Create("ca", Options("CrossAttention") with { PerTaskWriteQuery = true }, Width, Heads, TaskCount));
+        StringAssert.Contains(noMemory.Message, "PerTaskWriteQuery");
+    }
 }

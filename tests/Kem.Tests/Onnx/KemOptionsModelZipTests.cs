@@ -27,12 +27,14 @@ public sealed class KemOptionsModelZipTests
             Kind = InteractionKind.Kem, MemorySlots = 4, TopK = 2, MemoryUpdate = MemoryUpdate.Gated, TopKAxis = TopKAxis.Slots, KemBlocks = 2,
         },
         "SpanMemoryMlp" => new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.Span, MemorySlots = 4, TopK = 3, MemoryMlp = true },
+        "IdentityMemoryInit" => new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 4, TopK = 2, MemoryInit = MemoryInit.Identity },
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown configuration"),
     };
 
     [TestMethod]
     [DataRow("GatedSlotAxisTwoRounds")]
     [DataRow("SpanMemoryMlp")]
+    [DataRow("IdentityMemoryInit")]
     public void Fitted_model_with_the_option_saves_loads_and_rebuilds_bit_for_bit(string name)
     {
         using var folder = new TempFolder();

@@ -50,6 +50,9 @@ public sealed class OnnxExportTests
             "KemSlotAxisAllSlots" => o with { Interaction = kem with { TopKAxis = TopKAxis.Slots, TopK = 4 } },
             "KemBlocks2" => o with { Interaction = kem with { KemBlocks = 2, TaskEmbedding = true } },
             "StableKemSpan" => o with { Interaction = kem with { Kind = InteractionKind.StableKem, EtfMode = EtfMode.Span } },
+            "KemPerTaskWriteQuery" => o with { Interaction = kem with { PerTaskWriteQuery = true } },
+            "StableKemSpanPerTaskWriteQuery" => o with { Interaction = kem with { Kind = InteractionKind.StableKem, EtfMode = EtfMode.Span, PerTaskWriteQuery = true } },
+            "StableKemTaskVerticesPerTaskWriteQuery" => o with { Interaction = kem with { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, PerTaskWriteQuery = true } },
             "StableKemBlocks2GatedSlotVertices" => o with { Interaction = kem with { Kind = InteractionKind.StableKem, EtfMode = EtfMode.SlotVertices, KemBlocks = 2, MemoryUpdate = MemoryUpdate.Gated } },
             "TinyViT" => o with { Backbone = BackboneKind.TinyViT, TokenStride = 8, Interaction = kem with { Kind = InteractionKind.StableKem } },
             "TinyVitStride4" => o with { Backbone = BackboneKind.TinyViT, TokenStride = 4, BackboneDepth = 0, ImageWidth = 48, Interaction = kem with { Kind = InteractionKind.StableKem, EtfMode = EtfMode.SlotVertices } },
@@ -106,6 +109,9 @@ public sealed class OnnxExportTests
     [DataRow("KemBlocks2")]
     [DataRow("StableKemSpan")]
     [DataRow("StableKemBlocks2GatedSlotVertices")]
+    [DataRow("KemPerTaskWriteQuery")]
+    [DataRow("StableKemSpanPerTaskWriteQuery")]
+    [DataRow("StableKemTaskVerticesPerTaskWriteQuery")]
     [DataRow("TinyViT")]
     [DataRow("TinyVitStride4")]
     [DataRow("AllTaskKinds")]
@@ -125,6 +131,8 @@ public sealed class OnnxExportTests
     [DataRow("KemSlotAxis")]
     [DataRow("KemBlocks2")]
     [DataRow("StableKemSpan")]
+    [DataRow("KemPerTaskWriteQuery")]
+    [DataRow("StableKemSpanPerTaskWriteQuery")]
     public void Network_read_back_from_onnx_has_bit_identical_weights(string configuration)
     {
         var o = Configuration(configuration);
