@@ -33,22 +33,16 @@ internal sealed record ExperimentSettings
     public int TokenStride { get; init; } = 8;
     public BackboneKind Backbone { get; init; } = BackboneKind.TinyViT;
     public BlockAttention TaskBlocks { get; init; } = BlockAttention.Global;
-    public int MemorySlots { get; init; } = 20;
-    public int TopK { get; init; } = 3;
-    public EtfMode Etf { get; init; } = EtfMode.TaskVertices;
     /// <summary>A named configuration (MODEL-SPEC §1); the model flags given on the command line override its values.</summary>
     public NetworkPreset Preset { get; init; } = NetworkPreset.Custom;
-    // Ablations of MODEL-SPEC §15 items 1, 2, 3, 6, 18, 23 and §1's task embedding; they apply to the Kem and StableKem rows.
-    public TopKMode TopKMode { get; init; } = TopKMode.Masked;
-    public MemoryUpdate MemoryUpdate { get; init; } = MemoryUpdate.Residual;
-    public MemoryInit MemoryInit { get; init; } = MemoryInit.TruncatedNormal;
-    public bool MemoryMlp { get; init; }
-    public bool PerTaskWriteQuery { get; init; }
-    public TopKAxis TopKAxis { get; init; } = TopKAxis.Tokens;
-    public int KemBlocks { get; init; } = 1;
-    public ScoreScale ScoreScale { get; init; } = ScoreScale.InvSqrtHeadDim;
-    public bool EtfInputProjection { get; init; } = true;
-    public bool TaskEmbedding { get; init; }
+    /// <summary>
+    /// The interaction flags (--m, --k, --etf and the ablations of MODEL-SPEC §15 items 1, 2, 3, 6, 18, 23 and §1's task
+    /// embedding), in command-line order, as edits of the preset's <see cref="InteractionOptions"/> or the library defaults;
+    /// the KEM-only ones apply to the Kem and StableKem rows.
+    /// </summary>
+    public IReadOnlyList<Func<InteractionOptions, InteractionOptions>> InteractionEdits { get; init; } = [];
+    /// <summary>The interaction options the flags give on top of the library defaults (the network applies them to its preset's).</summary>
+    public InteractionOptions Interaction => Edit(new InteractionOptions());
     /// <summary>Depth metrics drop gt ≥ this many metres (MODEL-SPEC §9 DepthEvalMaxMetres; null: no cap).</summary>
     public float? DepthEvalMaxMetres { get; init; }
     /// <summary>The options given on the command line (e.g. "--width"), so that a preset keeps the values not given.</summary>
@@ -101,13 +95,13 @@ internal sealed record ExperimentSettings
             // switches: no value
             if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding" or "--per-task-write-query")
             {
-                s = args[i] switch
+                s = s.Edit(args[i] switch
                 {
-                    "--memory-mlp" => s with { MemoryMlp = true },
-                    "--per-task-write-query" => s with { PerTaskWriteQuery = true },
-                    "--no-etf-input-projection" => s with { EtfInputProjection = false },
-                    _ => s with { TaskEmbedding = true },
-                };
+                    "--memory-mlp" => o => o with { MemoryMlp = true },
+                    "--per-task-write-query" => o => o with { PerTaskWriteQuery = true },
+                    "--no-etf-input-projection" => o => o with { EtfInputProjection = false },
+                    _ => o => o with { TaskEmbedding = true },
+                });
                 continue;
             }
             string value = i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"Option {args[i]} needs a value.\n{Usage}");
@@ -133,16 +127,16 @@ internal sealed record ExperimentSettings
                 "--stride" => s with { TokenStride = Int(value) },
                 "--backbone" => s with { Backbone = Enum.Parse<BackboneKind>(value, ignoreCase: true) },
                 "--task-blocks" => s with { TaskBlocks = Enum.Parse<BlockAttention>(value, ignoreCase: true) },
-                "--m" => s with { MemorySlots = Int(value) },
-                "--k" => s with { TopK = Int(value) },
-                "--etf" => s with { Etf = Choice<EtfMode>(args[i], value) },
+                "--m" => s.Edit(Int(value), (o, v) => o with { MemorySlots = v }),
+                "--k" => s.Edit(Int(value), (o, v) => o with { TopK = v }),
+                "--etf" => s.Edit(Choice<EtfMode>(args[i], value), (o, v) => o with { EtfMode = v }),
                 "--preset" => s with { Preset = Choice<NetworkPreset>(args[i], value) },
-                "--topk-mode" => s with { TopKMode = Choice<TopKMode>(args[i], value) },
-                "--memory-update" => s with { MemoryUpdate = Choice<MemoryUpdate>(args[i], value) },
-                "--memory-init" => s with { MemoryInit = Choice<MemoryInit>(args[i], value) },
-                "--topk-axis" => s with { TopKAxis = Choice<TopKAxis>(args[i], value) },
-                "--kem-blocks" => s with { KemBlocks = Int(value, args[i]) },
-                "--score-scale" => s with { ScoreScale = Choice<ScoreScale>(args[i], value) },
+                "--topk-mode" => s.Edit(Choice<TopKMode>(args[i], value), (o, v) => o with { TopKMode = v }),
+                "--memory-update" => s.Edit(Choice<MemoryUpdate>(args[i], value), (o, v) => o with { MemoryUpdate = v }),
+                "--memory-init" => s.Edit(Choice<MemoryInit>(args[i], value), (o, v) => o with { MemoryInit = v }),
+                "--topk-axis" => s.Edit(Choice<TopKAxis>(args[i], value), (o, v) => o with { TopKAxis = v }),
+                "--kem-blocks" => s.Edit(Int(value, args[i]), (o, v) => o with { KemBlocks = v }),
+                "--score-scale" => s.Edit(Choice<ScoreScale>(args[i], value), (o, v) => o with { ScoreScale = v }),
                 "--depth-eval-max" => s with { DepthEvalMaxMetres = Metres(args[i], value) },
                 "--sweep-m" => s with { SweepM = Ints(value) },
                 "--sweep-k" => s with { SweepK = Ints(value) },
@@ -177,7 +171,6 @@ internal sealed record ExperimentSettings
         var preset = Preset == NetworkPreset.Custom ? null : NetworkPresets.Create(Preset, Height, Width, [.. tasks]);
         T Pick<T>(string flag, T mine, Func<MultiTaskNetworkOptions, T> fromPreset) =>
             preset is null || Given.Contains(flag) ? mine : fromPreset(preset);
-        var interaction = preset?.Interaction ?? new InteractionOptions();
         return new MultiTaskNetworkOptions
         {
             Tasks = [.. tasks], ImageHeight = Height, ImageWidth = Width,
@@ -186,23 +179,16 @@ internal sealed record ExperimentSettings
             Width = Pick("--width", ModelWidth, p => p.Width), Heads = Pick("--heads", Heads, p => p.Heads),
             BackboneDepth = Pick("--backbone-depth", BackboneDepth, p => p.BackboneDepth),
             EncoderDepth = Pick("--task-depth", TaskDepth, p => p.EncoderDepth), DecoderDepth = Pick("--task-depth", TaskDepth, p => p.DecoderDepth),
-            Interaction = interaction with
-            {
-                MemorySlots = Pick("--m", MemorySlots, p => p.Interaction.MemorySlots), TopK = Pick("--k", TopK, p => p.Interaction.TopK),
-                EtfMode = Pick("--etf", Etf, p => p.Interaction.EtfMode),
-                TopKMode = Pick("--topk-mode", TopKMode, p => p.Interaction.TopKMode),
-                MemoryUpdate = Pick("--memory-update", MemoryUpdate, p => p.Interaction.MemoryUpdate),
-                MemoryMlp = Pick("--memory-mlp", MemoryMlp, p => p.Interaction.MemoryMlp),
-                MemoryInit = Pick("--memory-init", MemoryInit, p => p.Interaction.MemoryInit),
-                PerTaskWriteQuery = Pick("--per-task-write-query", PerTaskWriteQuery, p => p.Interaction.PerTaskWriteQuery),
-                TopKAxis = Pick("--topk-axis", TopKAxis, p => p.Interaction.TopKAxis),
-                KemBlocks = Pick("--kem-blocks", KemBlocks, p => p.Interaction.KemBlocks),
-                ScoreScale = Pick("--score-scale", ScoreScale, p => p.Interaction.ScoreScale),
-                EtfInputProjection = Pick("--no-etf-input-projection", EtfInputProjection, p => p.Interaction.EtfInputProjection),
-                TaskEmbedding = Pick("--task-embedding", TaskEmbedding, p => p.Interaction.TaskEmbedding),
-            },
+            Interaction = Edit(preset?.Interaction ?? new InteractionOptions()),
         };
     }
+
+    private InteractionOptions Edit(InteractionOptions start) => InteractionEdits.Aggregate(start, (o, edit) => edit(o));
+
+    private ExperimentSettings Edit(Func<InteractionOptions, InteractionOptions> edit) => this with { InteractionEdits = [.. InteractionEdits, edit] };
+
+    // The value is parsed (and checked) now; the edit only sets it.
+    private ExperimentSettings Edit<T>(T value, Func<InteractionOptions, T, InteractionOptions> set) => Edit(o => set(o, value));
 
     /// <summary>The evaluation settings (MODEL-SPEC §9) used for every method and the constant predictor.</summary>
     public DenseMetricOptions MetricOptions => new() { DepthEvalMaxMetres = DepthEvalMaxMetres };

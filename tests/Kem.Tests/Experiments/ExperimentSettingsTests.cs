@@ -49,7 +49,7 @@ public sealed class ExperimentSettingsTests
     public void Switches_take_no_value_and_the_next_option_still_parses()
     {
         var s = ExperimentSettings.Parse(["--memory-mlp", "--m", "7", "--task-embedding"]);
-        Assert.AreEqual((true, 7, true), (s.MemoryMlp, s.MemorySlots, s.TaskEmbedding));
+        Assert.AreEqual((true, 7, true), (s.Interaction.MemoryMlp, s.Interaction.MemorySlots, s.Interaction.TaskEmbedding));
     }
 
     [TestMethod]
