@@ -169,19 +169,23 @@ internal sealed record ExperimentSettings
     public MultiTaskNetworkOptions NetworkOptions(IReadOnlyList<TaskSpec> tasks)
     {
         var preset = Preset == NetworkPreset.Custom ? null : NetworkPresets.Create(Preset, Height, Width, [.. tasks]);
-        T Pick<T>(string flag, T mine, Func<MultiTaskNetworkOptions, T> fromPreset) =>
-            preset is null || Given.Contains(flag) ? mine : fromPreset(preset);
-        return new MultiTaskNetworkOptions
+        var mine = new MultiTaskNetworkOptions
         {
-            Tasks = [.. tasks], ImageHeight = Height, ImageWidth = Width,
-            Backbone = Pick("--backbone", Backbone, p => p.Backbone), TokenStride = Pick("--stride", TokenStride, p => p.TokenStride),
-            TaskBlocks = Pick("--task-blocks", TaskBlocks, p => p.TaskBlocks),
-            Width = Pick("--width", ModelWidth, p => p.Width), Heads = Pick("--heads", Heads, p => p.Heads),
-            BackboneDepth = Pick("--backbone-depth", BackboneDepth, p => p.BackboneDepth),
-            EncoderDepth = Pick("--task-depth", TaskDepth, p => p.EncoderDepth), DecoderDepth = Pick("--task-depth", TaskDepth, p => p.DecoderDepth),
-            Interaction = Edit(preset?.Interaction ?? new InteractionOptions()),
+            Tasks = [.. tasks], ImageHeight = Height, ImageWidth = Width, Backbone = Backbone, TokenStride = TokenStride,
+            TaskBlocks = TaskBlocks, Width = ModelWidth, Heads = Heads, BackboneDepth = BackboneDepth, EncoderDepth = TaskDepth, DecoderDepth = TaskDepth,
+            Interaction = Edit(preset?.Interaction ?? new InteractionOptions()),   // already the preset's, with the flags' edits
         };
+        return NetworkPresets.Overlay(preset, mine, field => field == nameof(mine.Interaction) || Given.Contains(FlagOf[field]));
     }
+
+    // The flag that sets each preset-held network field (NetworkPresets.Overlay asks by property name).
+    private static readonly Dictionary<string, string> FlagOf = new()
+    {
+        [nameof(MultiTaskNetworkOptions.Backbone)] = "--backbone", [nameof(MultiTaskNetworkOptions.TokenStride)] = "--stride",
+        [nameof(MultiTaskNetworkOptions.Width)] = "--width", [nameof(MultiTaskNetworkOptions.Heads)] = "--heads",
+        [nameof(MultiTaskNetworkOptions.BackboneDepth)] = "--backbone-depth", [nameof(MultiTaskNetworkOptions.EncoderDepth)] = "--task-depth",
+        [nameof(MultiTaskNetworkOptions.DecoderDepth)] = "--task-depth", [nameof(MultiTaskNetworkOptions.TaskBlocks)] = "--task-blocks",
+    };
 
     private InteractionOptions Edit(InteractionOptions start) => InteractionEdits.Aggregate(start, (o, edit) => edit(o));
 

@@ -100,18 +100,14 @@ public sealed class MultiTaskKemTrainer : IEstimator<MultiTaskKemTransformer>
         {
             var tasks = Tasks.Select(t => t.Task).ToArray();
             var preset = Configuration == NetworkPreset.Custom ? null : NetworkPresets.Create(Configuration, height, width, tasks);
-            T Pick<T>(string name, T mine, Func<MultiTaskNetworkOptions, T> fromPreset) =>
-                preset is null || explicitlySet.Contains(name) ? mine : fromPreset(preset);
-            return new MultiTaskNetworkOptions
+            var mine = new MultiTaskNetworkOptions
             {
                 Tasks = tasks, Architecture = Architecture, ImageHeight = height, ImageWidth = width,
-                Backbone = Pick(nameof(Backbone), Backbone, p => p.Backbone), TokenStride = Pick(nameof(TokenStride), TokenStride, p => p.TokenStride),
-                Width = Pick(nameof(Width), Width, p => p.Width), Heads = Pick(nameof(Heads), Heads, p => p.Heads),
-                BackboneDepth = Pick(nameof(BackboneDepth), BackboneDepth, p => p.BackboneDepth),
-                EncoderDepth = Pick(nameof(EncoderDepth), EncoderDepth, p => p.EncoderDepth), DecoderDepth = Pick(nameof(DecoderDepth), DecoderDepth, p => p.DecoderDepth),
-                TaskBlocks = Pick(nameof(TaskBlocks), TaskBlocks, p => p.TaskBlocks), Interaction = Pick(nameof(Interaction), Interaction, p => p.Interaction),
+                Backbone = Backbone, TokenStride = TokenStride, Width = Width, Heads = Heads, BackboneDepth = BackboneDepth,
+                EncoderDepth = EncoderDepth, DecoderDepth = DecoderDepth, TaskBlocks = TaskBlocks, Interaction = Interaction,
                 PixelScale = PixelScale, MultiScale = MultiScale, Swin = Swin, Sequential = Sequential, ComputationSharing = ComputationSharing,
             };
+            return NetworkPresets.Overlay(preset, mine, explicitlySet.Contains);   // the property names here are the network options'
         }
     }
 

@@ -34,6 +34,32 @@ public static class NetworkPresets
         _ => throw new ArgumentOutOfRangeException(nameof(preset), preset, "Unknown preset; use Tiny, Small, Dev, Gpu448 or Paper."),
     };
 
+    /// <summary>
+    /// <paramref name="mine"/> with the preset-held fields (backbone, stride, width, heads, depths, task blocks, interaction) taken
+    /// from <paramref name="preset"/> unless <paramref name="isSet"/> says the caller set them (asked with the
+    /// <see cref="MultiTaskNetworkOptions"/> property name); every other field is <paramref name="mine"/>'s. A null preset gives
+    /// <paramref name="mine"/> unchanged (Custom).
+    /// </summary>
+    public static MultiTaskNetworkOptions Overlay(MultiTaskNetworkOptions? preset, MultiTaskNetworkOptions mine, Func<string, bool> isSet)
+    {
+        ArgumentNullException.ThrowIfNull(mine);
+        ArgumentNullException.ThrowIfNull(isSet);
+        if (preset is null) return mine;
+        T Pick<T>(string name, T own, T fromPreset) => isSet(name) ? own : fromPreset;
+        return mine with
+        {
+            Backbone = Pick(nameof(mine.Backbone), mine.Backbone, preset.Backbone),
+            TokenStride = Pick(nameof(mine.TokenStride), mine.TokenStride, preset.TokenStride),
+            Width = Pick(nameof(mine.Width), mine.Width, preset.Width),
+            Heads = Pick(nameof(mine.Heads), mine.Heads, preset.Heads),
+            BackboneDepth = Pick(nameof(mine.BackboneDepth), mine.BackboneDepth, preset.BackboneDepth),
+            EncoderDepth = Pick(nameof(mine.EncoderDepth), mine.EncoderDepth, preset.EncoderDepth),
+            DecoderDepth = Pick(nameof(mine.DecoderDepth), mine.DecoderDepth, preset.DecoderDepth),
+            TaskBlocks = Pick(nameof(mine.TaskBlocks), mine.TaskBlocks, preset.TaskBlocks),
+            Interaction = Pick(nameof(mine.Interaction), mine.Interaction, preset.Interaction),
+        };
+    }
+
     /// <summary>The input sizes the spec's table gives for <paramref name="preset"/> (MODEL-SPEC §1): NYUD first, then PASCAL.</summary>
     public static IReadOnlyList<(string Dataset, int Height, int Width)> IntendedSizes(NetworkPreset preset) => preset switch
     {
