@@ -160,9 +160,9 @@ public sealed class BatchAugmenter
 
         using var scope = torch.NewDisposeScope();
         var device = images.device;
-        // Per image: flip, the 2×3 sampling matrix θ of affine_grid (4 entries, no translation), scale, cos, sin, the image
+        // Per image: flip, the 2×3 sampling matrix θ of affine_grid (row-major, zero translation), scale, cos, sin, the image
         // fill (3 channels). One pinned host → device copy, so the step never waits for the host.
-        const int columns = 11;
+        const int columns = 13;
         var host = new float[count * columns];
         for (int b = 0; b < count; b++)
         {
@@ -170,7 +170,7 @@ public sealed class BatchAugmenter
             // Output pixel p (centred, x right, y down) samples p_in = R(α)ᵀ·p / scale, with R(α) = [[cos, sin], [−sin, cos]]
             // the counter-clockwise rotation as displayed; in affine_grid's normalised coordinates the off-diagonal terms
             // carry the aspect ratio (x_n = 2x/W, y_n = 2y/H).
-            float[] row = [flip[b] ? 1f : 0f, (float)c, (float)(-s * height / width), (float)(s * width / height), (float)c, scale[b],
+            float[] row = [flip[b] ? 1f : 0f, (float)c, (float)(-s * height / width), 0f, (float)(s * width / height), (float)c, 0f, scale[b],
                            (float)Math.Cos(a), (float)Math.Sin(a), fill[0], fill[1], fill[2]];
             row.CopyTo(host, b * columns);
         }
@@ -189,11 +189,10 @@ public sealed class BatchAugmenter
         // MODEL-SPEC §11 step 2: scale-and-rotate about the centre, size kept.
         if (anyWarp)
         {
-            var theta = torch.stack([p[.., 1], p[.., 2], torch.zeros(count, device: device), p[.., 3], p[.., 4], torch.zeros(count, device: device)], 1)
-                .view(count, 2, 3);
+            var theta = p[.., 1..7].reshape(count, 2, 3);
             var grid = F.affine_grid(theta, [count, 3, height, width], align_corners: false);   // B×H×W×2
-            x = WarpImage(x, grid, p[..1, 8..11].view(1, 3, 1, 1).to(x.dtype));
-            y = WarpLabels(y, grid, p[.., 5].view(count, 1, 1, 1), p[.., 6].view(count, 1, 1, 1), p[.., 7].view(count, 1, 1, 1));
+            x = WarpImage(x, grid, p[..1, 10..13].view(1, 3, 1, 1).to(x.dtype));
+            y = WarpLabels(y, grid, p[.., 7].view(count, 1, 1, 1), p[.., 8].view(count, 1, 1, 1), p[.., 9].view(count, 1, 1, 1));
         }
         return (x.MoveToOuterDisposeScope(), y.Select(l => l.MoveToOuterDisposeScope()).ToArray());
     }
