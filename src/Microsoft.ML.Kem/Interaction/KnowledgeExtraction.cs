@@ -143,7 +143,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     /// </summary>
     private Tensor[] TokenProjections(Tensor tokens)
     {
-        var fused = (int)(tokenProjection.weight!.shape[0] / tokens.shape[^1]);   // 3, or 2 with per-task write queries
+        int fused = writeQuery is null ? 3 : 2;                                      // [Wk_r | Wv_r | Wq_w], or [Wk_r | Wv_r]
         var parts = etfMode == EtfMode.Span ? SpanProjections(tokens, fused) : tokenProjection.call(tokens).chunk(fused, -1);
         return writeQuery is null ? parts : [parts[0], parts[1], PerTaskWriteQueries(tokens)];
     }
