@@ -83,6 +83,10 @@ public sealed record MultiTaskNetworkOptions
     /// <summary>Multiplier from the input pixel values to [0,1] before ImageNet normalisation (1/255 for ExtractPixels' default).</summary>
     public float PixelScale { get; init; } = 1f / 255f;
 
+    /// <summary>True for the Swin backbones (<see cref="BackboneKind.TinySwin"/>, <see cref="BackboneKind.SwinT"/>): their stages come from <see cref="Swin"/> or the kind's preset.</summary>
+    [JsonIgnore]
+    public bool HasSwinBackbone => Backbone is BackboneKind.TinySwin or BackboneKind.SwinT;
+
     /// <summary>The multi-scale encoder that <see cref="BackboneKind.MultiScale"/>, TinySwin and SwinT fuse (a1–a6).</summary>
     [JsonIgnore]
     public MultiScaleOptions ScaleEncoder => Backbone switch
@@ -100,7 +104,7 @@ public sealed record MultiTaskNetworkOptions
     /// </summary>
     [JsonIgnore]
     public MultiScaleOptions SequentialEncoder =>
-        Backbone is BackboneKind.TinySwin or BackboneKind.SwinT ? ScaleEncoder with { FirstFusedScale = 0 } : MultiScale;
+        HasSwinBackbone ? ScaleEncoder with { FirstFusedScale = 0 } : MultiScale;
 
     /// <summary>Block kind of the backbone's neck (a8): the scale encoder's for the multi-scale kinds, `Global` otherwise.</summary>
     [JsonIgnore]
@@ -178,7 +182,7 @@ public sealed record MultiTaskNetworkOptions
             if (Tasks.Count < 2) throw new ArgumentException("Architecture SequentialCrossAttention needs at least 2 tasks (CTAM attends from every task to the others).");
             ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
             ArgumentNullException.ThrowIfNull(Sequential, nameof(Sequential));
-            var encoderName = Backbone is BackboneKind.TinySwin or BackboneKind.SwinT ? nameof(Swin) : nameof(MultiScale);
+            var encoderName = HasSwinBackbone ? nameof(Swin) : nameof(MultiScale);
             SequentialEncoder.Validate(ImageHeight, ImageWidth, Width / Heads, encoderName);
             if (SequentialEncoder.FirstFusedScale != 0)
                 throw new ArgumentException("Architecture SequentialCrossAttention refines every scale: set MultiScale.FirstFusedScale = 0 (MultiScaleOptions.SequentialTinySwin is the spec's §5 backbone).");
@@ -194,7 +198,7 @@ public sealed record MultiTaskNetworkOptions
             ArgumentNullException.ThrowIfNull(MultiScale, nameof(MultiScale));
             MultiScale.Validate(ImageHeight, ImageWidth, Width / Heads);
         }
-        if (Backbone is BackboneKind.TinySwin or BackboneKind.SwinT)
+        if (HasSwinBackbone)
         {
             if (TokenStride is not (8 or 16))
                 throw new ArgumentException($"The {Backbone} backbone fuses its stages onto a stride-8 or stride-16 token grid; TokenStride is {TokenStride}. Set TokenStride = 8 or 16 (16 for the Gpu448 configuration).");
@@ -204,7 +208,7 @@ public sealed record MultiTaskNetworkOptions
         {
             if (Architecture != NetworkArchitecture.SharedEncoder)
                 throw new ArgumentException($"TaskBlocks = Window applies to the SharedEncoder architecture only; {Architecture} builds its own blocks. Leave TaskBlocks = Global or set Architecture = SharedEncoder.");
-            var windowOption = Backbone is BackboneKind.TinySwin or BackboneKind.SwinT ? "Swin.Window" : "MultiScale.Window";
+            var windowOption = HasSwinBackbone ? "Swin.Window" : "MultiScale.Window";
             if (TokenWindow < 1)
                 throw new ArgumentException($"TaskBlocks = Window needs a window ≥ 1 on the token grid; {windowOption} is {TokenWindow}. Set {windowOption} (7 in Swin) or TaskBlocks = Global.");
         }

@@ -80,7 +80,7 @@ public static class NetworkPresets
         var sizes = IntendedSizes(preset);
         if (sizes.Count == 0) return $"{preset} has no intended size.";
         var o = Create(preset, sizes[0].Height, sizes[0].Width, TaskSpec.DepthTask());
-        int multiple = o.Backbone is BackboneKind.TinySwin or BackboneKind.SwinT ? Lcm(o.TokenStride, o.ScaleEncoder.FirstStride) : o.TokenStride;
+        int multiple = o.HasSwinBackbone ? Lcm(o.TokenStride, o.ScaleEncoder.FirstStride) : o.TokenStride;
         string intended = string.Join(" or ", sizes.Select(s => $"{s.Dataset} {s.Height}×{s.Width}").Distinct());
         return $"Configuration {preset} is meant for {intended} (MODEL-SPEC §1); other sizes work when height and width are multiples of {multiple}";
     }
