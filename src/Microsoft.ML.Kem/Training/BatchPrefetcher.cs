@@ -67,10 +67,7 @@ public sealed class BatchPrefetcher : IDisposable
         {
             foreach (var indices in batches)
             {
-                var (images, labels) = data.Batch(indices, CPU);
-                (Tensor Images, Tensor[] Labels) pinned = (images.pin_memory(), labels.Select(l => l.pin_memory()).ToArray());
-                images.Dispose();
-                foreach (var l in labels) l.Dispose();
+                var pinned = data.PinnedBatch(indices);   // gathered straight into page-locked memory: no managed copy
                 try { ready!.Add(pinned, stop!.Token); }
                 catch (OperationCanceledException)
                 {
