@@ -150,19 +150,17 @@ def main(folder):
                            for r in steps], "interaction T")
 
     # Soak
-    soak_rows = [(name, find(rows, bench="soak")) for name, rows in (("C#", cs), ("PyTorch", py))]
-    if any(r for _, r in soak_rows):
+    soak_rows = [(name, r) for name, rows in (("C#", cs), ("PyTorch", py)) for r in rows if r.get("bench") == "soak"]
+    if soak_rows:
         p("## Training on generated data (the loop with prefetching): GPU busy and memory over the run\n")
-        p("| impl | steps | wall s | ms/step (window) | NVML GPU util % (window) | busy % (resident-data step / window step) | alloc MiB first → last (max) | reserved MiB first → last | nvml MiB first → last (max) | status |")
-        p("|---|---|---|---|---|---|---|---|---|---|")
+        p("| impl | augmentation | steps | wall s | ms/step (window) | NVML GPU util % (window) | busy % (resident-data step / window step) | GC pause ms/step (gen-2 collections) | alloc MiB first → last (max) | reserved MiB first → last | nvml MiB first → last (max) | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, r in soak_rows:
-            if not r:
-                p(f"| {name} | | | | | | | | | missing |")
-                continue
             rows = cs if name == "C#" else py
             resident = ms(find(rows, bench="step", kind=r.get("kind"), tasks=r.get("tasks"), impl="csharp" if name == "C#" else "pytorch"))
-            busy = 100 * ratio(resident, r.get("window_ms_per_step"))
-            p(f'| {name} | {r.get("steps", "")} | {f(r.get("wall_s"), 1)} | {f(r.get("window_ms_per_step"))} | {f(r.get("gpu_util_mean"), 1)} | {f(busy, 1)} | '
+            busy = 100 * ratio(resident, r.get("window_ms_per_step")) if r.get("augment", "none") == "none" else float("nan")
+            gc = f'{f(r.get("gc_pause_ms_per_step"), 3)} ({r.get("gc_gen2", "–")})' if "gc_pause_ms_per_step" in r else "–"
+            p(f'| {name} | {r.get("augment", "none")} | {r.get("steps", "")} | {f(r.get("wall_s"), 1)} | {f(r.get("window_ms_per_step"))} | {f(r.get("gpu_util_mean"), 1)} | {f(busy, 1)} | {gc} | '
               f'{f(r.get("alloc_first_mib"), 0)} → {f(r.get("alloc_last_mib"), 0)} ({f(r.get("alloc_max_mib"), 0)}) | '
               f'{f(r.get("reserved_first_mib"), 0)} → {f(r.get("reserved_last_mib"), 0)} | '
               f'{f(r.get("nvml_first_mib"), 0)} → {f(r.get("nvml_last_mib"), 0)} ({f(r.get("nvml_max_mib"), 0)}) | {status(r)} |')
@@ -185,7 +183,7 @@ def main(folder):
     s1, s2 = ratio(naive, kem), ratio(ca, kem)
     p(f"| KEM ≥ 2× faster than naive eager PyTorch KEM (T=3, n=4032, bf16) | {f(s1)}× ({f(naive)} / {f(kem)} ms) | {verdict(s1 >= 2 if num(s1) else None)} |")
     p(f"| KEM ≥ 5× faster than CA (T=3, n=4032, bf16) | {f(s2)}× ({f(ca)} / {f(kem)} ms) | {verdict(s2 >= 5 if num(s2) else None)} |")
-    r = find(cs, bench="soak")
+    r = find(cs, bench="soak", augment="none")
     if r and r.get("status") in ("ok", "partial"):
         u = r.get("gpu_util_mean")
         p(f"| GPU busy ≥ 95% training on generated data (C#) | NVML util {f(u, 1)} % | {verdict(u >= 95 if num(u) else None)} |")

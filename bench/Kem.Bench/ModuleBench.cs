@@ -27,7 +27,7 @@ internal static class ModuleBench
         foreach (var dtype in c.Dtypes)
         foreach (var tasks in c.TaskCounts)
         foreach (var tokens in c.TokenCounts)
-        foreach (var (name, options) in Kinds)
+        foreach (var (name, options) in Kinds.Where(k => c.Runs(k.Name)))
         {
             var row = new Dictionary<string, object?>
             {

@@ -36,6 +36,11 @@ internal sealed record Config
     // Soak / busy
     public int SoakImages { get; init; } = 96;
     public int SoakReportEvery { get; init; } = 50;
+    // Subsets (--kinds, --tasks, --tokens, --step-tasks): a short diagnostic run; null kinds = all
+    public string[]? Kinds { get; init; }
+    public bool Augment { get; init; }
+
+    public bool Runs(string kind) => Kinds is null || Kinds.Contains(kind);
 
     public static Config Quick => new()
     {
@@ -74,6 +79,10 @@ internal static class Program
           --device D          auto (default), cuda or cpu
           --budget-s S        stop measuring after S seconds (remaining rows are written as skipped)
           --dtypes a,b        subset of fp32,bf16 for --modules
+          --kinds a,b         subset of kem,skem,ca,seq (modules) and kem,ca,none (step)
+          --tasks a,b         task counts of --modules;  --tokens a,b: tokens per task of --modules
+          --step-tasks a,b    task counts of --step (2 and/or 3)
+          --augment           --soak trains with AugmentationOptions.Nyud (flip, scale, rotate on the device)
         """;
 
     public static int Main(string[] args)
@@ -82,7 +91,10 @@ internal static class Program
         int soak = 0;
         string output = ".", deviceName = "auto";
         double budgetSeconds = double.PositiveInfinity;
-        string[]? dtypes = null;
+        string[]? dtypes = null, kinds = null;
+        int[]? taskCounts = null, tokenCounts = null, stepTaskCounts = null;
+        bool augment = false;
+        static int[] Ints(string list) => list.Split(',').Select(int.Parse).ToArray();
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -96,6 +108,11 @@ internal static class Program
                 case "--device": deviceName = args[++i]; break;
                 case "--budget-s": budgetSeconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--dtypes": dtypes = args[++i].Split(','); break;
+                case "--kinds": kinds = args[++i].Split(','); break;
+                case "--tasks": taskCounts = Ints(args[++i]); break;
+                case "--tokens": tokenCounts = Ints(args[++i]); break;
+                case "--step-tasks": stepTaskCounts = Ints(args[++i]); break;
+                case "--augment": augment = true; break;
                 case "-h" or "--help": Console.WriteLine(Usage); return 0;
                 default: Console.Error.WriteLine($"Unknown argument '{args[i]}'.\n{Usage}"); return 2;
             }
@@ -111,6 +128,11 @@ internal static class Program
         var config = quick ? Config.Quick : new Config();
         if (quick && !gpuDevice(device)) torch.set_num_threads(1);   // tiny CPU smoke test: OpenMP spinning only slows a shared machine
         if (dtypes is not null) config = config with { Dtypes = dtypes };
+        config = config with
+        {
+            Kinds = kinds, Augment = augment,
+            TaskCounts = taskCounts ?? config.TaskCounts, TokenCounts = tokenCounts ?? config.TokenCounts, StepTaskCounts = stepTaskCounts ?? config.StepTaskCounts,
+        };
         Directory.CreateDirectory(output);
         var results = new Results(Path.Combine(output, "csharp.jsonl"));
         var gpu = new Gpu(device);

@@ -63,7 +63,9 @@ internal static class SoakBench
         {
             Epochs = epochs, BatchSize = c.Batch, WarmupSteps = 50, ReportEverySteps = c.SoakReportEvery, KeepBest = false,
             Device = gpu.IsCuda ? ComputeDevice.Cuda : ComputeDevice.Cpu,
+            Augmentation = c.Augment ? AugmentationOptions.Nyud : AugmentationOptions.None,
         };
+        row["augment"] = c.Augment ? "nyud" : "none";
         torch.manual_seed(1);
         using var network = new MultiTaskNetwork(options);
         gpu.Sync();
@@ -82,6 +84,7 @@ internal static class SoakBench
                 ["nvml_mib"] = monitor.LastUsed >= 0 ? (monitor.LastUsed - monitor.BaselineUsed) / 1048576.0 : double.NaN,
             });
         });
+        var (pauseBefore, gen2Before, collectionsBefore) = (GC.GetTotalPauseDuration(), GC.CollectionCount(2), GC.CollectionCount(0));
         var wall = Stopwatch.StartNew();
         using var cancel = new CancellationTokenSource(timeLeft);   // out of time: stop and report the steps done
         TrainingResult? result = null;
@@ -89,6 +92,7 @@ internal static class SoakBench
         catch (OperationCanceledException) { }
         gpu.Sync();
         var total = wall.Elapsed.TotalSeconds;
+        var gcPause = GC.GetTotalPauseDuration() - pauseBefore;   // every thread stops for these, the launching one too
         var end = monitor.Now;
         int done = result?.Steps ?? (samples.Count > 0 ? (int)samples[^1]["step"]! : 0);
         if (samples.Count < 2) throw new InvalidOperationException($"Only {samples.Count} memory readings in the time left ({timeLeft.TotalSeconds:F0} s).");
@@ -105,6 +109,9 @@ internal static class SoakBench
         row["window_ms_per_step"] = ((double)last["t"]! - fromTime) * 1000 / Math.Max(1, (int)last["step"]! - fromStep);
         row["gpu_util_mean"] = monitor.MeanUtilization(fromTime, end);
         row["final_loss"] = result?.History[^1].TrainLoss;
+        row["gc_pause_ms_per_step"] = gcPause.TotalMilliseconds / Math.Max(1, done);
+        row["gc_gen2"] = GC.CollectionCount(2) - gen2Before;
+        row["gc_collections"] = GC.CollectionCount(0) - collectionsBefore;
         var mem = samples.Where(s => (int)s["step"]! >= fromStep).ToList();
         row["alloc_first_mib"] = (double)mem[0]["alloc_mib"]!;
         row["alloc_last_mib"] = (double)mem[^1]["alloc_mib"]!;

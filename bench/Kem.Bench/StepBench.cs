@@ -61,8 +61,9 @@ internal static class StepBench
     public static void Run(Config c, Gpu gpu, Results results, Budget budget)
     {
         // The library's step for every configuration first; the legacy step (for comparison) last, at the first task count.
-        var plan = c.StepTaskCounts.SelectMany(t => Kinds.Select(k => (Tasks: t, Kind: k, Impl: "csharp")))
-            .Concat(Kinds.Select(k => (Tasks: c.StepTaskCounts[0], Kind: k, Impl: "csharp-legacy")));
+        var kinds = Kinds.Where(c.Runs).ToArray();
+        var plan = c.StepTaskCounts.SelectMany(t => kinds.Select(k => (Tasks: t, Kind: k, Impl: "csharp")))
+            .Concat(kinds.Select(k => (Tasks: c.StepTaskCounts[0], Kind: k, Impl: "csharp-legacy")));
         foreach (var (tasks, kind, impl) in plan)
         {
             var row = new Dictionary<string, object?>

@@ -41,6 +41,11 @@ MODULE_KINDS = ["kem", "skem", "ca", "seq", "kem-naive"]
 STEP_KINDS = ["kem", "ca", "none"]
 
 
+def runs(c, kind):
+    """--kinds: kem also selects the naive KEM (its reference)."""
+    return c.get("kinds") is None or kind.replace("-naive", "") in c["kinds"]
+
+
 def skip(row, reason):
     row.update(status="skipped", reason=reason)
     return row
@@ -55,7 +60,7 @@ def run_modules(c, gpu, results, budget):
     for dtype in c["dtypes"]:
         for tasks in c["tasks"]:
             for tokens in c["tokens"]:
-                for kind in MODULE_KINDS:
+                for kind in [k for k in MODULE_KINDS if runs(c, k)]:
                     impl = "pytorch-naive" if kind == "kem-naive" else "pytorch"
                     row = dict(bench="module", impl=impl, kind=kind.replace("-naive", ""), tasks=tasks, tokens=tokens, batch=c["batch"],
                                width=c["width"], heads=c["heads"], slots=c["slots"], topk=c["top_k"], dtype=dtype, device=gpu.name)
@@ -82,6 +87,13 @@ def grid(c, tokens):
 
 def module_row(c, gpu, kind, tasks, tokens, dtype, row):
     """Forward + backward of one module in train mode; "seq" is one CTAM on task maps B×T×d×h×w with h×w = tokens."""
+    m, iteration = module_iteration(c, gpu, kind, tasks, tokens, dtype, row)
+    row.update(status="ok", **measure(gpu, iteration, module_schedule(c)))
+    row["parameters"] = sum(p.numel() for p in m.parameters())
+
+
+def module_iteration(c, gpu, kind, tasks, tokens, dtype, row):
+    """The module of a row in train mode and its iteration (zero grads, forward, backward with a fixed G)."""
     torch.manual_seed(1)
     dt = torch.bfloat16 if dtype == "bf16" else torch.float32
     if kind == "seq":
@@ -104,8 +116,52 @@ def module_row(c, gpu, kind, tasks, tokens, dtype, row):
         m.zero_grad(set_to_none=True)
         m(x).backward(g)
 
-    row.update(status="ok", **measure(gpu, iteration, module_schedule(c)))
-    row["parameters"] = sum(p.numel() for p in m.parameters())
+    return m, iteration
+
+
+def run_profile(c, gpu, results, budget, iterations=5):
+    """torch.profiler over a few module iterations: the device time of the kernels per iteration (the GPU's own work)
+    against the wall time per iteration, synchronised and queued, and the number of kernels. Work ≪ wall means the
+    row is bound by launches and the host, not by the GPU; the top kernels are printed."""
+    from torch.profiler import ProfilerActivity, profile
+    for dtype in c["dtypes"]:
+        for tasks in c["tasks"]:
+            for tokens in c["tokens"]:
+                for kind in [k for k in MODULE_KINDS if runs(c, k) and k != "seq"]:
+                    row = dict(bench="profile", impl="pytorch-naive" if kind == "kem-naive" else "pytorch", kind=kind.replace("-naive", ""),
+                               tasks=tasks, tokens=tokens, batch=c["batch"], width=c["width"], heads=c["heads"], dtype=dtype, device=gpu.name)
+                    if budget.exceeded:
+                        results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+                        continue
+                    try:
+                        _, iteration = module_iteration(c, gpu, kind, tasks, tokens, dtype, row)
+                        for _ in range(3):
+                            iteration()
+                        gpu.sync()
+                        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu.is_cuda else [])
+                        with profile(activities=acts) as prof:
+                            for _ in range(iterations):
+                                iteration()
+                            gpu.sync()
+                        kernels = [e for e in prof.events() if str(getattr(e, "device_type", "")).endswith("CUDA")]
+                        kernel_us = sum(e.time_range.elapsed_us() for e in kernels)
+                        gpu.sync()
+                        t0 = time.perf_counter()
+                        for _ in range(iterations):
+                            iteration()
+                        gpu.sync()
+                        queued_ms = (time.perf_counter() - t0) * 1000 / iterations
+                        row.update(status="ok", kernel_ms=kernel_us / 1000 / iterations, kernels=len(kernels) / iterations,
+                                   queued_ms=queued_ms, profiled_iters=iterations)
+                        averages = prof.key_averages()
+                        sort = "self_cpu_time_total"
+                        if gpu.is_cuda:
+                            sort = "self_device_time_total" if hasattr(averages[0], "self_device_time_total") else "self_cuda_time_total"
+                        print(f"## profile {kind} T={tasks} n={tokens} {dtype}: {row['kernel_ms']:.3f} ms of kernels, {row['kernels']:.0f} kernels, "
+                              f"{queued_ms:.3f} ms queued per iteration\n{averages.table(sort_by=sort, row_limit=14)}", flush=True)
+                    except Exception as e:  # noqa: BLE001
+                        error(row, e)
+                    results.write(row)
 
 
 def build(c, kind, tasks, device):
@@ -118,7 +174,7 @@ def build(c, kind, tasks, device):
 def run_step(c, gpu, results, budget):
     tokens = (c["height"] // c["stride"]) * (c["img_width"] // c["stride"])
     for tasks in c["step_tasks"]:
-        for kind in STEP_KINDS:
+        for kind in [k for k in STEP_KINDS if runs(c, k)]:
             row = dict(bench="step", kind=kind, tasks=tasks, tokens=tokens, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
                        dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
             if budget.exceeded:
@@ -280,15 +336,24 @@ def main():
     p.add_argument("--device", default="auto")
     p.add_argument("--budget-s", type=float, default=float("inf"))
     p.add_argument("--dtypes", default=None)
+    p.add_argument("--kinds", default=None, help="subset of kem,skem,ca,seq (modules; kem includes the naive KEM) and kem,ca,none (step)")
+    p.add_argument("--tasks", default=None, help="task counts of --modules / --profile")
+    p.add_argument("--tokens", default=None, help="tokens per task of --modules / --profile")
+    p.add_argument("--step-tasks", default=None, help="task counts of --step")
+    p.add_argument("--profile", action="store_true", help="torch.profiler: kernel time vs wall time of the selected module rows")
     a = p.parse_args()
     if a.busy:
         a.soak = max(a.soak, 300)
-    if not (a.modules or a.step or a.soak):
-        p.error("give --modules, --step and/or --soak N")
+    if not (a.modules or a.step or a.soak or a.profile):
+        p.error("give --modules, --step, --profile and/or --soak N")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     c = dict(QUICK if a.quick else FULL)
     if a.dtypes:
         c["dtypes"] = a.dtypes.split(",")
+    c["kinds"] = a.kinds.split(",") if a.kinds else None
+    for key, arg in (("tasks", a.tasks), ("tokens", a.tokens), ("step_tasks", a.step_tasks)):
+        if arg:
+            c[key] = [int(v) for v in arg.split(",")]
     if a.quick and device == "cpu":
         torch.set_num_threads(1)   # tiny CPU smoke test: OpenMP spinning only slows a shared machine
     os.makedirs(a.out, exist_ok=True)
@@ -298,6 +363,8 @@ def main():
     print(f"# twin on {gpu.name}, torch {torch.__version__}", flush=True)
     if a.modules:
         run_modules(c, gpu, results, budget)
+    if a.profile:
+        run_profile(c, gpu, results, budget)
     if a.step:
         run_step(c, gpu, results, budget)
     if a.soak:

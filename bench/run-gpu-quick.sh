@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue #6: a short diagnostic subset of run-gpu.sh (about 3 minutes), for a device call that must leave time for the
+# full run: the headline module rows (bf16, T = 3, n 252 and 4032: KEM, CA, naive KEM) on both sides with the host and
+# queued columns, the twin's profiler on the same rows (kernel time against wall time, kernel count, top kernels), the
+# KEM whole step at T = 2, 300 soak steps on both sides (NVML busy), and 30 C# soak steps with the NYUD augmentation on
+# the GPU. Same layout as run-gpu.sh: packed .gpu carried, files to $OUT. No allocator shim (memory columns NVML only).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${OUT:-$PWD/bench-out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/run.log") 2>&1
+export PYTHONUNBUFFERED=1
+start=$(date +%s)
+phase() { echo; echo "=== $* (t=$(( $(date +%s) - start )) s)"; }
+phase "machine"
+date -u +"%Y-%m-%d %H:%M:%S UTC"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true
+python3 -c 'import torch, platform; print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))'
+[[ -f .gpu/run.sh ]] || { echo "run-gpu-quick.sh: .gpu/ is missing: pack with ../shared/gpu/pack bench/Kem.Bench/Kem.Bench.csproj and carry .gpu"; exit 1; }
+CS=(bash .gpu/run.sh Kem.Bench.dll --out "$OUT")
+PY=(python3 bench/twin/bench.py --out "$OUT")
+ROWS=(--dtypes bf16 --tasks 3 --tokens 252,4032 --kinds kem,ca)
+phase "modules, C#";           timeout 60 "${CS[@]}" --modules "${ROWS[@]}" --budget-s 45
+phase "modules, PyTorch";      timeout 60 "${PY[@]}" --modules "${ROWS[@]}" --budget-s 45
+phase "profile, PyTorch";      timeout 45 "${PY[@]}" --profile "${ROWS[@]}" --budget-s 35
+phase "step, C#";              timeout 45 "${CS[@]}" --step --kinds kem --step-tasks 2 --budget-s 35
+phase "step, PyTorch";         timeout 40 "${PY[@]}" --step --kinds kem --step-tasks 2 --budget-s 30
+phase "soak 300 steps, C#";    timeout 50 "${CS[@]}" --soak 300 --budget-s 40
+phase "soak 300 steps, PyTorch"; timeout 45 "${PY[@]}" --soak 300 --budget-s 35
+phase "soak 30 steps with NYUD augmentation, C#"; timeout 30 "${CS[@]}" --soak 30 --augment --budget-s 22
+phase "summary"
+python3 bench/compare.py "$OUT" | tee "$OUT/summary.md"
+echo; echo "run-gpu-quick.sh: done in $(( $(date +%s) - start )) s; files in $OUT"
