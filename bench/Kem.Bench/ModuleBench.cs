@@ -17,6 +17,7 @@ internal static class ModuleBench
     public static readonly (string Name, InteractionOptions? Options)[] Kinds =
     [
         ("kem", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-split", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),   // HeadSplitKem: the previous layout
         ("skem", new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, EtfInputProjection = true, MemorySlots = 20, TopK = 3 }),
         ("ca", new InteractionOptions { Kind = InteractionKind.CrossAttention }),
         ("seq", null),
@@ -49,23 +50,29 @@ internal static class ModuleBench
             ? CrossTaskAttentionModule(c, tasks, tokens, row)
             : (InteractionFactory.Create("interaction", options with { MemorySlots = c.Slots, TopK = c.TopK }, c.Width, c.Heads, tasks),
                new long[] { c.Batch, tasks, tokens, c.Width });
-        using var module = created;
-        module.to(gpu.Device);
-        module.to(type);
-        module.train();
+        using var built = created;
+        built.to(gpu.Device);
+        built.to(type);
+        built.train();
+        using var split = name == "kem-split" ? new HeadSplitKem((KnowledgeExtraction)built, c.Heads, tasks, c.TopK) : null;
+        var module = (nn.Module<Tensor, Tensor>?)split ?? built;
         using var x = randn(shape, dtype: type, device: gpu.Device).requires_grad_(true);
         using var g = randn(shape, dtype: type, device: gpu.Device);
 
         void Iteration()
         {
             using var scope = NewDisposeScope();
-            module.zero_grad();
+            built.zero_grad();
             var y = module.call(x);
             y.backward([g]);
         }
 
+        if (split is not null)
+            using (no_grad())
+            using (NewDisposeScope())
+                row["max_abs_diff_vs_kem"] = (split.call(x) - built.call(x)).abs().max().to(ScalarType.Float32).item<float>();   // same values, other layout
         Measure.TimeInto(row, gpu, Iteration, c.ModuleSchedule);
-        row["parameters"] = module.parameters().Sum(p => p.numel());
+        row["parameters"] = built.parameters().Sum(p => p.numel());
     }
 
     /// <summary>

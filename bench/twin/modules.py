@@ -45,6 +45,61 @@ def gather_sum(w, idx, values):
     return (w.unsqueeze(-2) @ rows).squeeze(-2)
 
 
+_HEAD_MASKS = {}
+
+
+def head_mask(heads, scale, dtype, device):
+    """AttentionKernel.HeadMask: h×h identity times scale, cached."""
+    key = (str(device), dtype, heads, scale)
+    if key not in _HEAD_MASKS:
+        _HEAD_MASKS[key] = torch.eye(heads, dtype=dtype, device=device).mul_(scale)
+    return _HEAD_MASKS[key]
+
+
+def slot_columns(slots, heads, scale=1.0):
+    """AttentionKernel.SlotColumns: slots …×m×d → block-diagonal …×d×(h·m), column i·m+j = slot j's head-i vector × scale."""
+    m, d = slots.shape[-2:]
+    lead = slots.shape[:-2]
+    mask = head_mask(heads, scale, slots.dtype, slots.device)
+    cols = slots.transpose(-2, -1).reshape(*lead, heads, d // heads, 1, m)
+    return (cols * mask.view(heads, 1, heads, 1)).reshape(*lead, d, heads * m)
+
+
+def slot_rows(slots, heads):
+    """AttentionKernel.SlotRows: slots B×m×d → block-diagonal B×(h·m)×d."""
+    b, m, d = slots.shape
+    mask = head_mask(heads, 1.0, slots.dtype, slots.device)
+    rows = slots.reshape(b, m, heads, d // heads).transpose(1, 2).unsqueeze(3)
+    return (rows * mask.view(heads, 1, heads, 1)).reshape(b, heads * m, d)
+
+
+def attend_slots(tokens, keys, values, heads, scale=None):
+    """AttentionKernel.AttendSlots: softmax over each head's slots, tokens B×L×d (any row stride) → B×L×d merged heads."""
+    b, length, d = tokens.shape
+    m = keys.shape[1]
+    s = tokens @ slot_columns(keys, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
+    w = s.view(b, length, heads, m).softmax(-1)
+    return w.view(b, length, heads * m) @ slot_rows(values, heads)
+
+
+def slot_scores(queries, tokens, heads, scale=None):
+    """AttentionKernel.SlotScores: slot queries m×d against tokens B×L×d → B×h×m×L (a strided view)."""
+    b, length, d = tokens.shape
+    m = queries.shape[0]
+    s = tokens @ slot_columns(queries, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
+    return s.transpose(1, 2).view(b, heads, m, length)
+
+
+def gather_sum_rows(w, idx, values):
+    """AttentionKernel.GatherSumRows: weights/indices B×h×Lq×K, values B×L×d (any row stride) → B×h×Lq×d_h."""
+    b, h, q, k = idx.shape
+    length, d = values.shape[1:]
+    dh = d // h
+    index = idx.reshape(b, h, q * k).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, dh)
+    rows = values.view(b, length, h, dh).gather(1, index).view(b, q, k, h, dh).permute(0, 3, 1, 2, 4)
+    return (w.unsqueeze(-2) @ rows).squeeze(-2)
+
+
 def etf(dim, vertices, seed):
     g = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.rand(dim, vertices, dtype=torch.float64, generator=g))
@@ -97,26 +152,23 @@ class Kem(nn.Module):
         return split_heads(self.retrieve_query(self.norm_memory(self.memory_slots)).unsqueeze(0), self.heads)
 
     def retrieve(self, projected_keys, projected_values):
-        keys, values = split_heads(projected_keys, self.heads), split_heads(projected_values, self.heads)
-        q = self.slot_queries()
         if self.stable:
+            keys, q = split_heads(projected_keys, self.heads), self.slot_queries()
             qc = F.normalize(self.etf_query_projection(q), p=2, dim=-1) @ self.etf_vertices
             kc = F.normalize(self.etf_key_projection(keys), p=2, dim=-1) @ self.etf_vertices
             s = scores(qc, kc, 1.0).mul(self.log_temperature.exp())
-        else:
-            s = scores(q, keys)
+        else:                                                               # K stays B×N×d: no head-split copy
+            s = slot_scores(self.retrieve_query(self.norm_memory(self.memory_slots)), projected_keys, self.heads)
         if self.top_k >= s.shape[-1]:
-            read = s.softmax(-1) @ values
+            read = s.softmax(-1) @ split_heads(projected_values, self.heads)
         else:                                                               # the k kept tokens of every slot, gathered
-            read = gather_sum(*top_k_sparse_masked(s, self.top_k), values)
+            read = gather_sum_rows(*top_k_sparse_masked(s, self.top_k), projected_values)
         retrieved = self.retrieve_output(merge_heads(read))
         return self.memory_slots + retrieved
 
     def write(self, projected_queries, memory):
-        q = split_heads(projected_queries, self.heads)
         kv = self.write_key_value(self.norm_memory(memory)).chunk(2, -1)
-        read = sdpa(q, split_heads(kv[0], self.heads), split_heads(kv[1], self.heads))
-        return self.write_output(merge_heads(read))
+        return self.write_output(attend_slots(projected_queries, kv[0], kv[1], self.heads))
 
 
 class MultiHeadAttention(nn.Module):

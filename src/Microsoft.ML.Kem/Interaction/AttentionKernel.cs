@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -70,5 +71,95 @@ public static class AttentionKernel
         var headWidth = q.shape[^1];
         var query = scale is { } s ? q.Times(s / DefaultScale(headWidth)) : q;
         return nn.functional.scaled_dot_product_attention(query, k, v, attn_mask: bias);
+    }
+
+    // ---- Attention between many tokens and a few slots (KEM), with the tokens kept in their B×L×d layout ----
+    //
+    // KEM's many tokens (L = T·n, thousands) meet a few slots (m ≈ 20) in both directions. Splitting the tokens into heads
+    // (B×L×d → B×h×L×d_h) costs a transposing copy of every token tensor, forward and backward, and the fused attention
+    // kernel is built for long key sequences, not 20 keys. Instead the few slots are laid out block-diagonally per head,
+    // h·m columns with head i's d_h rows holding its slots, so that one GEMM over the tokens in their own layout gives
+    // every head's scores: S (B×L×h·m) = X (B×L×d) · D, D[i·d_h + e, i·m + j] = slot j's head-i vector, zero off the
+    // head's block. The values are multiplied back the same way, (B×L×h·m) · (h·m×d), which lands in the merged-head
+    // layout directly. The zeros cost h× the (small) arithmetic of the per-head products and no extra pass over the tokens.
+
+    private static readonly ConcurrentDictionary<(string Device, ScalarType Type, long Heads, float Scale), Tensor> HeadMasks = new();
+
+    /// <summary>h×h identity times <paramref name="scale"/> (cached per device, dtype, h and scale; a few bytes each).</summary>
+    private static Tensor HeadMask(long heads, float scale, ScalarType type, Device device) =>
+        HeadMasks.GetOrAdd((device.ToString(), type, heads, scale), key =>
+        {
+            using var noGrad = no_grad();
+            return eye(key.Heads, dtype: key.Type, device: device).mul_(key.Scale).DetachFromDisposeScope();
+        });
+
+    /// <summary>
+    /// Slot vectors B×m×d (or m×d) → the block-diagonal B×d×(h·m) (or d×(h·m)) with column i·m + j holding slot j's head-i
+    /// vector in rows i·d_h … (i+1)·d_h − 1, times <paramref name="scale"/>; zero elsewhere.
+    /// </summary>
+    public static Tensor SlotColumns(Tensor slots, int heads, float scale = 1f)
+    {
+        var (count, width) = (slots.shape[^2], slots.shape[^1]);
+        var lead = slots.shape[..^2];
+        var mask = HeadMask(heads, scale, slots.dtype, slots.device);           // h×h
+        // …×m×d → …×d×m → …×h×d_h×1×m, times the head mask h×1×h×1 → …×h×d_h×h×m → …×d×(h·m)
+        var columns = slots.transpose(-2, -1).reshape([.. lead, heads, width / heads, 1, count]);
+        return (columns * mask.view(heads, 1, heads, 1)).reshape([.. lead, width, heads * count]);
+    }
+
+    /// <summary>
+    /// Slot vectors B×m×d → the block-diagonal B×(h·m)×d with row i·m + j holding slot j's head-i vector in columns
+    /// i·d_h … (i+1)·d_h − 1 (zero elsewhere): weights B×L×(h·m) times it give the merged-head B×L×d result.
+    /// </summary>
+    public static Tensor SlotRows(Tensor slots, int heads)
+    {
+        var (batch, count, width) = (slots.shape[0], slots.shape[1], slots.shape[2]);
+        var mask = HeadMask(heads, 1f, slots.dtype, slots.device);
+        // B×m×d → B×m×h×d_h → B×h×m×1×d_h, times the head mask h×1×h×1 → B×h×m×h×d_h → B×(h·m)×d
+        var rows = slots.reshape(batch, count, heads, width / heads).transpose(1, 2).unsqueeze(3);
+        return (rows * mask.view(heads, 1, heads, 1)).reshape(batch, heads * count, width);
+    }
+
+    /// <summary>
+    /// softmax over each head's m slots of tokens (B×L×d, any row stride) against slot keys, then the slot values:
+    /// B×L×d in the merged-head layout. <paramref name="scale"/> null means 1/√d_h. Also returns the weights B×L×h×m.
+    /// Equals <see cref="Attend"/> on the head-split tensors.
+    /// </summary>
+    public static (Tensor Read, Tensor Weights) AttendSlots(Tensor tokens, Tensor keys, Tensor values, int heads, float? scale = null)
+    {
+        var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
+        var slots = keys.shape[1];
+        var scores = tokens.matmul(SlotColumns(keys, heads, scale ?? DefaultScale(width / heads)));    // B×L×(h·m)
+        var weights = scores.view(batch, length, heads, slots).softmax(-1);                             // over each head's slots
+        return (weights.view(batch, length, heads * slots).matmul(SlotRows(values, heads)), weights);
+    }
+
+    /// <summary>
+    /// Slot queries m×d against tokens B×L×d (any row stride): scores B×h×m×L (a strided view), the same as
+    /// <see cref="Scores"/> on the head-split tensors. <paramref name="scale"/> null means 1/√d_h.
+    /// </summary>
+    public static Tensor SlotScores(Tensor queries, Tensor tokens, int heads, float? scale = null)
+    {
+        var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
+        var slots = queries.shape[0];
+        var scores = tokens.matmul(SlotColumns(queries, heads, scale ?? DefaultScale(width / heads))); // B×L×(h·m)
+        return scores.transpose(1, 2).view(batch, heads, slots, length);
+    }
+
+    /// <summary>
+    /// Σ_j w_j v_(i_j) per head with the values in the merged-head layout: weights and indices B×h×Lq×K, values B×L×d
+    /// (any row stride) → B×h×Lq×d_h. Equals <see cref="GatherSum"/> on the head-split values; its gradient reaches the
+    /// values in their own layout.
+    /// </summary>
+    public static Tensor GatherSumRows(Tensor weights, Tensor indices, Tensor values)
+    {
+        var (batch, heads, queries, kept) = (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]);
+        var (length, width) = (values.shape[1], values.shape[2]);
+        var headWidth = width / heads;
+        // index[b, q·K + k, i, e] = indices[b, i, q, k]: B×(Lq·K)×h×d_h (expanded), rows of B×L×h×d_h gathered along L
+        var index = indices.reshape(batch, heads, queries * kept).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, headWidth);
+        var rows = values.view(batch, length, heads, headWidth).gather(1, index)                        // B×(Lq·K)×h×d_h
+            .view(batch, queries, kept, heads, headWidth).permute(0, 3, 1, 2, 4);                         // B×h×Lq×K×d_h
+        return weights.unsqueeze(-2).matmul(rows).squeeze(-2);
     }
 }

@@ -167,20 +167,19 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
 
     private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, Tensor tokens, bool trace)
     {
-        var keys = AttentionKernel.SplitHeads(projectedKeys, heads);            // K: B×h×N×d_h
-        var values = AttentionKernel.SplitHeads(projectedValues, heads);        // V: B×h×N×d_h
-        var retrieveScores = RetrieveScores(keys);                              // S: B×h×m×N
+        // K and V stay B×N×d (views of the fused projection): no head-split copies of the N tokens (AttentionKernel.SlotScores)
+        var retrieveScores = RetrieveScores(projectedKeys);                     // S: B×h×m×N
         Tensor read;                                                            // A V: B×h×m×d_h
         Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
-        if (options.TopKAxis == TopKAxis.Slots)
-            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(values);   // dense: an ablation
+        if (options.TopKAxis == TopKAxis.Slots)                                 // dense: an ablation
+            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
         else if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
-            read = (weights = retrieveScores.softmax(-1)).matmul(values);
+            read = (weights = retrieveScores.softmax(-1)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
         else
         {
             // A has k (or k·T) non-zeros per row: gather those rows of V instead of a dense m×N product
             var (kept, indices) = TopKSoftmax.Sparse(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks);
-            read = AttentionKernel.GatherSum(kept, indices, values);
+            read = AttentionKernel.GatherSumRows(kept, indices, projectedValues);
             if (trace) weights = TopKSoftmax.Densify(kept, indices, retrieveScores);
         }
         var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(read));  // R: B×m×d
@@ -195,14 +194,14 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return (memory, weights);
     }
 
-    /// <summary>S (B×h×m×N): MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes.</summary>
-    private Tensor RetrieveScores(Tensor keys)
+    /// <summary>S (B×h×m×N) from the keys B×N×d: MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes.</summary>
+    private Tensor RetrieveScores(Tensor projectedKeys)
     {
+        if (etfMode is EtfMode.Off or EtfMode.Span)                                 // Span: the span projection acted on the keys' input
+            return AttentionKernel.SlotScores(retrieveQuery!.call(normMemory.call(memorySlots!)), projectedKeys, heads, scoreScale);
+        var keys = AttentionKernel.SplitHeads(projectedKeys, heads);               // K: B×h×N×d_h
         switch (etfMode)
         {
-            case EtfMode.Off:
-            case EtfMode.Span:                                                      // the span projection acted on the keys' input
-                return AttentionKernel.Scores(SlotQueries(), keys, scoreScale);
             case EtfMode.TaskVertices:
             {
                 // Q̃ = Q W_h (1×h×m×T), K̃ = K W_h (B×h×N×T); S = Q̃ K̃ᵀ/√K, or γ·Q̃ K̃ᵀ on L2-normalised projections
@@ -234,13 +233,10 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
 
     private (Tensor Written, Tensor? Weights) Write(Tensor projectedQueries, Tensor memory, bool trace)
     {
-        var queries = AttentionKernel.SplitHeads(projectedQueries, heads);          // Q: B×h×N×d_h, all tasks at once
+        // Q: B×N×d, all tasks at once, never split into heads (AttentionKernel.AttendSlots); K_m, V_m: B×m×d
         var keyValue = writeKeyValue.call(normMemory.call(memory)).chunk(2, -1);
-        var keys = AttentionKernel.SplitHeads(keyValue[0], heads);                  // K_m: B×h×m×d_h
-        var values = AttentionKernel.SplitHeads(keyValue[1], heads);                // V_m: B×h×m×d_h
-        var read = AttentionKernel.Attend(queries, keys, values, scoreScale);       // B×h×N×d_h
-        var weights = trace ? AttentionKernel.Weights(queries, keys, scoreScale) : null; // B×h×N×m
-        return (writeOutput.call(AttentionKernel.MergeHeads(read)), weights);       // O: B×N×d
+        var (read, weights) = AttentionKernel.AttendSlots(projectedQueries, keyValue[0], keyValue[1], heads, scoreScale);   // B×N×d, B×N×h×m
+        return (writeOutput.call(read), trace ? weights.permute(0, 2, 1, 3) : null);                                     // O: B×N×d
     }
 
     /// <summary>R_0's initial values, m×d (MODEL-SPEC §2): truncated normal std 0.02, or row i = e_i padded with zeros (m ≤ d).</summary>

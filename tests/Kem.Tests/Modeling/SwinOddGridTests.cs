@@ -139,18 +139,19 @@ public sealed class SwinOddGridTests
     /// <summary>
     /// A TinySwin network at 64×64 (all grids even: 16 → 8 → 4 → 2) for a fixed seed and input gives the numbers it gave
     /// before patch merging learnt to pad (recorded with the pre-padding code at commit 90502f1, CPU libtorch): the even path
-    /// is untouched, bit for bit.
+    /// is untouched, bit for bit. No task interaction, so that only the backbone and task blocks are pinned here (KEM's own
+    /// numbers are pinned by the KEM tests, and its implementation may change rounding).
     /// </summary>
     [TestMethod]
     public void Even_grids_compute_exactly_what_they_computed_before_padding()
     {
         torch.manual_seed(7);
-        using var net = new MultiTaskNetwork(Options(64, 64));
+        using var net = new MultiTaskNetwork(Options(64, 64) with { Interaction = new InteractionOptions { Kind = InteractionKind.None } });
         var predictions = Inference.Predict(net, Onnx.OnnxExportTests.Pixels(1, 64, 64), 1);
         float[] segmentation = predictions[0].Scores, depth = predictions[1].Scores;
-        Assert.AreEqual(-2050.000194537628, segmentation.Sum(v => (double)v));
-        Assert.AreEqual(3139.950524866581, depth.Sum(v => (double)v));
-        CollectionAssert.AreEqual(new[] { -0.032932498f, -0.00012800994f, -0.11898981f }, new[] { segmentation[0], segmentation[777], segmentation[^1] });
-        CollectionAssert.AreEqual(new[] { 0.73020816f, 0.7376561f, 0.7629914f }, new[] { depth[0], depth[777], depth[^1] });
+        Assert.AreEqual(-102.41567732792464, segmentation.Sum(v => (double)v));
+        Assert.AreEqual(3577.5688531398773, depth.Sum(v => (double)v));
+        CollectionAssert.AreEqual(new[] { 0.44305003f, 0.13298185f, 0.20945826f }, new[] { segmentation[0], segmentation[777], segmentation[^1] });
+        CollectionAssert.AreEqual(new[] { 0.7672393f, 0.85149527f, 0.89574623f }, new[] { depth[0], depth[777], depth[^1] });
     }
 }

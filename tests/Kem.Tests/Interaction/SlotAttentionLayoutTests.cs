@@ -1,0 +1,88 @@
+using Microsoft.ML.Kem.Interaction;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Kem.Tests.Interaction;
+
+/// <summary>
+/// KEM's token-layout attention (AttentionKernel.SlotScores, AttendSlots, GatherSumRows): the tokens stay B×L×d — here a
+/// strided view of a fused projection, as in KEM — and the few slots are laid out block-diagonally per head. Values and
+/// gradients equal the head-split forms (Scores, Attend, GatherSum) that KEM used before.
+/// </summary>
+[TestClass]
+public sealed class SlotAttentionLayoutTests
+{
+    private const int Heads = 3, Width = 12, Slots = 4, Length = 9, Batch = 2;
+
+    // B×L×3d fused projection, sliced like KnowledgeExtraction's [K | V | Q] (row stride 3d)
+    private static Tensor[] TokenViews(long seed) => TensorAssert.Randn(seed, Batch, Length, 3 * Width).requires_grad_(true).chunk(3, -1);
+
+    [TestMethod]
+    public void Block_diagonal_slot_columns_hold_each_head_block_once()
+    {
+        using var scope = NewDisposeScope();
+        var slots = TensorAssert.Randn(3, Slots, Width);
+        var columns = AttentionKernel.SlotColumns(slots, Heads, scale: 2f);           // d×(h·m)
+        CollectionAssert.AreEqual(new long[] { Width, Heads * Slots }, columns.shape);
+        int headWidth = Width / Heads;
+        for (int i = 0; i < Heads; i++)
+        for (int j = 0; j < Heads; j++)
+        {
+            var block = columns.narrow(0, i * headWidth, headWidth).narrow(1, j * Slots, Slots);
+            var expected = i == j ? slots.narrow(1, i * headWidth, headWidth).t() * 2 : zeros_like(block);
+            TensorAssert.Close(expected, block, 0, $"block ({i}, {j})");
+        }
+    }
+
+    [TestMethod]
+    public void SlotScores_equal_the_head_split_scores_with_their_gradients()
+    {
+        using var scope = NewDisposeScope();
+        var keys = TokenViews(5)[0];
+        var queries = TensorAssert.Randn(6, Slots, Width).requires_grad_(true);
+        var slotLayout = AttentionKernel.SlotScores(queries, keys, Heads);
+        var split = AttentionKernel.Scores(AttentionKernel.SplitHeads(queries.unsqueeze(0), Heads), AttentionKernel.SplitHeads(keys, Heads));
+        CollectionAssert.AreEqual(new long[] { Batch, Heads, Slots, Length }, slotLayout.shape);
+        TensorAssert.Close(split, slotLayout, 1e-5, "scores");
+        var g = TensorAssert.Randn(7, Batch, Heads, Slots, Length);
+        var a = autograd.grad([(slotLayout * g).sum()], [queries, keys]);
+        var b = autograd.grad([(split * g).sum()], [queries, keys]);
+        TensorAssert.Close(b[0], a[0], 1e-5, "query gradients");
+        TensorAssert.Close(b[1], a[1], 1e-5, "key gradients");
+    }
+
+    [TestMethod]
+    [DataRow(null)]
+    [DataRow(1f)]
+    public void AttendSlots_equals_fused_attention_on_split_heads(float? scale)
+    {
+        using var scope = NewDisposeScope();
+        var queries = TokenViews(8)[2];
+        var keyValue = TensorAssert.Randn(9, Batch, Slots, 2 * Width).requires_grad_(true).chunk(2, -1);
+        var (read, weights) = AttentionKernel.AttendSlots(queries, keyValue[0], keyValue[1], Heads, scale);
+        var split = AttentionKernel.MergeHeads(AttentionKernel.Attend(AttentionKernel.SplitHeads(queries, Heads),
+            AttentionKernel.SplitHeads(keyValue[0], Heads), AttentionKernel.SplitHeads(keyValue[1], Heads), scale));
+        TensorAssert.Close(split, read, 1e-5, "read");
+        var splitWeights = AttentionKernel.Weights(AttentionKernel.SplitHeads(queries, Heads), AttentionKernel.SplitHeads(keyValue[0], Heads), scale);
+        TensorAssert.Close(splitWeights, weights.permute(0, 2, 1, 3), 1e-6, "weights B×h×L×m");
+        var g = TensorAssert.Randn(10, Batch, Length, Width);
+        var inputs = new[] { queries, keyValue[0], keyValue[1] };
+        var a = autograd.grad([(read * g).sum()], inputs);
+        var b = autograd.grad([(split * g).sum()], inputs);
+        for (int i = 0; i < 3; i++) TensorAssert.Close(b[i], a[i], 1e-5, $"gradient {i}");
+    }
+
+    [TestMethod]
+    public void GatherSumRows_equals_GatherSum_on_split_values()
+    {
+        using var scope = NewDisposeScope();
+        var values = TokenViews(11)[1];
+        var scores = TensorAssert.Randn(12, Batch, Heads, Slots, Length);
+        var (weights, indices) = TopKSoftmax.Sparse(scores, 2, TopKMode.Masked, TopKScope.Joint, 1);
+        var rows = AttentionKernel.GatherSumRows(weights, indices, values);
+        var split = AttentionKernel.GatherSum(weights, indices, AttentionKernel.SplitHeads(values, Heads));
+        TensorAssert.Close(split, rows, 1e-6, "gathered sums");
+        var g = TensorAssert.Randn(13, Batch, Heads, Slots, Width / Heads);
+        TensorAssert.Close(autograd.grad([(split * g).sum()], [values])[0], autograd.grad([(rows * g).sum()], [values])[0], 1e-6, "value gradients");
+    }
+}
