@@ -118,6 +118,17 @@ def main(folder):
                             find(py, impl="pytorch", bench="module", kind=r["kind"], tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"]))
                            for r in mods], "module T n dtype")
 
+        profiled = [r for r in py if r.get("bench") == "profile" and r.get("status") == "ok"]
+        if profiled:
+            p("### GPU work against wall time (PyTorch twin, torch.profiler): kernel time per iteration vs queued wall time\n")
+            p("| module | T | n | dtype | kernels per iteration | kernel ms | queued wall ms | kernel share % |")
+            p("|---|---|---|---|---|---|---|---|")
+            for r in profiled:
+                name = r["kind"] + (" (naive)" if r.get("impl") == "pytorch-naive" else "")
+                p(f'| {name} | {r["tasks"]} | {r["tokens"]} | {r["dtype"]} | {f(r.get("kernels"), 0)} | {f(r.get("kernel_ms"))} | '
+                  f'{f(r.get("queued_ms"))} | {f(100 * ratio(r.get("kernel_ms"), r.get("queued_ms")), 0)} |')
+            p("")
+
         # Linearity in n and T (C# KEM, bf16 and fp32)
         p("### KEM cost against n and T (C#; ideal: ×4 per ×4 in n, ×T/2 from T=2)\n")
         p("| dtype | T | ms n=252 | ms n=1008 | ms n=4032 | 4032/1008 | T/2-scaled: ms(T)/ms(2) at n=4032 |")

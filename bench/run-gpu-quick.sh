@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Issue #6: a short diagnostic subset of run-gpu.sh (about 3 minutes), for a device call that must leave time for the
-# full run: the headline module rows (bf16, T = 3, n 252 and 4032: KEM, CA, naive KEM) on both sides with the host and
-# queued columns, the twin's profiler on the same rows (kernel time against wall time, kernel count, top kernels), the
-# KEM whole step at T = 2, 300 soak steps on both sides (NVML busy), and 30 C# soak steps with the NYUD augmentation on
-# the GPU. Same layout as run-gpu.sh: packed .gpu carried, files to $OUT. No allocator shim (memory columns NVML only).
+# Issue #6: a short diagnostic subset of run-gpu.sh (about 2 minutes), for a device call that must leave time for the
+# full run: the headline module rows (bf16, T = 3, n 252 and 4032: KEM, the previous head-split KEM layout "kem-split",
+# CA, naive KEM) on both sides with the host and queued columns, the twin's profiler on the same rows (kernel time
+# against wall time, kernel count, top kernels), the C# KEM whole step at T = 2, 300 C# soak steps (NVML busy, GC
+# pauses) and 30 C# soak steps with the NYUD augmentation on the GPU. Same layout as run-gpu.sh: packed .gpu carried,
+# files to $OUT. No allocator shim (memory columns NVML only). WITH_TWIN_LOOP=1 adds the twin's step and soak.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-$PWD/bench-out}
@@ -20,13 +21,13 @@ python3 -c 'import torch, platform; print("python", platform.python_version(), "
 CS=(bash .gpu/run.sh Kem.Bench.dll --out "$OUT")
 PY=(python3 bench/twin/bench.py --out "$OUT")
 ROWS=(--dtypes bf16 --tasks 3 --tokens 252,4032 --kinds kem,ca)
-phase "modules, C#";           timeout 60 "${CS[@]}" --modules "${ROWS[@]}" --budget-s 45
+phase "modules, C#";           timeout 60 "${CS[@]}" --modules "${ROWS[@]}" --kinds kem,kem-split,ca --budget-s 45
 phase "modules, PyTorch";      timeout 60 "${PY[@]}" --modules "${ROWS[@]}" --budget-s 45
 phase "profile, PyTorch";      timeout 45 "${PY[@]}" --profile "${ROWS[@]}" --budget-s 35
 phase "step, C#";              timeout 45 "${CS[@]}" --step --kinds kem --step-tasks 2 --budget-s 35
-phase "step, PyTorch";         timeout 40 "${PY[@]}" --step --kinds kem --step-tasks 2 --budget-s 30
+[[ ${WITH_TWIN_LOOP:-0} == 1 ]] && { phase "step, PyTorch"; timeout 40 "${PY[@]}" --step --kinds kem --step-tasks 2 --budget-s 30; }
 phase "soak 300 steps, C#";    timeout 50 "${CS[@]}" --soak 300 --budget-s 40
-phase "soak 300 steps, PyTorch"; timeout 45 "${PY[@]}" --soak 300 --budget-s 35
+[[ ${WITH_TWIN_LOOP:-0} == 1 ]] && { phase "soak 300 steps, PyTorch"; timeout 45 "${PY[@]}" --soak 300 --budget-s 35; }
 phase "soak 30 steps with NYUD augmentation, C#"; timeout 30 "${CS[@]}" --soak 30 --augment --budget-s 22
 phase "summary"
 python3 bench/compare.py "$OUT" | tee "$OUT/summary.md"
