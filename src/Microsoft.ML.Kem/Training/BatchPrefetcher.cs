@@ -6,8 +6,10 @@ namespace Microsoft.ML.Kem.Training;
 
 /// <summary>
 /// Hands out the batches of <see cref="DenseDataset"/> in a given order, prepared ahead of the GPU: on CUDA a
-/// background thread gathers the next batches into pinned host tensors, and <see cref="Next"/> starts their copies to
-/// the device without waiting (non-blocking), so the step never waits for data and never synchronises the host.
+/// background thread gathers the next batches into pinned host tensors (as bytes where that is exact, see
+/// <see cref="DenseDataset.PinnedBatch"/>), and <see cref="Next"/> starts their copies to the device without waiting
+/// (non-blocking), so the step never waits for data and never synchronises the host. The copies share the compute
+/// stream (TorchSharp has no stream API), so the bytes they move are GPU time: a quarter as many for pixels and labels.
 /// On the CPU it simply gathers each batch when asked (same tensors as <see cref="DenseDataset.Batch"/>).
 /// </summary>
 public sealed class BatchPrefetcher : IDisposable
@@ -50,8 +52,9 @@ public sealed class BatchPrefetcher : IDisposable
         try
         {
             // Pinned host memory: the copies run asynchronously; the host allocator keeps each block until its copy is done.
-            var images = host.Images.to(device, non_blocking: true);
-            var labels = host.Labels.Select(l => l.to(device, non_blocking: true)).ToArray();
+            // Byte batches (raw pixels, class labels) become float32 on the device.
+            var images = DenseDataset.ToFloat(host.Images.to(device, non_blocking: true));
+            var labels = host.Labels.Select(l => DenseDataset.ToFloat(l.to(device, non_blocking: true))).ToArray();
             return (images, labels);
         }
         finally

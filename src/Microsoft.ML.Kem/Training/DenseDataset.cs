@@ -12,6 +12,8 @@ public sealed class DenseDataset
 {
     private readonly float[] images;
     private readonly float[][] labels;
+    private readonly bool imagesAreBytes;                 // every value an integer 0..255: pinned batches travel as bytes
+    private readonly bool[] labelsAreBytes;
 
     /// <summary>The tasks, in label order.</summary>
     public IReadOnlyList<TaskSpec> Tasks { get; }
@@ -36,6 +38,15 @@ public sealed class DenseDataset
             if (!float.IsFinite(images[i]))
                 throw new ArgumentException($"{source}: image {i / (3 * pixels)} has a non-finite pixel value ({images[i]}). Clean or drop that image.");
         for (int t = 0; t < tasks.Count; t++) CheckLabels(tasks[t], this.labels[t], source);
+        imagesAreBytes = AllBytes(images);
+        labelsAreBytes = this.labels.Select(AllBytes).ToArray();
+    }
+
+    private static bool AllBytes(float[] values)
+    {
+        foreach (var v in values)
+            if (!(v >= 0 && v <= 255 && v == MathF.Floor(v))) return false;
+        return true;
     }
 
     private void CheckLabels(TaskSpec task, float[] label, string source)
@@ -60,7 +71,7 @@ public sealed class DenseDataset
     /// <summary>Copies the rows <paramref name="indices"/> into tensors on <paramref name="device"/>: images B×3×H×W, labels B×P×H×W.</summary>
     public (Tensor Images, Tensor[] Labels) Batch(ReadOnlySpan<int> indices, Device device)
     {
-        var (images, labels) = Gather(indices, pinned: false);
+        var (images, labels) = Gather(indices, pinned: false, bytesWhereExact: false);
         if (device.type == DeviceType.CPU) return (images, labels);
         using (images)
         {
@@ -71,33 +82,52 @@ public sealed class DenseDataset
     }
 
     /// <summary>
-    /// The rows <paramref name="indices"/> gathered straight into page-locked host tensors (for asynchronous copies to a
-    /// CUDA device, <see cref="BatchPrefetcher"/>). CUDA builds only: the CPU libtorch has no pinned memory.
+    /// The rows <paramref name="indices"/> gathered straight into page-locked host tensors, for asynchronous copies to a
+    /// CUDA device (<see cref="BatchPrefetcher"/>): uint8 where every value of the array is an integer 0..255 (raw pixels,
+    /// class labels: exact, a quarter of the bytes to copy), float32 otherwise; <see cref="ToFloat"/> restores float32 on
+    /// the device. CUDA builds only: the CPU libtorch has no pinned memory.
     /// </summary>
-    internal (Tensor Images, Tensor[] Labels) PinnedBatch(ReadOnlySpan<int> indices) => Gather(indices, pinned: true);
+    internal (Tensor Images, Tensor[] Labels) PinnedBatch(ReadOnlySpan<int> indices) => HostBatch(indices, pinned: true);
+
+    /// <summary><see cref="PinnedBatch"/>'s host tensors (bytes where exact), page-locked or not.</summary>
+    internal (Tensor Images, Tensor[] Labels) HostBatch(ReadOnlySpan<int> indices, bool pinned) => Gather(indices, pinned, bytesWhereExact: true);
+
+    /// <summary>A batch tensor of <see cref="PinnedBatch"/>, copied to the device, as float32.</summary>
+    internal static Tensor ToFloat(Tensor onDevice) => onDevice.dtype == ScalarType.Float32 ? onDevice : onDevice.to(ScalarType.Float32);
 
     /// <summary>
-    /// Copies the rows into new CPU tensors (page-locked when <paramref name="pinned"/>) with no managed array in between:
-    /// a 448×576 batch of 8 is ~40 MB, and a managed copy of it per step made the training loop's garbage collector
-    /// stop every thread, the one launching GPU work included, about twice a step.
+    /// Copies the rows into new CPU tensors (page-locked when <paramref name="pinned"/>, as bytes where exact and asked) with
+    /// no managed array in between: a 448×576 batch of 8 is ~40 MB, and a managed copy of it per step made the training
+    /// loop's garbage collector stop every thread, the one launching GPU work included, about twice a step.
     /// </summary>
-    private (Tensor Images, Tensor[] Labels) Gather(ReadOnlySpan<int> indices, bool pinned)
+    private (Tensor Images, Tensor[] Labels) Gather(ReadOnlySpan<int> indices, bool pinned, bool bytesWhereExact)
     {
-        var images = GatherRows(this.images, indices, 3, pinned);
+        var images = GatherRows(this.images, indices, 3, pinned, bytesWhereExact && imagesAreBytes);
         var labels = new Tensor[Tasks.Count];
-        for (int t = 0; t < Tasks.Count; t++) labels[t] = GatherRows(this.labels[t], indices, Tasks[t].LabelPlanes, pinned);
+        for (int t = 0; t < Tasks.Count; t++) labels[t] = GatherRows(this.labels[t], indices, Tasks[t].LabelPlanes, pinned, bytesWhereExact && labelsAreBytes[t]);
         return (images, labels);
     }
 
-    private Tensor GatherRows(float[] source, ReadOnlySpan<int> indices, int planes, bool pinned)
+    private Tensor GatherRows(float[] source, ReadOnlySpan<int> indices, int planes, bool pinned, bool asBytes)
     {
         int stride = planes * Height * Width;
-        var rows = torch.empty(new long[] { indices.Length, planes, Height, Width }, ScalarType.Float32);   // CPU, contiguous
+        var rows = torch.empty(new long[] { indices.Length, planes, Height, Width }, asBytes ? ScalarType.Byte : ScalarType.Float32);   // CPU, contiguous
         if (pinned)
         {
             var locked = rows.pin_memory();
             rows.Dispose();
             rows = locked;
+        }
+        if (asBytes)
+        {
+            var bytes = rows.bytes;
+            for (int b = 0; b < indices.Length; b++)
+            {
+                var from = source.AsSpan(indices[b] * stride, stride);
+                var to = bytes.Slice(b * stride, stride);
+                for (int i = 0; i < from.Length; i++) to[i] = (byte)from[i];
+            }
+            return rows;
         }
         var target = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(rows.bytes);
         for (int b = 0; b < indices.Length; b++)
