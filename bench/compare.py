@@ -160,18 +160,30 @@ def main(folder):
         overhead_table(p, [(f'{r["kind"]} T={r["tasks"]}', r, find(py, impl="pytorch", bench="step", kind=r["kind"], tasks=r["tasks"]))
                            for r in steps], "interaction T")
 
+    # Phases of the whole step
+    phase_rows = [r for r in cs if r.get("bench") == "phase"]
+    if phase_rows:
+        p("### The KEM step cut into phases (`--phases`): forward + losses, + backward, whole step\n")
+        p("| phase | C# ms | C# host ms | C# queued ms | PyTorch ms | PyTorch host ms | PyTorch queued ms | C#/PyTorch queued |")
+        p("|---|---|---|---|---|---|---|---|")
+        for r in phase_rows:
+            t = find(py, bench="phase", phase=r["phase"])
+            p(f'| {r["phase"]} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(col(r, "queued_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
+              f'{f(col(t, "queued_ms"))} | {f(ratio(col(r, "queued_ms"), col(t, "queued_ms")))} |')
+        p("")
+
     # Soak
     soak_rows = [(name, r) for name, rows in (("C#", cs), ("PyTorch", py)) for r in rows if r.get("bench") == "soak"]
     if soak_rows:
         p("## Training on generated data (the loop with prefetching): GPU busy and memory over the run\n")
-        p("| impl | augmentation | steps | wall s | ms/step (window) | NVML GPU util % (window) | busy % (resident-data step / window step) | GC pause ms/step (gen-2 collections) | alloc MiB first → last (max) | reserved MiB first → last | nvml MiB first → last (max) | status |")
-        p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        p("| impl | augmentation | steps | wall s | ms/step (window) | NVML GPU util % (window) | busy % (resident-data step / window step) | data wait ms/step | GC pause ms/step (gen-2 collections) | alloc MiB first → last (max) | reserved MiB first → last | nvml MiB first → last (max) | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, r in soak_rows:
             rows = cs if name == "C#" else py
             resident = ms(find(rows, bench="step", kind=r.get("kind"), tasks=r.get("tasks"), impl="csharp" if name == "C#" else "pytorch"))
             busy = 100 * ratio(resident, r.get("window_ms_per_step")) if r.get("augment", "none") == "none" else float("nan")
             gc = f'{f(r.get("gc_pause_ms_per_step"), 3)} ({r.get("gc_gen2", "–")})' if "gc_pause_ms_per_step" in r else "–"
-            p(f'| {name} | {r.get("augment", "none")} | {r.get("steps", "")} | {f(r.get("wall_s"), 1)} | {f(r.get("window_ms_per_step"))} | {f(r.get("gpu_util_mean"), 1)} | {f(busy, 1)} | {gc} | '
+            p(f'| {name} | {r.get("augment", "none")} | {r.get("steps", "")} | {f(r.get("wall_s"), 1)} | {f(r.get("window_ms_per_step"))} | {f(r.get("gpu_util_mean"), 1)} | {f(busy, 1)} | {f(r.get("data_wait_ms_per_step"), 3)} | {gc} | '
               f'{f(r.get("alloc_first_mib"), 0)} → {f(r.get("alloc_last_mib"), 0)} ({f(r.get("alloc_max_mib"), 0)}) | '
               f'{f(r.get("reserved_first_mib"), 0)} → {f(r.get("reserved_last_mib"), 0)} | '
               f'{f(r.get("nvml_first_mib"), 0)} → {f(r.get("nvml_last_mib"), 0)} ({f(r.get("nvml_max_mib"), 0)}) | {status(r)} |')

@@ -109,6 +109,7 @@ internal static class SoakBench
         row["window_ms_per_step"] = ((double)last["t"]! - fromTime) * 1000 / Math.Max(1, (int)last["step"]! - fromStep);
         row["gpu_util_mean"] = monitor.MeanUtilization(fromTime, end);
         row["final_loss"] = result?.History[^1].TrainLoss;
+        row["data_wait_ms_per_step"] = result is null ? double.NaN : result.DataWait.TotalMilliseconds / Math.Max(1, done);
         row["gc_pause_ms_per_step"] = gcPause.TotalMilliseconds / Math.Max(1, done);
         row["gc_gen2"] = GC.CollectionCount(2) - gen2Before;
         row["gc_collections"] = GC.CollectionCount(0) - collectionsBefore;

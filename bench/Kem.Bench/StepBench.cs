@@ -104,6 +104,52 @@ internal static class StepBench
         foreach (var l in labels) l.Dispose();
     }
 
+    /// <summary>
+    /// Where the whole step's time goes (<c>--phases</c>): for KEM at the first task count, the same step cut after the
+    /// forward pass and losses ("forward"), after the backward pass ("forward+backward", gradients accumulating as in the
+    /// step) and whole ("step", <see cref="TrainingStep.Run"/>); the twin cuts its step the same way. Differences between
+    /// rows give the backward pass and the optimiser; timing and queued passes as every row.
+    /// </summary>
+    public static void RunPhases(Config c, Gpu gpu, Results results, Budget budget)
+    {
+        const string kind = "kem";
+        int tasks = c.StepTaskCounts[0];
+        torch.manual_seed(1);
+        var options = Network(c, kind, tasks);
+        using var network = new MultiTaskNetwork(options);
+        network.to(gpu.Device);
+        network.train();
+        using var loss = new MultiTaskLoss("loss", options.Tasks, Recipe.LossWeighting);
+        loss.to(gpu.Device);
+        var (images, labels) = Batch(options.Tasks.ToArray(), c.Batch, c.ImageHeight, c.ImageWidth, gpu.Device);
+        using var step = new TrainingStep(network, loss, Recipe, gpu.Device);   // casts the network to bf16 on CUDA
+        Tensor Forward()
+        {
+            var outputs = network.ForwardTraining(step.Bf16 ? images.to(ScalarType.BFloat16) : images).Predictions;
+            return loss.forward(options.Tasks.Select((t, i) => TaskLoss.Compute(t, outputs[i].to(ScalarType.Float32), labels[i])).ToArray());
+        }
+        var phases = new (string Name, Action Iteration)[]
+        {
+            ("forward", () => { using var scope = NewDisposeScope(); Forward(); }),
+            ("forward+backward", () => { using var scope = NewDisposeScope(); Forward().backward(); }),
+            ("step", () => { using var scope = NewDisposeScope(); step.Run(images, labels, 1e-4); }),
+        };
+        foreach (var (name, iteration) in phases)
+        {
+            var row = new Dictionary<string, object?>
+            {
+                ["bench"] = "phase", ["phase"] = name, ["kind"] = kind, ["tasks"] = tasks, ["batch"] = c.Batch,
+                ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
+            };
+            if (budget.Exceeded) { results.Write(ModuleBench.Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
+            try { Measure.TimeInto(row, gpu, iteration, c.StepSchedule); }
+            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
+            results.Write(row);
+        }
+        images.Dispose();
+        foreach (var l in labels) l.Dispose();
+    }
+
     /// <summary>The loop's step before FlatAdamW (commit 0193aac), kept here only to measure the difference.</summary>
     private sealed class LegacyStep : IDisposable
     {

@@ -193,6 +193,32 @@ def run_step(c, gpu, results, budget):
             torch.cuda.empty_cache() if gpu.is_cuda else None
 
 
+def run_phases(c, gpu, results, budget):
+    """Kem.Bench --phases: the KEM whole step cut after the forward pass and losses, after the backward pass, and whole."""
+    kind, tasks = "kem", c["step_tasks"][0]
+    net, loss = build(c, kind, tasks, gpu.device)
+    step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)
+    images, labels = network.random_batch(net.tasks, c["batch"], c["height"], c["img_width"], gpu.device)
+
+    def forward():
+        outputs = net(images.to(torch.bfloat16) if gpu.is_cuda else images)
+        return loss([network.task_loss(k, out, lab) for (_, k, _, _), out, lab in zip(net.tasks, outputs, labels)])
+
+    phases = [("forward", lambda: forward()), ("forward+backward", lambda: forward().backward()),
+              ("step", lambda: step.run(images, labels, 1e-4))]
+    for name, iteration in phases:
+        row = dict(bench="phase", phase=name, kind=kind, tasks=tasks, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
+                   dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
+        if budget.exceeded:
+            results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+            continue
+        try:
+            row.update(status="ok", **measure(gpu, iteration, step_schedule(c)))
+        except Exception as e:  # noqa: BLE001
+            error(row, e)
+        results.write(row)
+
+
 def generate(tasks, count, height, width, seed):
     """Random images (0..255) and labels in host memory, like a data set read from disk."""
     g = torch.Generator().manual_seed(seed)
@@ -341,11 +367,12 @@ def main():
     p.add_argument("--tokens", default=None, help="tokens per task of --modules / --profile")
     p.add_argument("--step-tasks", default=None, help="task counts of --step")
     p.add_argument("--profile", action="store_true", help="torch.profiler: kernel time vs wall time of the selected module rows")
+    p.add_argument("--phases", action="store_true", help="the KEM whole step cut after the forward pass, after the backward pass, and whole")
     a = p.parse_args()
     if a.busy:
         a.soak = max(a.soak, 300)
-    if not (a.modules or a.step or a.soak or a.profile):
-        p.error("give --modules, --step, --profile and/or --soak N")
+    if not (a.modules or a.step or a.soak or a.profile or a.phases):
+        p.error("give --modules, --step, --phases, --profile and/or --soak N")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     c = dict(QUICK if a.quick else FULL)
     if a.dtypes:
@@ -367,6 +394,8 @@ def main():
         run_profile(c, gpu, results, budget)
     if a.step:
         run_step(c, gpu, results, budget)
+    if a.phases:
+        run_phases(c, gpu, results, budget)
     if a.soak:
         run_soak(c, gpu, results, a.soak, budget)
 

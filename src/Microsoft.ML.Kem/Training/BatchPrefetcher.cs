@@ -22,6 +22,13 @@ public sealed class BatchPrefetcher : IDisposable
     private readonly Thread? worker;
     private Exception? failure;
     private int next;
+    private readonly System.Diagnostics.Stopwatch waiting = new();
+
+    /// <summary>
+    /// Time <see cref="Next"/> spent waiting for a batch (CUDA: for the background thread; CPU: gathering it). Time the
+    /// GPU may have gone without work: a training loop whose data keeps up shows ~0 here.
+    /// </summary>
+    public TimeSpan Waited => waiting.Elapsed;
 
     /// <summary>Prefetches <paramref name="batches"/> (image indices per batch) of <paramref name="data"/> for <paramref name="device"/>.</summary>
     /// <param name="data">The data set.</param>
@@ -45,9 +52,15 @@ public sealed class BatchPrefetcher : IDisposable
     public (Tensor Images, Tensor[] Labels) Next()
     {
         if (next >= batches.Count) throw new InvalidOperationException($"All {batches.Count} batches were already handed out.");
-        if (ready is null) return data.Batch(batches[next++], device);
-        if (!ready.TryTake(out var host, Timeout.Infinite))
-            throw new InvalidOperationException("The batch prefetcher stopped early.", failure);
+        waiting.Start();
+        (Tensor Images, Tensor[] Labels) host;
+        try
+        {
+            if (ready is null) return data.Batch(batches[next++], device);
+            if (!ready.TryTake(out host, Timeout.Infinite))
+                throw new InvalidOperationException("The batch prefetcher stopped early.", failure);
+        }
+        finally { waiting.Stop(); }
         next++;
         try
         {

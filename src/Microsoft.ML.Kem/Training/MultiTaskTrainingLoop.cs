@@ -158,7 +158,7 @@ public static class MultiTaskTrainingLoop
             DisposeAll(best);
         }
         network.eval();
-        return new TrainingResult(device.type.ToString().ToLowerInvariant(), step, bestEpoch, bestLoss, history, clock.Elapsed);
+        return new TrainingResult(device.type.ToString().ToLowerInvariant(), step, bestEpoch, bestLoss, history, clock.Elapsed) { DataWait = batches.Waited };
     }
 
     /// <summary>Mean Σ_t w_t L_t and per-task losses over <paramref name="data"/>, in eval mode without gradients.</summary>

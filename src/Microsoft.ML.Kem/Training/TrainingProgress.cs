@@ -45,4 +45,8 @@ public sealed record EpochSummary(
 /// <param name="BestValidationLoss">Validation loss of that epoch, if validated.</param>
 /// <param name="History">Per-epoch losses.</param>
 /// <param name="Elapsed">Wall time.</param>
-public sealed record TrainingResult(string Device, int Steps, int BestEpoch, double? BestValidationLoss, IReadOnlyList<EpochSummary> History, TimeSpan Elapsed);
+public sealed record TrainingResult(string Device, int Steps, int BestEpoch, double? BestValidationLoss, IReadOnlyList<EpochSummary> History, TimeSpan Elapsed)
+{
+    /// <summary>Time the loop waited for training batches (<see cref="BatchPrefetcher.Waited"/>); ~0 when the data keeps up with the device.</summary>
+    public TimeSpan DataWait { get; init; }
+}
