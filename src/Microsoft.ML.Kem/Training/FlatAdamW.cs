@@ -7,33 +7,30 @@ namespace Microsoft.ML.Kem.Training;
 /// <summary>
 /// AdamW (decoupled weight decay; the same element-wise update as <c>torch.optim.AdamW</c>) over all trainable
 /// parameters at once, with optional bf16 working weights and fp32 master weights (MODEL-SPEC §11).
-/// Every parameter is a view into one flat buffer and the gradients are gathered into one flat buffer once per step, so
-/// copying bf16 gradients to the fp32 masters, clipping, the AdamW update and copying the masters back are a handful of
-/// kernels whatever the number of parameters; gradient clipping keeps the norm on the device (no host synchronisation).
+/// Every parameter and its gradient is a view into one flat buffer, so zeroing the gradients, copying bf16 gradients
+/// to the fp32 masters, clipping, the AdamW update and copying the masters back are a handful of kernels whatever
+/// the number of parameters; gradient clipping keeps the norm on the device (no host synchronisation).
 /// </summary>
 /// <remarks>
 /// Layout: masters = [module parameters (M values) | extra fp32 parameters (E values)], each parameter 64-element aligned. In fp32 mode the module's
 /// parameters are views into the masters; in bf16 mode the module is cast to bf16 and its parameters are views into a
-/// flat bf16 working buffer of M values. <see cref="ZeroGrad"/> sets every gradient to none, so that autograd hands each
-/// parameter the gradient it computed (no copy, no per-parameter accumulation kernel); <see cref="Step"/> then
-/// concatenates them into the flat gradient buffer of the same layout (a few kernels; a parameter without a gradient
-/// counts as zero). Gradients used to be views into that buffer, which made backward add into each of them in place:
-/// one extra kernel per parameter per step, about 200 in the 448×576 bench network.
+/// flat bf16 working buffer of M values. Gradients are views into flat buffers of the same layout: autograd adds
+/// into an existing gradient in place, so backward fills them directly. Never set these parameters' gradients to
+/// null (e.g. <c>zero_grad()</c> on the module) while this optimiser is in use; call <see cref="ZeroGrad"/>.
 /// </remarks>
 public sealed class FlatAdamW : IDisposable
 {
     private readonly Tensor masters;            // fp32 [M + E]
     private readonly Tensor gradients;          // fp32 [M + E]
     private readonly Tensor? working;           // bf16 [M], module parameters are views (bf16 mode only)
-    private readonly Tensor moduleZeros;        // zeros in the module parameters' dtype: padding and missing gradients
-    private readonly Tensor? extraZeros;        // fp32 zeros, the same for the extra parameters
+    private readonly Tensor? workingGradients;  // bf16 [M] (bf16 mode only)
     private readonly Tensor expAvg;             // fp32 [M + E]
     private readonly Tensor expAvgSq;           // fp32 [M + E]
     private readonly Tensor? decayMask;         // fp32 [M + E], 1 where weight decay applies (null: everywhere)
     private readonly long moduleCount;
     private readonly double beta1, beta2, eps, weightDecay;
     private readonly Parameter[] parameters;
-    private readonly Parameter[] moduleParameters, extraParameters;
+    private readonly List<long> gradientOffsets = new();
     private long steps;
 
     /// <summary>
@@ -90,17 +87,15 @@ public sealed class FlatAdamW : IDisposable
             module.to(ScalarType.BFloat16);   // new bf16 parameter tensors, same order
             moduleParameters = module.parameters().Where(p => p.requires_grad).ToArray();
             working = masters.narrow(0, 0, moduleCount).to(ScalarType.BFloat16);
-            Alias(moduleParameters, working, 0);
+            workingGradients = zeros(moduleCount, ScalarType.BFloat16, device);
+            Alias(moduleParameters, working, workingGradients, 0);
         }
         else
         {
-            Alias(moduleParameters, masters, 0);
+            Alias(moduleParameters, masters, gradients, 0);
         }
-        Alias(extraParameters, masters, moduleCount);
-        (this.moduleParameters, this.extraParameters) = (moduleParameters, extraParameters);
+        Alias(extraParameters, masters, gradients, moduleCount);
         parameters = moduleParameters.Concat(extraParameters).ToArray();
-        moduleZeros = zeros(moduleParameters.Select(p => Slot(p.numel())).DefaultIfEmpty(0).Max(), bf16 ? ScalarType.BFloat16 : ScalarType.Float32, device);
-        if (extraParameters.Length > 0) extraZeros = zeros(extraParameters.Max(p => Slot(p.numel())), ScalarType.Float32, device);
     }
 
     /// <summary>The optimised parameters as the network and loss see them (bf16 working copies in bf16 mode).</summary>
@@ -139,13 +134,12 @@ public sealed class FlatAdamW : IDisposable
         foreach (var (name, master) in NamedMasters(module)) byName[name].copy_(master);
     }
 
-    /// <summary>
-    /// Sets every parameter's gradient to none (no device work): backward then hands each parameter its own fresh
-    /// gradient, which <see cref="Step"/> gathers. Gradients left from before are dropped, not accumulated.
-    /// </summary>
+    /// <summary>Zeroes every gradient (one or two kernels).</summary>
     public void ZeroGrad()
     {
-        foreach (var p in parameters) p.grad = null;
+        using var noGrad = no_grad();
+        workingGradients?.zero_();
+        gradients.zero_();
     }
 
     /// <summary>
@@ -177,8 +171,7 @@ public sealed class FlatAdamW : IDisposable
         using var epsilon = eps.ToScalar();
         using var stepSize = (-learningRate / biasCorrection1).ToScalar();
 
-        Gather(moduleParameters, moduleZeros, 0);
-        Gather(extraParameters, extraZeros, moduleCount);
+        if (workingGradients is not null) gradients.narrow(0, 0, moduleCount).copy_(workingGradients);
         if (clipNorm > 0)
         {
             var coefficient = gradients.norm().add_(normEpsilon).reciprocal_().mul_(clip).clamp_max_(one);
@@ -194,34 +187,32 @@ public sealed class FlatAdamW : IDisposable
     }
 
     /// <summary>
-    /// The gradients of <paramref name="list"/> (none counts as zero), each padded to its slot, concatenated in one pass
-    /// and copied (cast to fp32) into the flat gradient buffer at <paramref name="start"/>.
+    /// True while every parameter's gradient still looks like its view into a flat gradient buffer: present, at its
+    /// offset (false after someone set a gradient to null and autograd made a fresh one). No device work.
     /// </summary>
-    private void Gather(Parameter[] list, Tensor? zeroSource, long start)
+    public bool GradientsAreAliased()
     {
-        if (list.Length == 0) return;
-        var pieces = new List<Tensor>(2 * list.Length);
-        long length = 0;
-        foreach (var p in list)
+        for (int i = 0; i < parameters.Length; i++)
         {
-            long n = p.numel(), slot = Slot(n);
-            var g = p.grad;
-            pieces.Add(g is null ? zeroSource!.narrow(0, 0, n) : g.reshape(-1));
-            if (slot > n) pieces.Add(zeroSource!.narrow(0, 0, slot - n));
-            length += slot;
+            using var g = parameters[i].grad;
+            if (g is null || g.storage_offset() != gradientOffsets[i]) return false;
         }
-        gradients.narrow(0, start, length).copy_(cat(pieces, 0));
+        return true;
     }
 
-    /// <summary>Points every parameter at its slice of <paramref name="values"/>.</summary>
-    private static void Alias(Parameter[] list, Tensor values, long start)
+    /// <summary>Points every parameter at its slice of <paramref name="values"/> and its gradient at the same slice of <paramref name="grads"/>.</summary>
+    private void Alias(Parameter[] list, Tensor values, Tensor grads, long start)
     {
         using var scope = NewDisposeScope();
         long offset = start;
         foreach (var p in list)
         {
             var n = p.numel();
-            p.set_(values.narrow(0, offset, n).view(p.shape));
+            var shape = p.shape;
+            p.set_(values.narrow(0, offset, n).view(shape));
+            var gradient = grads.narrow(0, offset, n).view(shape);
+            p.grad = gradient;
+            gradientOffsets.Add(offset);
             offset += Slot(n);
         }
     }
@@ -230,6 +221,6 @@ public sealed class FlatAdamW : IDisposable
     public void Dispose()
     {
         masters.Dispose(); gradients.Dispose(); expAvg.Dispose(); expAvgSq.Dispose(); decayMask?.Dispose();
-        working?.Dispose(); moduleZeros.Dispose(); extraZeros?.Dispose();
+        working?.Dispose(); workingGradients?.Dispose();
     }
 }

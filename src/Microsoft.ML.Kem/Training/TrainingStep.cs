@@ -18,6 +18,7 @@ public sealed class TrainingStep : IDisposable
     private readonly MultiTaskLoss loss;
     private readonly FlatAdamW optimizer;
     private readonly double clipNorm;
+    private bool checkedAliasing;
 
     /// <summary>
     /// Prepares the step for <paramref name="network"/> and <paramref name="loss"/>, both already on
@@ -83,6 +84,12 @@ public sealed class TrainingStep : IDisposable
 
         optimizer.ZeroGrad();
         total.backward();
+        if (!checkedAliasing)
+        {
+            if (!optimizer.GradientsAreAliased())
+                throw new InvalidOperationException("A parameter's gradient no longer points into the optimiser's flat buffer (was zero_grad() called on the network?).");
+            checkedAliasing = true;
+        }
         optimizer.Step(learningRate, clipNorm);
         return (total, taskLosses);
     }

@@ -49,35 +49,20 @@ public sealed class FlatAdamWTests
     }
 
     [TestMethod]
-    public void Parameters_are_views_into_the_flat_buffer_and_gradients_are_gathered_each_step()
+    public void Parameters_and_gradients_are_views_into_the_flat_buffers()
     {
         var (module, extra) = Make();
-        var (reference, referenceExtra) = Make();
         using var fused = new FlatAdamW(module, [extra], bf16: false);
-        using var plain = new FlatAdamW(reference, [referenceExtra], bf16: false);
         Assert.AreEqual(module.parameters().Sum(p => p.numel()) + extra.numel(), fused.Count);
-        // Every parameter lives in one buffer, 64-element slots in order
-        var offsets = module.parameters().Append(extra).Select(p => p.storage_offset()).ToArray();
-        Assert.AreEqual(0L, offsets[0]);
-        Assert.IsTrue(offsets.Zip(offsets.Skip(1)).All(pair => pair.Second > pair.First && pair.Second % 64 == 0), string.Join(",", offsets));
-
-        fused.ZeroGrad();
-        Assert.IsTrue(module.parameters().Append(extra).All(p => p.grad is null), "ZeroGrad sets every gradient to none (no device work)");
-        for (int step = 0; step < 2; step++)
+        using (var scope = NewDisposeScope())
         {
-            using var scope = NewDisposeScope();
             fused.ZeroGrad();
-            Loss(module, extra, step).backward();
-            Assert.IsTrue(module.parameters().All(p => p.grad is not null && p.grad.storage_offset() == 0), "autograd's own gradient tensors, not views into a buffer");
-            if (step == 1) module.zero_grad();   // a caller dropping the module's gradients: they count as zero
-            fused.Step(1e-2, 0);
-            plain.ZeroGrad();
-            Loss(reference, referenceExtra, step).backward();
-            if (step == 1) foreach (var p in reference.parameters()) p.grad!.zero_();   // the same step with explicit zero gradients
-            plain.Step(1e-2, 0);
+            Loss(module, extra, 0).backward();
         }
-        foreach (var (a, b) in reference.parameters().Append(referenceExtra).Zip(module.parameters().Append(extra)))
-            TensorAssert.Close(a, b, 0, "a gradient of none and a zero gradient give the same step");
+        Assert.IsTrue(fused.GradientsAreAliased(), "backward wrote into the flat gradient buffer");
+        module.zero_grad();                    // set_to_none: autograd will make fresh gradients
+        using (var scope = NewDisposeScope()) Loss(module, extra, 1).backward();
+        Assert.IsFalse(fused.GradientsAreAliased(), "a gradient set to none is detected");
     }
 
     [TestMethod]
@@ -101,8 +86,7 @@ public sealed class FlatAdamWTests
             (module.call(x.to(ScalarType.BFloat16)).to(ScalarType.Float32).pow(2).sum() * extra.exp().sum()).backward();
             bf16.Step(1e-2, 1.0);
         }
-        Assert.IsTrue(module.parameters().Select(p => p.storage_offset()).SequenceEqual(reference.parameters().Select(p => p.storage_offset())),
-            "bf16 weights sit at the fp32 masters' offsets of one flat bf16 buffer");
+        Assert.IsTrue(bf16.GradientsAreAliased(), "bf16 gradients are views into the flat bf16 buffer");
         Assert.IsTrue(module.parameters().Zip(before).All(pair => !pair.First.eq(pair.Second).all().item<bool>()), "every bf16 weight moved");
         foreach (var (a, b) in reference.parameters().Zip(module.parameters()))
             TensorAssert.Close(a, b.to(ScalarType.Float32), 0.03, "bf16 weights track the fp32 run");
