@@ -7,19 +7,7 @@
 # files to $OUT. No allocator shim (memory columns NVML only). WITH_TWIN_LOOP=1 adds the twin's step and soak.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OUT=${OUT:-$PWD/bench-out}
-mkdir -p "$OUT"
-exec > >(tee -a "$OUT/run.log") 2>&1
-export PYTHONUNBUFFERED=1
-start=$(date +%s)
-phase() { echo; echo "=== $* (t=$(( $(date +%s) - start )) s)"; }
-phase "machine"
-date -u +"%Y-%m-%d %H:%M:%S UTC"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true
-python3 -c 'import torch, platform; print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))'
-[[ -f .gpu/run.sh ]] || { echo "run-gpu-quick.sh: .gpu/ is missing: pack with ../shared/gpu/pack bench/Kem.Bench/Kem.Bench.csproj and carry .gpu"; exit 1; }
-CS=(bash .gpu/run.sh Kem.Bench.dll --out "$OUT")
-PY=(python3 bench/twin/bench.py --out "$OUT")
+source bench/gpu-run-common.sh
 ROWS=(--dtypes bf16 --tasks 3 --tokens 252,4032 --kinds kem,ca)
 phase "modules, C#";           timeout 60 "${CS[@]}" --modules "${ROWS[@]}" --kinds kem,kem-split,ca --budget-s 45
 phase "modules, PyTorch";      timeout 60 "${PY[@]}" --modules "${ROWS[@]}" --budget-s 45

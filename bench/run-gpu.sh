@@ -8,18 +8,7 @@
 # phase has a budget inside the programs (rows past it are written as skipped) and a hard timeout outside.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OUT=${OUT:-$PWD/bench-out}
-mkdir -p "$OUT"
-exec > >(tee -a "$OUT/run.log") 2>&1
-export PYTHONUNBUFFERED=1
-start=$(date +%s)
-phase() { echo; echo "=== $* (t=$(( $(date +%s) - start )) s)"; }
-
-phase "machine"
-date -u +"%Y-%m-%d %H:%M:%S UTC"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true
-python3 -c 'import torch, platform; print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))'
-[[ -f .gpu/run.sh ]] || { echo "run-gpu.sh: .gpu/ is missing: pack with ../shared/gpu/pack bench/Kem.Bench/Kem.Bench.csproj and carry .gpu"; exit 1; }
+source bench/gpu-run-common.sh
 
 phase "allocator statistics shim (bench/native)"
 native=/tmp/kembench-native
@@ -30,12 +19,10 @@ else
   echo "shim not built: C# memory columns fall back to NVML only"
 fi
 
-CS=(bash .gpu/run.sh Kem.Bench.dll --out "$OUT")
-PY=(python3 bench/twin/bench.py --out "$OUT")
 # Soft budgets (s) inside the programs, hard timeouts outside; all hard limits together stay under 9 minutes
 # (470 s of phases + at most 45 s of shim build + the machine lines), so that a 15-minute device lease holds this run and
 # a short diagnostic run (run-gpu-quick.sh). Modules: bf16 rows only (the targets are bf16; the fp32 rows of the first
-# H100 run are kept in bench/RESULTS.md). Per module row: timing pass (≥ 10 iterations and 0.4 s, ≤ 50), queued pass
+# H100 run are in `git show 72c873c:bench/RESULTS.md`). Per module row: timing pass (≥ 10 iterations and 0.4 s, ≤ 50), queued pass
 # (≤ 10 iterations, ≤ 0.3 s), memory pass (3 iterations). C# rows: kem, kem-split (the previous head-split layout, an
 # A/B), skem, ca, seq; twin rows: kem, skem, ca, seq, naive KEM; then the twin's profiler on KEM / CA / naive KEM at
 # T = 3 (kernel time against wall time). The KEM step cut into phases (forward, + backward, whole) on both sides. The

@@ -78,16 +78,26 @@ internal static class StepBench
         }
     }
 
-    private static void Measure1(Config c, Gpu gpu, string kind, int tasks, bool legacy, Dictionary<string, object?> row)
+    /// <summary>The bench network for <paramref name="kind"/> and <paramref name="tasks"/> (seed 1) in train mode, its loss, and a random batch, all on the device.</summary>
+    private static (MultiTaskNetworkOptions Options, MultiTaskNetwork Network, MultiTaskLoss Loss, Tensor Images, Tensor[] Labels) Build(Config c, Gpu gpu, string kind, int tasks)
     {
         torch.manual_seed(1);
         var options = Network(c, kind, tasks);
-        using var network = new MultiTaskNetwork(options);
+        var network = new MultiTaskNetwork(options);
         network.to(gpu.Device);
         network.train();
-        using var loss = new MultiTaskLoss("loss", options.Tasks, Recipe.LossWeighting);
+        var loss = new MultiTaskLoss("loss", options.Tasks, Recipe.LossWeighting);
         loss.to(gpu.Device);
         var (images, labels) = Batch(options.Tasks.ToArray(), c.Batch, c.ImageHeight, c.ImageWidth, gpu.Device);
+        return (options, network, loss, images, labels);
+    }
+
+    private static void Measure1(Config c, Gpu gpu, string kind, int tasks, bool legacy, Dictionary<string, object?> row)
+    {
+        var built = Build(c, gpu, kind, tasks);
+        using var network = built.Network;
+        using var loss = built.Loss;
+        var (images, labels) = (built.Images, built.Labels);
         row["parameters"] = network.parameters().Sum(p => p.numel());
 
         using var step = legacy ? null : new TrainingStep(network, loss, Recipe, gpu.Device);
@@ -114,14 +124,10 @@ internal static class StepBench
     {
         const string kind = "kem";
         int tasks = c.StepTaskCounts[0];
-        torch.manual_seed(1);
-        var options = Network(c, kind, tasks);
-        using var network = new MultiTaskNetwork(options);
-        network.to(gpu.Device);
-        network.train();
-        using var loss = new MultiTaskLoss("loss", options.Tasks, Recipe.LossWeighting);
-        loss.to(gpu.Device);
-        var (images, labels) = Batch(options.Tasks.ToArray(), c.Batch, c.ImageHeight, c.ImageWidth, gpu.Device);
+        var built = Build(c, gpu, kind, tasks);
+        using var network = built.Network;
+        using var loss = built.Loss;
+        var (options, images, labels) = (built.Options, built.Images, built.Labels);
         using var step = new TrainingStep(network, loss, Recipe, gpu.Device);   // casts the network to bf16 on CUDA
         Tensor Forward()
         {

@@ -52,7 +52,7 @@ def head_mask(heads, scale, dtype, device):
     """AttentionKernel.HeadMask: h×h identity times scale, cached."""
     key = (str(device), dtype, heads, scale)
     if key not in _HEAD_MASKS:
-        _HEAD_MASKS[key] = torch.eye(heads, dtype=dtype, device=device).mul_(scale)
+        _HEAD_MASKS[key] = torch.eye(heads, device=device).mul_(scale).to(dtype)   # fp32 first: CPU torch has no bf16 eye
     return _HEAD_MASKS[key]
 
 

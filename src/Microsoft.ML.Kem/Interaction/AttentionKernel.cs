@@ -90,7 +90,7 @@ public static class AttentionKernel
         HeadMasks.GetOrAdd((device.ToString(), type, heads, scale), key =>
         {
             using var noGrad = no_grad();
-            return eye(key.Heads, dtype: key.Type, device: device).mul_(key.Scale).DetachFromDisposeScope();
+            return eye(key.Heads, dtype: ScalarType.Float32, device: device).mul_(key.Scale).to(key.Type).DetachFromDisposeScope();   // fp32 first: not every libtorch has a bf16 eye
         });
 
     /// <summary>
