@@ -24,7 +24,11 @@ public sealed class DenseDataset
     /// <summary>Image width.</summary>
     public int Width { get; }
 
-    /// <summary>Wraps the arrays (no copy). <paramref name="source"/> names the data in error messages.</summary>
+    /// <summary>
+    /// Wraps the arrays (no copy). <paramref name="source"/> names the data in error messages. The arrays are checked once,
+    /// here: do not change them afterwards (the label checks, and the byte transfer of arrays that hold only integers
+    /// 0..255 to a CUDA device, rely on what was checked).
+    /// </summary>
     public DenseDataset(IReadOnlyList<TaskSpec> tasks, int height, int width, float[] images, IReadOnlyList<float[]> labels, string source = "the data")
     {
         if (labels.Count != tasks.Count) throw new ArgumentException($"{source}: {labels.Count} label arrays for {tasks.Count} tasks.");
@@ -93,7 +97,12 @@ public sealed class DenseDataset
     internal (Tensor Images, Tensor[] Labels) HostBatch(ReadOnlySpan<int> indices, bool pinned) => Gather(indices, pinned, bytesWhereExact: true);
 
     /// <summary>A batch tensor of <see cref="PinnedBatch"/>, copied to the device, as float32.</summary>
-    internal static Tensor ToFloat(Tensor onDevice) => onDevice.dtype == ScalarType.Float32 ? onDevice : onDevice.to(ScalarType.Float32);
+    /// <remarks>Disposes <paramref name="onDevice"/> when it makes a float32 copy (the byte tensor is not needed after the cast).</remarks>
+    internal static Tensor ToFloat(Tensor onDevice)
+    {
+        if (onDevice.dtype == ScalarType.Float32) return onDevice;
+        using (onDevice) return onDevice.to(ScalarType.Float32);
+    }
 
     /// <summary>
     /// Copies the rows into new CPU tensors (page-locked when <paramref name="pinned"/>, as bytes where exact and asked) with
@@ -102,10 +111,18 @@ public sealed class DenseDataset
     /// </summary>
     private (Tensor Images, Tensor[] Labels) Gather(ReadOnlySpan<int> indices, bool pinned, bool bytesWhereExact)
     {
-        var images = GatherRows(this.images, indices, 3, pinned, bytesWhereExact && imagesAreBytes);
-        var labels = new Tensor[Tasks.Count];
-        for (int t = 0; t < Tasks.Count; t++) labels[t] = GatherRows(this.labels[t], indices, Tasks[t].LabelPlanes, pinned, bytesWhereExact && labelsAreBytes[t]);
-        return (images, labels);
+        var made = new List<Tensor>(1 + Tasks.Count);   // disposed if a later gather fails (the prefetcher's thread has no dispose scope)
+        try
+        {
+            made.Add(GatherRows(images, indices, 3, pinned, bytesWhereExact && imagesAreBytes));
+            for (int t = 0; t < Tasks.Count; t++) made.Add(GatherRows(labels[t], indices, Tasks[t].LabelPlanes, pinned, bytesWhereExact && labelsAreBytes[t]));
+            return (made[0], made.Skip(1).ToArray());
+        }
+        catch
+        {
+            foreach (var tensor in made) tensor.Dispose();
+            throw;
+        }
     }
 
     private Tensor GatherRows(float[] source, ReadOnlySpan<int> indices, int planes, bool pinned, bool asBytes)
@@ -114,9 +131,8 @@ public sealed class DenseDataset
         var rows = torch.empty(new long[] { indices.Length, planes, Height, Width }, asBytes ? ScalarType.Byte : ScalarType.Float32);   // CPU, contiguous
         if (pinned)
         {
-            var locked = rows.pin_memory();
-            rows.Dispose();
-            rows = locked;
+            using var unpinned = rows;
+            rows = unpinned.pin_memory();
         }
         if (asBytes)
         {

@@ -12,7 +12,7 @@ namespace Kem.Tests.Interaction;
 [TestClass]
 public sealed class SlotAttentionLayoutTests
 {
-    private const int Heads = 3, Width = 12, Slots = 4, Length = 9, Batch = 2;
+    private const int Heads = 3, Width = 12, Slots = 5, Length = 9, Batch = 2;   // d_h 4 ≠ m 5, so a swapped axis fails on shape
 
     // B×L×3d fused projection, sliced like KnowledgeExtraction's [K | V | Q] (row stride 3d)
     private static Tensor[] TokenViews(long seed) => TensorAssert.Randn(seed, Batch, Length, 3 * Width).requires_grad_(true).chunk(3, -1);

@@ -24,6 +24,19 @@ public sealed class BatchPrefetcherTests
     }
 
     [TestMethod]
+    public void Waited_counts_the_time_inside_Next_only()
+    {
+        var data = TinyData.Make(TinyData.SegDepth, 4, 16, 16, seed: 2);
+        using var prefetcher = new BatchPrefetcher(data, [[0, 1], [2, 3]], CPU);
+        Assert.AreEqual(TimeSpan.Zero, prefetcher.Waited);
+        using (var scope = NewDisposeScope()) prefetcher.Next();
+        var afterFirst = prefetcher.Waited;
+        Assert.IsTrue(afterFirst > TimeSpan.Zero, "gathering on the CPU is waiting for data");
+        Thread.Sleep(50);
+        Assert.AreEqual(afterFirst, prefetcher.Waited, "the clock stops when Next returns");
+    }
+
+    [TestMethod]
     public void Host_batches_travel_as_bytes_only_where_that_is_exact()
     {
         var data = TinyData.Make(TinyData.SegDepth, 6, 16, 16, seed: 2);   // integer pixels 0..255, class labels, depth in whole metres

@@ -93,8 +93,8 @@ public sealed class TrainingLoopTests
         Assert.IsTrue(trainReports.All(r => r.ImagesPerSecond > 0 && r.LearningRate > 0 && double.IsFinite(r.Loss)));
         Assert.IsTrue(lines.Any(l => l.Contains("epoch 2/2") && l.Contains("img/s") && l.Contains("ETA")));
         Assert.AreEqual(result.History.Where(h => h.ValidationLoss is not null).MinBy(h => h.ValidationLoss!.Value)!.Epoch, result.BestEpoch);
-        // On the CPU the loop gathers every batch itself: that time is its data wait, some of the run and never more
-        Assert.IsTrue(result.DataWait > TimeSpan.Zero && result.DataWait < result.Elapsed, $"data wait {result.DataWait} of {result.Elapsed}");
+        // On the CPU the loop gathers every batch itself: that time is its data wait, a small part of the run (the steps are the rest)
+        Assert.IsTrue(result.DataWait > TimeSpan.Zero && result.DataWait < result.Elapsed / 4, $"data wait {result.DataWait} of {result.Elapsed}");
     }
 
     [TestMethod]
