@@ -140,7 +140,9 @@ internal static class Program
         var gpu = new Gpu(device);
         if (gpu.IsCuda) { using var init = torch.zeros(1, device: device); gpu.Sync(); }   // CUDA and its allocator up before any statistic is read
         var budget = new Budget(budgetSeconds);
-        Console.WriteLine($"# Kem.Bench on {gpu.Name}; torch allocator statistics: {(gpu.IsCuda ? (CudaAllocator.Available ? "yes (shim)" : "no (shim not built): NVML only") : "n/a")}; NVML: {(Nvml.Instance is null ? "no" : "yes")}");
+        var build = typeof(Program).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "?";   // 1.0.0+<commit built>
+        Console.WriteLine($"# Kem.Bench {build} on {gpu.Name}; torch allocator statistics: {(gpu.IsCuda ? (CudaAllocator.Available ? "yes (shim)" : "no (shim not built): NVML only") : "n/a")}; NVML: {(Nvml.Instance is null ? "no" : "yes")}");
 
         if (modules) ModuleBench.Run(config, gpu, results, budget);
         if (step) StepBench.Run(config, gpu, results, budget);
