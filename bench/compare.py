@@ -172,6 +172,18 @@ def main(folder):
               f'{f(col(t, "queued_ms"))} | {f(ratio(col(r, "queued_ms"), col(t, "queued_ms")))} |')
         p("")
 
+    # Forward stages of the step
+    segment_rows = [r for r in cs if r.get("bench") == "segment"]
+    if segment_rows:
+        p("### The KEM step's forward by stage (`--segments`, gradients on): where each side spends host time\n")
+        p("| stage | C# ms | C# host ms | PyTorch ms | PyTorch host ms | C#/PyTorch host |")
+        p("|---|---|---|---|---|---|")
+        for r in segment_rows:
+            t = find(py, bench="segment", segment=r["segment"])
+            p(f'| {r["segment"]} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
+              f'{f(ratio(col(r, "host_ms"), col(t, "host_ms")))} |')
+        p("")
+
     # Soak
     soak_rows = [(name, r) for name, rows in (("C#", cs), ("PyTorch", py)) for r in rows if r.get("bench") == "soak"]
     if soak_rows:

@@ -73,6 +73,7 @@ internal static class Program
           --modules           KEM, sKEM, cross-attention, sequential CTAM: forward+backward, T∈{2,3,5}, n∈{252,1008,4032}, fp32 and bf16
           --step              whole training step at 448×576, B=8, 2 and 3 tasks, KEM vs CA vs None
           --phases            the KEM whole step cut after the forward pass, after the backward pass, and whole
+          --segments          the KEM step's forward by stage (backbone+encoders, interaction, whole forward, losses)
           --soak N            N steps through MultiTaskTrainingLoop.Fit on generated data: memory over time, GPU busy %
           --busy              same as --soak 300
           --out DIR           where csharp.jsonl goes (default: current folder)
@@ -88,7 +89,7 @@ internal static class Program
 
     public static int Main(string[] args)
     {
-        bool modules = false, step = false, quick = false, phases = false;
+        bool modules = false, step = false, quick = false, phases = false, segments = false;
         int soak = 0;
         string output = ".", deviceName = "auto";
         double budgetSeconds = double.PositiveInfinity;
@@ -103,6 +104,7 @@ internal static class Program
                 case "--modules": modules = true; break;
                 case "--step": step = true; break;
                 case "--phases": phases = true; break;
+                case "--segments": segments = true; break;
                 case "--soak": soak = int.Parse(args[++i]); break;
                 case "--busy": soak = Math.Max(soak, 300); break;
                 case "--out": output = args[++i]; break;
@@ -119,7 +121,7 @@ internal static class Program
                 default: Console.Error.WriteLine($"Unknown argument '{args[i]}'.\n{Usage}"); return 2;
             }
         }
-        if (!modules && !step && !phases && soak == 0) { Console.Error.WriteLine(Usage); return 2; }
+        if (!modules && !step && !phases && !segments && soak == 0) { Console.Error.WriteLine(Usage); return 2; }
 
         var device = deviceName switch
         {
@@ -147,6 +149,7 @@ internal static class Program
         if (modules) ModuleBench.Run(config, gpu, results, budget);
         if (step) StepBench.Run(config, gpu, results, budget);
         if (phases) StepBench.RunPhases(config, gpu, results, budget);
+        if (segments) StepBench.RunSegments(config, gpu, results, budget);
         if (soak > 0) SoakBench.Run(config, gpu, results, soak, budget);
         return 0;
     }

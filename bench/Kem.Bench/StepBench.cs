@@ -78,6 +78,54 @@ internal static class StepBench
         }
     }
 
+    /// <summary>
+    /// The KEM step's forward pass by stage (<c>--segments</c>), each timed alone with gradients on, on fixed inputs:
+    /// backbone + task encoders (<see cref="MultiTaskNetwork.EncodeTasks"/>), the interaction, the whole forward, and the
+    /// losses on fixed outputs; the twin times the same stages. <c>host_ms</c> against <c>ms</c> says which stage is
+    /// launch-bound, and the C#/PyTorch host ratio per stage says where C# spends more time launching.
+    /// </summary>
+    public static void RunSegments(Config c, Gpu gpu, Results results, Budget budget)
+    {
+        const string kind = "kem";
+        int tasks = c.StepTaskCounts[0];
+        var built = Build(c, gpu, kind, tasks);
+        using var network = built.Network;
+        using var loss = built.Loss;
+        var (options, images, labels) = (built.Options, built.Images, built.Labels);
+        using var step = new TrainingStep(network, loss, Recipe, gpu.Device);   // casts the network to bf16 on CUDA
+        using var input = step.Bf16 ? images.to(ScalarType.BFloat16) : images.alias();
+        Tensor tokens;
+        Tensor[] outputs;
+        using (no_grad())
+        {
+            tokens = network.EncodeTasks(input).DetachFromDisposeScope();
+            outputs = network.forward(input).Select(o => o.to(ScalarType.Float32).requires_grad_(true).DetachFromDisposeScope()).ToArray();
+        }
+        var segments = new (string Name, Action Iteration)[]
+        {
+            ("backbone+encoders", () => { using var scope = NewDisposeScope(); network.EncodeTasks(input); }),
+            ("interaction", () => { using var scope = NewDisposeScope(); network.Interaction.forward(tokens); }),
+            ("forward", () => { using var scope = NewDisposeScope(); network.forward(input); }),
+            ("losses", () => { using var scope = NewDisposeScope(); loss.forward(options.Tasks.Select((t, i) => TaskLoss.Compute(t, outputs[i], labels[i])).ToArray()); }),
+        };
+        foreach (var (name, iteration) in segments)
+        {
+            var row = new Dictionary<string, object?>
+            {
+                ["bench"] = "segment", ["segment"] = name, ["kind"] = kind, ["tasks"] = tasks, ["batch"] = c.Batch,
+                ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
+            };
+            if (budget.Exceeded) { results.Write(ModuleBench.Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
+            try { Measure.TimeInto(row, gpu, iteration, c.StepSchedule); }
+            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
+            results.Write(row);
+        }
+        tokens.Dispose();
+        foreach (var o in outputs) o.Dispose();
+        images.Dispose();
+        foreach (var l in labels) l.Dispose();
+    }
+
     /// <summary>The bench network for <paramref name="kind"/> and <paramref name="tasks"/> (seed 1) in train mode, its loss, and a random batch, all on the device.</summary>
     private static (MultiTaskNetworkOptions Options, MultiTaskNetwork Network, MultiTaskLoss Loss, Tensor Images, Tensor[] Labels) Build(Config c, Gpu gpu, string kind, int tasks)
     {

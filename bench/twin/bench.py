@@ -219,6 +219,37 @@ def run_phases(c, gpu, results, budget):
         results.write(row)
 
 
+def run_segments(c, gpu, results, budget):
+    """Kem.Bench --segments: the KEM step's forward by stage, each alone with gradients on, on fixed inputs."""
+    kind, tasks = "kem", c["step_tasks"][0]
+    net, loss = build(c, kind, tasks, gpu.device)
+    step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)                # casts the network to bf16 on CUDA
+    images, labels = network.random_batch(net.tasks, c["batch"], c["height"], c["img_width"], gpu.device)
+    x = images.to(torch.bfloat16) if gpu.is_cuda else images
+
+    def encode():
+        shared = net.backbone((x - net.pixel_mean) / net.pixel_std)
+        return torch.stack([e(shared) for e in net.encoders], 1)
+
+    with torch.no_grad():
+        tokens = encode()
+        outputs = [o.float().requires_grad_(True) for o in net(x)]
+    segments = [("backbone+encoders", encode), ("interaction", lambda: net.interaction(tokens)), ("forward", lambda: net(x)),
+                ("losses", lambda: loss([network.task_loss(k, o, lab) for (_, k, _, _), o, lab in zip(net.tasks, outputs, labels)]))]
+    del step
+    for name, iteration in segments:
+        row = dict(bench="segment", segment=name, kind=kind, tasks=tasks, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
+                   dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
+        if budget.exceeded:
+            results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+            continue
+        try:
+            row.update(status="ok", **measure(gpu, iteration, step_schedule(c)))
+        except Exception as e:  # noqa: BLE001
+            error(row, e)
+        results.write(row)
+
+
 def generate(tasks, count, height, width, seed):
     """Random images (0..255) and labels in host memory, like a data set read from disk."""
     g = torch.Generator().manual_seed(seed)
@@ -368,11 +399,12 @@ def main():
     p.add_argument("--step-tasks", default=None, help="task counts of --step")
     p.add_argument("--profile", action="store_true", help="torch.profiler: kernel time vs wall time of the selected module rows")
     p.add_argument("--phases", action="store_true", help="the KEM whole step cut after the forward pass, after the backward pass, and whole")
+    p.add_argument("--segments", action="store_true", help="the KEM step's forward by stage (backbone+encoders, interaction, forward, losses)")
     a = p.parse_args()
     if a.busy:
         a.soak = max(a.soak, 300)
-    if not (a.modules or a.step or a.soak or a.profile or a.phases):
-        p.error("give --modules, --step, --phases, --profile and/or --soak N")
+    if not (a.modules or a.step or a.soak or a.profile or a.phases or a.segments):
+        p.error("give --modules, --step, --phases, --segments, --profile and/or --soak N")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     c = dict(QUICK if a.quick else FULL)
     if a.dtypes:
@@ -396,6 +428,8 @@ def main():
         run_step(c, gpu, results, budget)
     if a.phases:
         run_phases(c, gpu, results, budget)
+    if a.segments:
+        run_segments(c, gpu, results, budget)
     if a.soak:
         run_soak(c, gpu, results, a.soak, budget)
 
