@@ -148,8 +148,7 @@ internal static class Program
 
         if (modules) ModuleBench.Run(config, gpu, results, budget);
         if (step) StepBench.Run(config, gpu, results, budget);
-        if (phases) StepBench.RunPhases(config, gpu, results, budget);
-        if (segments) StepBench.RunSegments(config, gpu, results, budget);
+        if (phases || segments) StepBench.RunParts(config, gpu, results, budget, phases, segments);
         if (soak > 0) SoakBench.Run(config, gpu, results, soak, budget);
         return 0;
     }

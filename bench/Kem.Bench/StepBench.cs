@@ -78,41 +78,14 @@ internal static class StepBench
         }
     }
 
-    /// <summary>
-    /// The KEM step's forward pass by stage (<c>--segments</c>), each timed alone with gradients on, on fixed inputs:
-    /// backbone + task encoders (<see cref="MultiTaskNetwork.EncodeTasks"/>), the interaction, the whole forward, and the
-    /// losses on fixed outputs; the twin times the same stages. <c>host_ms</c> against <c>ms</c> says which stage is
-    /// launch-bound, and the C#/PyTorch host ratio per stage says where C# spends more time launching.
-    /// </summary>
-    public static void RunSegments(Config c, Gpu gpu, Results results, Budget budget)
+    /// <summary>One row per part (<c>bench</c> = <paramref name="bench"/>, the part's name under the same key): timed as every row, or skipped once the budget is spent.</summary>
+    private static void TimeParts(Config c, Gpu gpu, Results results, Budget budget, string bench, string kind, int tasks, (string Name, Action Iteration)[] parts)
     {
-        const string kind = "kem";
-        int tasks = c.StepTaskCounts[0];
-        var built = Build(c, gpu, kind, tasks);
-        using var network = built.Network;
-        using var loss = built.Loss;
-        var (options, images, labels) = (built.Options, built.Images, built.Labels);
-        using var step = new TrainingStep(network, loss, Recipe, gpu.Device);   // casts the network to bf16 on CUDA
-        using var input = step.Bf16 ? images.to(ScalarType.BFloat16) : images.alias();
-        Tensor tokens;
-        Tensor[] outputs;
-        using (no_grad())
-        {
-            tokens = network.EncodeTasks(input).DetachFromDisposeScope();
-            outputs = network.forward(input).Select(o => o.to(ScalarType.Float32).requires_grad_(true).DetachFromDisposeScope()).ToArray();
-        }
-        var segments = new (string Name, Action Iteration)[]
-        {
-            ("backbone+encoders", () => { using var scope = NewDisposeScope(); network.EncodeTasks(input); }),
-            ("interaction", () => { using var scope = NewDisposeScope(); network.Interaction.forward(tokens); }),
-            ("forward", () => { using var scope = NewDisposeScope(); network.forward(input); }),
-            ("losses", () => { using var scope = NewDisposeScope(); loss.forward(options.Tasks.Select((t, i) => TaskLoss.Compute(t, outputs[i], labels[i])).ToArray()); }),
-        };
-        foreach (var (name, iteration) in segments)
+        foreach (var (name, iteration) in parts)
         {
             var row = new Dictionary<string, object?>
             {
-                ["bench"] = "segment", ["segment"] = name, ["kind"] = kind, ["tasks"] = tasks, ["batch"] = c.Batch,
+                ["bench"] = bench, [bench] = name, ["kind"] = kind, ["tasks"] = tasks, ["batch"] = c.Batch,
                 ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
             };
             if (budget.Exceeded) { results.Write(ModuleBench.Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
@@ -120,10 +93,6 @@ internal static class StepBench
             catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
             results.Write(row);
         }
-        tokens.Dispose();
-        foreach (var o in outputs) o.Dispose();
-        images.Dispose();
-        foreach (var l in labels) l.Dispose();
     }
 
     /// <summary>The bench network for <paramref name="kind"/> and <paramref name="tasks"/> (seed 1) in train mode, its loss, and a random batch, all on the device.</summary>
@@ -163,12 +132,15 @@ internal static class StepBench
     }
 
     /// <summary>
-    /// Where the whole step's time goes (<c>--phases</c>): for KEM at the first task count, the same step cut after the
-    /// forward pass and losses ("forward"), after the backward pass ("forward+backward", gradients accumulating as in the
-    /// step) and whole ("step", <see cref="TrainingStep.Run"/>); the twin cuts its step the same way. Differences between
-    /// rows give the backward pass and the optimiser; timing and queued passes as every row.
+    /// The KEM step at the first task count in parts, on one network (bf16 on CUDA), fixed inputs and gradients on.
+    /// <c>--phases</c>: the step cut after the forward pass and losses ("forward"), after the backward pass
+    /// ("forward+backward", gradients accumulating as in the step) and whole ("step", <see cref="TrainingStep.Run"/>);
+    /// differences between rows give the backward pass and the optimiser. <c>--segments</c>: the forward by stage,
+    /// backbone + task encoders (<see cref="MultiTaskNetwork.EncodeTasks"/>), the interaction, the whole forward, and the
+    /// losses on fixed outputs; <c>host_ms</c> against <c>ms</c> says which stage is launch-bound, and the C#/PyTorch host
+    /// ratio per stage says where C# spends more time launching. The twin times the same parts.
     /// </summary>
-    public static void RunPhases(Config c, Gpu gpu, Results results, Budget budget)
+    public static void RunParts(Config c, Gpu gpu, Results results, Budget budget, bool phases, bool segments)
     {
         const string kind = "kem";
         int tasks = c.StepTaskCounts[0];
@@ -177,28 +149,35 @@ internal static class StepBench
         using var loss = built.Loss;
         var (options, images, labels) = (built.Options, built.Images, built.Labels);
         using var step = new TrainingStep(network, loss, Recipe, gpu.Device);   // casts the network to bf16 on CUDA
-        Tensor Forward()
+        using var input = step.Bf16 ? images.to(ScalarType.BFloat16) : images.alias();
+        Tensor Losses(Tensor[] outputs) =>
+            loss.forward(options.Tasks.Select((t, i) => TaskLoss.Compute(t, outputs[i].to(ScalarType.Float32), labels[i])).ToArray());
+
+        if (phases)
+            TimeParts(c, gpu, results, budget, "phase", kind, tasks,
+            [
+                ("forward", () => { using var scope = NewDisposeScope(); Losses(network.ForwardTraining(input).Predictions); }),
+                ("forward+backward", () => { using var scope = NewDisposeScope(); Losses(network.ForwardTraining(input).Predictions).backward(); }),
+                ("step", () => { using var scope = NewDisposeScope(); step.Run(images, labels, 1e-4); }),
+            ]);
+        if (segments)
         {
-            var outputs = network.ForwardTraining(step.Bf16 ? images.to(ScalarType.BFloat16) : images).Predictions;
-            return loss.forward(options.Tasks.Select((t, i) => TaskLoss.Compute(t, outputs[i].to(ScalarType.Float32), labels[i])).ToArray());
-        }
-        var phases = new (string Name, Action Iteration)[]
-        {
-            ("forward", () => { using var scope = NewDisposeScope(); Forward(); }),
-            ("forward+backward", () => { using var scope = NewDisposeScope(); Forward().backward(); }),
-            ("step", () => { using var scope = NewDisposeScope(); step.Run(images, labels, 1e-4); }),
-        };
-        foreach (var (name, iteration) in phases)
-        {
-            var row = new Dictionary<string, object?>
+            Tensor tokens;
+            Tensor[] outputs;
+            using (no_grad())
             {
-                ["bench"] = "phase", ["phase"] = name, ["kind"] = kind, ["tasks"] = tasks, ["batch"] = c.Batch,
-                ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
-            };
-            if (budget.Exceeded) { results.Write(ModuleBench.Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
-            try { Measure.TimeInto(row, gpu, iteration, c.StepSchedule); }
-            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
-            results.Write(row);
+                tokens = network.EncodeTasks(input).DetachFromDisposeScope();
+                outputs = network.forward(input).Select(o => o.to(ScalarType.Float32).requires_grad_(true).DetachFromDisposeScope()).ToArray();
+            }
+            TimeParts(c, gpu, results, budget, "segment", kind, tasks,
+            [
+                ("backbone+encoders", () => { using var scope = NewDisposeScope(); network.EncodeTasks(input); }),
+                ("interaction", () => { using var scope = NewDisposeScope(); network.Interaction.forward(tokens); }),
+                ("forward", () => { using var scope = NewDisposeScope(); network.forward(input); }),
+                ("losses", () => { using var scope = NewDisposeScope(); Losses(outputs); }),
+            ]);
+            tokens.Dispose();
+            foreach (var o in outputs) o.Dispose();
         }
         images.Dispose();
         foreach (var l in labels) l.Dispose();

@@ -193,22 +193,11 @@ def run_step(c, gpu, results, budget):
             torch.cuda.empty_cache() if gpu.is_cuda else None
 
 
-def run_phases(c, gpu, results, budget):
-    """Kem.Bench --phases: the KEM whole step cut after the forward pass and losses, after the backward pass, and whole."""
-    kind, tasks = "kem", c["step_tasks"][0]
-    net, loss = build(c, kind, tasks, gpu.device)
-    step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)
-    images, labels = network.random_batch(net.tasks, c["batch"], c["height"], c["img_width"], gpu.device)
-
-    def forward():
-        outputs = net(images.to(torch.bfloat16) if gpu.is_cuda else images)
-        return loss([network.task_loss(k, out, lab) for (_, k, _, _), out, lab in zip(net.tasks, outputs, labels)])
-
-    phases = [("forward", lambda: forward()), ("forward+backward", lambda: forward().backward()),
-              ("step", lambda: step.run(images, labels, 1e-4))]
-    for name, iteration in phases:
-        row = dict(bench="phase", phase=name, kind=kind, tasks=tasks, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
-                   dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
+def time_parts(c, gpu, results, budget, bench, kind, tasks, parts):
+    """Kem.Bench's StepBench.TimeParts: one row per (name, iteration), timed as every row or skipped once the budget is spent."""
+    for name, iteration in parts:
+        row = {"bench": bench, bench: name, "kind": kind, "tasks": tasks, "batch": c["batch"], "image": f'{c["height"]}x{c["img_width"]}',
+               "dtype": "bf16" if gpu.is_cuda else "fp32", "device": gpu.name}
         if budget.exceeded:
             results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
             continue
@@ -219,35 +208,34 @@ def run_phases(c, gpu, results, budget):
         results.write(row)
 
 
-def run_segments(c, gpu, results, budget):
-    """Kem.Bench --segments: the KEM step's forward by stage, each alone with gradients on, on fixed inputs."""
+def run_parts(c, gpu, results, budget, phases, segments):
+    """Kem.Bench's StepBench.RunParts: the KEM step at the first task count in parts, on one network (bf16 on CUDA),
+    fixed inputs and gradients on. --phases: forward + losses, + backward, whole step. --segments: the forward by stage
+    (backbone + encoders, interaction, whole forward, losses on fixed outputs)."""
     kind, tasks = "kem", c["step_tasks"][0]
     net, loss = build(c, kind, tasks, gpu.device)
     step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)                # casts the network to bf16 on CUDA
     images, labels = network.random_batch(net.tasks, c["batch"], c["height"], c["img_width"], gpu.device)
     x = images.to(torch.bfloat16) if gpu.is_cuda else images
 
+    def losses(outputs):
+        return loss([network.task_loss(k, out, lab) for (_, k, _, _), out, lab in zip(net.tasks, outputs, labels)])
+
     def encode():
         shared = net.backbone((x - net.pixel_mean) / net.pixel_std)
         return torch.stack([e(shared) for e in net.encoders], 1)
 
-    with torch.no_grad():
-        tokens = encode()
-        outputs = [o.float().requires_grad_(True) for o in net(x)]
-    segments = [("backbone+encoders", encode), ("interaction", lambda: net.interaction(tokens)), ("forward", lambda: net(x)),
-                ("losses", lambda: loss([network.task_loss(k, o, lab) for (_, k, _, _), o, lab in zip(net.tasks, outputs, labels)]))]
-    del step
-    for name, iteration in segments:
-        row = dict(bench="segment", segment=name, kind=kind, tasks=tasks, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
-                   dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
-        if budget.exceeded:
-            results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
-            continue
-        try:
-            row.update(status="ok", **measure(gpu, iteration, step_schedule(c)))
-        except Exception as e:  # noqa: BLE001
-            error(row, e)
-        results.write(row)
+    if phases:
+        time_parts(c, gpu, results, budget, "phase", kind, tasks,
+                   [("forward", lambda: losses(net(x))), ("forward+backward", lambda: losses(net(x)).backward()),
+                    ("step", lambda: step.run(images, labels, 1e-4))])
+    if segments:
+        with torch.no_grad():
+            tokens = encode()
+            outputs = [o.float().requires_grad_(True) for o in net(x)]
+        time_parts(c, gpu, results, budget, "segment", kind, tasks,
+                   [("backbone+encoders", encode), ("interaction", lambda: net.interaction(tokens)), ("forward", lambda: net(x)),
+                    ("losses", lambda: losses(outputs))])
 
 
 def generate(tasks, count, height, width, seed):
@@ -426,10 +414,8 @@ def main():
         run_profile(c, gpu, results, budget)
     if a.step:
         run_step(c, gpu, results, budget)
-    if a.phases:
-        run_phases(c, gpu, results, budget)
-    if a.segments:
-        run_segments(c, gpu, results, budget)
+    if a.phases or a.segments:
+        run_parts(c, gpu, results, budget, a.phases, a.segments)
     if a.soak:
         run_soak(c, gpu, results, a.soak, budget)
 
