@@ -4,8 +4,9 @@ namespace Microsoft.ML.Kem.Tasks;
 /// Boundary scores over a split (MODEL-SPEC §9), in percent: an approximation of the SEISM odsF, not bit-exact.
 /// For each threshold τ ∈ {0.01, …, 0.99}: predicted boundary = Zhang-Suen thinning of {p ≥ τ}; ground truth =
 /// {label &gt; 0.5} (not thinned); pixels labelled 255 are dropped from both. Predicted and ground-truth pixels are
-/// matched one-to-one within radius r = max(1, round(0.0075·√(H²+W²))) by a greedy nearest-first matching (all
-/// pairs at the smallest distance first), which approximates SEISM's bipartite matching.
+/// matched one-to-one within radius r = max(1, round(0.0075·√(H²+W²))) by a maximum bipartite matching (Hopcroft–Karp):
+/// as many pairs as possible, the count that SEISM's min-cost assignment (a large cost per unmatched pixel) also
+/// maximises; it differs from SEISM in which pairs it picks among matchings of that size, not in the count.
 /// P_τ = Σ matched / Σ predicted, R_τ = Σ matched / Σ ground-truth, sums over the split.
 /// </summary>
 /// <param name="TaskName">The task's name.</param>
@@ -94,7 +95,7 @@ public sealed class BoundaryMetricAccumulator : IDenseMetricAccumulator
             predicted[k] = predictedPixels.Count;
             predictedPixels.RemoveAll(i => !nearGroundTruth[i]);
             if (predictedPixels.Count > 0)
-                matched[k] = GreedyMatch(predictedPixels, groundTruth, offsets, height, width);
+                matched[k] = MaximumMatch(predictedPixels, groundTruth, offsets, height, width);
         });
         for (int k = 1; k < Thresholds.Count; k++)
             if (!newMask[k])
@@ -126,31 +127,120 @@ public sealed class BoundaryMetricAccumulator : IDenseMetricAccumulator
     }
 
     /// <summary>
-    /// One-to-one matching, nearest first: for each offset in order of increasing distance, every still unmatched
-    /// predicted pixel (raster order) takes the ground-truth pixel at that offset if it is unmatched. Returns the match count.
+    /// The size of a maximum one-to-one matching between <paramref name="predictedPixels"/> and the ground-truth pixels
+    /// within <paramref name="radius"/> (pixel indices row-major in a <paramref name="height"/>×<paramref name="width"/> image).
     /// </summary>
-    static long GreedyMatch(List<int> predictedPixels, bool[] groundTruth, (int Dy, int Dx)[] offsets, int height, int width)
+    internal static long MaximumMatch(IReadOnlyList<int> predictedPixels, bool[] groundTruth, int radius, int height, int width) =>
+        MaximumMatch(predictedPixels, groundTruth, MatchingOffsets(radius), height, width);
+
+    /// <summary>
+    /// Hopcroft–Karp on the graph of predicted pixels × ground-truth pixels within the offsets, warm-started by giving
+    /// every predicted pixel its nearest free ground-truth pixel; iterative, so long alternating paths cannot overflow
+    /// a thread's stack. Returns the number of matched pairs.
+    /// </summary>
+    static long MaximumMatch(IReadOnlyList<int> predictedPixels, bool[] groundTruth, (int Dy, int Dx)[] offsets, int height, int width)
     {
-        var gtMatched = new bool[groundTruth.Length];
-        var predictedMatched = new bool[predictedPixels.Count];
-        long matches = 0;
-        foreach (var (dy, dx) in offsets)
-            for (int j = 0; j < predictedPixels.Count; j++)
+        int left = predictedPixels.Count;
+        var rightOf = new Dictionary<int, int>();                 // ground-truth pixel → its index among the right vertices
+        var edgeStart = new int[left + 1];
+        var edges = new List<int>();
+        for (int u = 0; u < left; u++)
+        {
+            edgeStart[u] = edges.Count;
+            int py = predictedPixels[u] / width, px = predictedPixels[u] % width;
+            foreach (var (dy, dx) in offsets)                     // nearest first
             {
-                if (predictedMatched[j])
-                    continue;
-                int y = predictedPixels[j] / width + dy, x = predictedPixels[j] % width + dx;
-                if (y < 0 || y >= height || x < 0 || x >= width)
+                int y = py + dy, x = px + dx;
+                if (y < 0 || y >= height || x < 0 || x >= width || !groundTruth[y * width + x])
                     continue;
                 int q = y * width + x;
-                if (groundTruth[q] && !gtMatched[q])
+                if (!rightOf.TryGetValue(q, out int v))
+                    rightOf[q] = v = rightOf.Count;
+                edges.Add(v);
+            }
+        }
+        edgeStart[left] = edges.Count;
+        var matchOfLeft = new int[left];
+        var matchOfRight = new int[rightOf.Count];
+        Array.Fill(matchOfLeft, -1);
+        Array.Fill(matchOfRight, -1);
+        long matches = 0;
+        for (int u = 0; u < left; u++)                            // warm start: nearest free neighbour
+            for (int e = edgeStart[u]; e < edgeStart[u + 1]; e++)
+                if (matchOfRight[edges[e]] < 0)
                 {
-                    gtMatched[q] = true;
-                    predictedMatched[j] = true;
+                    (matchOfLeft[u], matchOfRight[edges[e]]) = (edges[e], u);
                     matches++;
+                    break;
+                }
+
+        const int Unreached = int.MaxValue;
+        var layer = new int[left];
+        var next = new int[left];                                 // each left vertex's next edge to try in this phase
+        var queue = new Queue<int>();
+        var path = new Stack<int>();
+        while (true)
+        {
+            // BFS from the free predicted pixels along alternating paths; stop the phase when no free ground truth is reachable
+            queue.Clear();
+            for (int u = 0; u < left; u++)
+            {
+                layer[u] = matchOfLeft[u] < 0 ? 0 : Unreached;
+                if (layer[u] == 0) queue.Enqueue(u);
+            }
+            bool reachesFree = false;
+            while (queue.Count > 0)
+            {
+                int u = queue.Dequeue();
+                for (int e = edgeStart[u]; e < edgeStart[u + 1]; e++)
+                {
+                    int w = matchOfRight[edges[e]];
+                    if (w < 0) reachesFree = true;
+                    else if (layer[w] == Unreached)
+                    {
+                        layer[w] = layer[u] + 1;
+                        queue.Enqueue(w);
+                    }
                 }
             }
-        return matches;
+            if (!reachesFree)
+                return matches;
+
+            // DFS along the layers from every free predicted pixel; each success flips one augmenting path
+            Array.Copy(edgeStart, next, left);
+            for (int root = 0; root < left; root++)
+            {
+                if (matchOfLeft[root] >= 0 || layer[root] != 0)
+                    continue;
+                path.Clear();
+                path.Push(root);
+                while (path.Count > 0)
+                {
+                    int u = path.Peek();
+                    if (next[u] == edgeStart[u + 1])            // dead end: never again in this phase
+                    {
+                        layer[u] = Unreached;
+                        path.Pop();
+                        if (path.Count > 0) next[path.Peek()]++;
+                        continue;
+                    }
+                    int w = matchOfRight[edges[next[u]]];
+                    if (w < 0)                                  // free ground truth: flip the path root → … → u → it
+                    {
+                        while (path.Count > 0)
+                        {
+                            int x = path.Pop();
+                            int v = edges[next[x]];
+                            (matchOfLeft[x], matchOfRight[v]) = (v, x);
+                        }
+                        matches++;
+                        break;
+                    }
+                    if (layer[w] != Unreached && layer[w] == layer[u] + 1) path.Push(w);
+                    else next[u]++;
+                }
+            }
+        }
     }
 
     /// <summary>The number of thresholds τ with p ≥ τ (binary search; the same comparison as the masks).</summary>

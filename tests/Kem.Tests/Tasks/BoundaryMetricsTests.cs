@@ -96,4 +96,66 @@ public sealed class BoundaryMetricsTests
             prediction[y * Size + 4] = 1;
         Assert.AreEqual(100.0, Score(prediction, label).Precision, 1e-9);
     }
+
+    [TestMethod]
+    public void Matching_is_maximum_where_nearest_first_would_strand_a_pixel()
+    {
+        // Ground truth at (2,2) and (2,3); predicted (2,2) and (1,2), radius 1. Nearest first gives (2,2)→(2,2) and leaves
+        // (1,2), whose only ground-truth neighbour is (2,2), unmatched; the maximum matching pairs both.
+        const int W = 6;
+        var groundTruth = new bool[W * W];
+        groundTruth[2 * W + 2] = groundTruth[2 * W + 3] = true;
+        Assert.AreEqual(2L, BoundaryMetricAccumulator.MaximumMatch([2 * W + 2, 1 * W + 2], groundTruth, 1, W, W));
+    }
+
+    [TestMethod]
+    [DataRow(1)]
+    [DataRow(2)]
+    [DataRow(3)]
+    public void Matching_size_equals_a_plain_augmenting_path_search_on_random_pixels(int radius)
+    {
+        var random = new Random(100 + radius);
+        for (int trial = 0; trial < 40; trial++)
+        {
+            int h = 8 + random.Next(10), w = 8 + random.Next(10);
+            var groundTruth = new bool[h * w];
+            var predicted = new List<int>();
+            for (int i = 0; i < h * w; i++)
+            {
+                groundTruth[i] = random.NextDouble() < 0.25;
+                if (random.NextDouble() < 0.3) predicted.Add(i);
+            }
+            Assert.AreEqual(KuhnMatching(predicted, groundTruth, radius, h, w),
+                BoundaryMetricAccumulator.MaximumMatch(predicted, groundTruth, radius, h, w), $"trial {trial}, {h}×{w}");
+        }
+    }
+
+    /// <summary>Kuhn's algorithm, recursive, one augmenting-path search per predicted pixel: the textbook reference.</summary>
+    static long KuhnMatching(List<int> predicted, bool[] groundTruth, int radius, int h, int w)
+    {
+        var owner = new Dictionary<int, int>();                  // ground-truth pixel → predicted index
+        long count = 0;
+        for (int u = 0; u < predicted.Count; u++)
+            if (TryAugment(u, new HashSet<int>())) count++;
+        return count;
+
+        bool TryAugment(int u, HashSet<int> seen)
+        {
+            int py = predicted[u] / w, px = predicted[u] % w;
+            for (int dy = -radius; dy <= radius; dy++)
+                for (int dx = -radius; dx <= radius; dx++)
+                {
+                    int y = py + dy, x = px + dx;
+                    if (dy * dy + dx * dx > radius * radius || y < 0 || y >= h || x < 0 || x >= w || !groundTruth[y * w + x]) continue;
+                    int q = y * w + x;
+                    if (!seen.Add(q)) continue;
+                    if (!owner.TryGetValue(q, out int other) || TryAugment(other, seen))
+                    {
+                        owner[q] = u;
+                        return true;
+                    }
+                }
+            return false;
+        }
+    }
 }
