@@ -176,11 +176,12 @@ def main(folder):
     segment_rows = [r for r in cs if r.get("bench") == "segment"]
     if segment_rows:
         p("### The KEM step's forward by stage (`--segments`, gradients on): where each side spends host time\n")
-        p("| stage | C# ms | C# host ms | PyTorch ms | PyTorch host ms | C#/PyTorch host |")
-        p("|---|---|---|---|---|---|")
+        p("`jit`: the C# process's JIT, `tiered` (the .NET default) or `full` (`DOTNET_TieredCompilation=0`, optimised from the first call).\n")
+        p("| stage | jit | C# ms | C# host ms | PyTorch ms | PyTorch host ms | C#/PyTorch host |")
+        p("|---|---|---|---|---|---|---|")
         for r in segment_rows:
             t = find(py, bench="segment", segment=r["segment"])
-            p(f'| {r["segment"]} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
+            p(f'| {r["segment"]} | {r.get("jit", "tiered")} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
               f'{f(ratio(col(r, "host_ms"), col(t, "host_ms")))} |')
         p("")
 

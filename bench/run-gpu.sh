@@ -20,18 +20,19 @@ else
 fi
 
 # Soft budgets (s) inside the programs, hard timeouts outside; all hard limits together stay under 10 minutes (the
-# device tool's limit for one call): 525 s of phases + at most 45 s of shim build. The soft budgets end it far sooner:
+# device tool's limit for one call): 537 s of phases + at most 45 s of shim build. The soft budgets end it far sooner:
 # ~5 minutes with both dtypes (212 s for bf16 alone at 61346f8), which leaves room in a 15-minute lease for a start and
 # a short diagnostic run (run-gpu-quick.sh). DTYPES=bf16 (the targets' dtype) skips the fp32 module rows.
 # Modules: bf16 rows first, so a spent budget skips fp32 rows only. Per module row: timing pass (≥ 10 iterations and
 # 0.4 s, ≤ 50), queued pass (≤ 10 iterations, ≤ 0.3 s), memory pass (3 iterations). C# rows: kem, kem-split (the
 # previous head-split layout, an A/B), skem, ca, seq; twin rows: kem, skem, ca, seq, naive KEM; then the twin's profiler
 # on KEM / CA / naive KEM at T = 3 in bf16 (kernel time against wall time). The KEM step cut into phases (forward,
-# + backward, whole) and its forward by stage (backbone + encoders, interaction, whole forward, losses) on both sides.
+# + backward, whole) and its forward by stage (backbone + encoders, interaction, whole forward, losses) on both sides,
+# the C# stages also with DOTNET_TieredCompilation=0 (do short rows time unoptimised tier-0 code?).
 # The soaks: 1,000 steps each, then 60 C# steps with the NYUD augmentation.
 DTYPES=${DTYPES:-bf16,fp32}
-phase "modules, C#";              timeout 110 "${CS[@]}" --modules --dtypes "$DTYPES" --budget-s 95
-phase "modules, PyTorch";         timeout 115 "${PY[@]}" --modules --dtypes "$DTYPES" --budget-s 100
+phase "modules, C#";              timeout 105 "${CS[@]}" --modules --dtypes "$DTYPES" --budget-s 95
+phase "modules, PyTorch";         timeout 110 "${PY[@]}" --modules --dtypes "$DTYPES" --budget-s 100
 phase "profile, PyTorch";         timeout 25 "${PY[@]}" --profile --dtypes bf16 --tasks 3 --kinds kem,ca --budget-s 20
 phase "step, C#";                 timeout 40 "${CS[@]}" --step --budget-s 32
 phase "step, PyTorch";            timeout 35 "${PY[@]}" --step --budget-s 28
@@ -39,6 +40,7 @@ phase "step phases, C#";          timeout 20 "${CS[@]}" --phases --budget-s 14
 phase "step phases, PyTorch";     timeout 20 "${PY[@]}" --phases --budget-s 14
 phase "forward stages, C#";       timeout 20 "${CS[@]}" --segments --budget-s 14
 phase "forward stages, PyTorch";  timeout 20 "${PY[@]}" --segments --budget-s 14
+phase "forward stages, C#, JIT optimised from the first call"; DOTNET_TieredCompilation=0 timeout 20 "${CS[@]}" --segments --budget-s 14
 phase "soak 1000 steps, C#";      timeout 55 "${CS[@]}" --soak 1000 --budget-s 48
 phase "soak 1000 steps, PyTorch"; timeout 50 "${PY[@]}" --soak 1000 --budget-s 44
 phase "soak 60 steps with NYUD augmentation, C#"; timeout 17 "${CS[@]}" --soak 60 --augment --budget-s 13

@@ -114,11 +114,15 @@ internal static class Measure
 /// <summary>Result rows, one JSON object a line (the PyTorch twin writes the same keys).</summary>
 internal sealed class Results(string path)
 {
+    /// <summary>"tiered" (the .NET default: methods start unoptimised and are recompiled once hot) or "full" (DOTNET_TieredCompilation=0: optimised from the first call).</summary>
+    public static readonly string Jit = Environment.GetEnvironmentVariable("DOTNET_TieredCompilation") == "0" ? "full" : "tiered";
+
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     public void Write(Dictionary<string, object?> row)
     {
         row.TryAdd("impl", "csharp");
+        row["jit"] = Jit;
         row["time"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ");
         var line = JsonSerializer.Serialize(row, Json);
         File.AppendAllText(path, line + "\n");
