@@ -56,21 +56,18 @@ def head_mask(heads, scale, dtype, device):
     return _HEAD_MASKS[key]
 
 
-def slot_columns(slots, heads, scale=1.0):
-    """AttentionKernel.SlotColumns: slots …×m×d → block-diagonal …×d×(h·m), column i·m+j = slot j's head-i vector × scale."""
+def slot_rows(slots, heads, scale=1.0):
+    """AttentionKernel.SlotRows: slots …×m×d → block-diagonal …×(h·m)×d, row i·m+j = slot j's head-i vector × scale."""
     m, d = slots.shape[-2:]
     lead = slots.shape[:-2]
     mask = head_mask(heads, scale, slots.dtype, slots.device)
-    cols = slots.transpose(-2, -1).reshape(*lead, heads, d // heads, 1, m)
-    return (cols * mask.view(heads, 1, heads, 1)).reshape(*lead, d, heads * m)
+    rows = slots.reshape(*lead, m, heads, d // heads).transpose(-3, -2).unsqueeze(-2)
+    return (rows * mask.view(heads, 1, heads, 1)).reshape(*lead, heads * m, d)
 
 
-def slot_rows(slots, heads):
-    """AttentionKernel.SlotRows: slots B×m×d → block-diagonal B×(h·m)×d."""
-    b, m, d = slots.shape
-    mask = head_mask(heads, 1.0, slots.dtype, slots.device)
-    rows = slots.reshape(b, m, heads, d // heads).transpose(1, 2).unsqueeze(3)
-    return (rows * mask.view(heads, 1, heads, 1)).reshape(b, heads * m, d)
+def slot_columns(slots, heads, scale=1.0):
+    """AttentionKernel.SlotColumns: slot_rows transposed, …×d×(h·m) (a view)."""
+    return slot_rows(slots, heads, scale).transpose(-2, -1)
 
 
 def attend_slots(tokens, keys, values, heads, scale=None):

@@ -97,31 +97,25 @@ public static class AttentionKernel
         });
 
     /// <summary>
-    /// Slot vectors B×m×d (or m×d) → the block-diagonal B×d×(h·m) (or d×(h·m)) with column i·m + j holding slot j's head-i
-    /// vector in rows i·d_h … (i+1)·d_h − 1, times <paramref name="scale"/>; zero elsewhere.
+    /// Slot vectors …×m×d (B×m×d or m×d) → the block-diagonal …×(h·m)×d with row i·m + j holding slot j's head-i vector in
+    /// columns i·d_h … (i+1)·d_h − 1, times <paramref name="scale"/> (zero elsewhere): weights …×(h·m) times it give the
+    /// merged-head result; its transpose, <see cref="SlotColumns"/>, gives every head's scores.
     /// </summary>
-    public static Tensor SlotColumns(Tensor slots, int heads, float scale = 1f)
+    public static Tensor SlotRows(Tensor slots, int heads, float scale = 1f)
     {
         var (count, width) = (slots.shape[^2], slots.shape[^1]);
         var lead = slots.shape[..^2];
         var mask = HeadMask(heads, scale, slots.dtype, slots.device);           // h×h
-        // …×m×d → …×d×m → …×h×d_h×1×m, times the head mask h×1×h×1 → …×h×d_h×h×m → …×d×(h·m)
-        var columns = slots.transpose(-2, -1).reshape([.. lead, heads, width / heads, 1, count]);
-        return (columns * mask.view(heads, 1, heads, 1)).reshape([.. lead, width, heads * count]);
+        // …×m×d → …×m×h×d_h → …×h×m×1×d_h, times the head mask h×1×h×1 → …×h×m×h×d_h → …×(h·m)×d
+        var rows = slots.reshape([.. lead, count, heads, width / heads]).transpose(-3, -2).unsqueeze(-2);
+        return (rows * mask.view(heads, 1, heads, 1)).reshape([.. lead, heads * count, width]);
     }
 
     /// <summary>
-    /// Slot vectors B×m×d → the block-diagonal B×(h·m)×d with row i·m + j holding slot j's head-i vector in columns
-    /// i·d_h … (i+1)·d_h − 1 (zero elsewhere): weights B×L×(h·m) times it give the merged-head B×L×d result.
+    /// <see cref="SlotRows"/> transposed: …×d×(h·m), column i·m + j holding slot j's head-i vector in rows
+    /// i·d_h … (i+1)·d_h − 1, times <paramref name="scale"/> (a view; matrix products read it without a copy).
     /// </summary>
-    public static Tensor SlotRows(Tensor slots, int heads)
-    {
-        var (batch, count, width) = (slots.shape[0], slots.shape[1], slots.shape[2]);
-        var mask = HeadMask(heads, 1f, slots.dtype, slots.device);
-        // B×m×d → B×m×h×d_h → B×h×m×1×d_h, times the head mask h×1×h×1 → B×h×m×h×d_h → B×(h·m)×d
-        var rows = slots.reshape(batch, count, heads, width / heads).transpose(1, 2).unsqueeze(3);
-        return (rows * mask.view(heads, 1, heads, 1)).reshape(batch, heads * count, width);
-    }
+    public static Tensor SlotColumns(Tensor slots, int heads, float scale = 1f) => SlotRows(slots, heads, scale).transpose(-2, -1);
 
     /// <summary>
     /// softmax over each head's m slots of tokens (B×L×d, any row stride) against slot keys, then the slot values:
