@@ -7,7 +7,7 @@ namespace Microsoft.ML.Kem.Training;
 /// <summary>
 /// Hands out the batches of <see cref="DenseDataset"/> in a given order, prepared ahead of the GPU: on CUDA a
 /// background thread gathers the next batches into pinned host tensors (as bytes where that is exact, see
-/// <see cref="DenseDataset.PinnedBatch"/>), and <see cref="Next"/> starts their copies to the device without waiting
+/// <see cref="DenseDataset.HostBatch"/>), and <see cref="Next"/> starts their copies to the device without waiting
 /// (non-blocking), so the step never waits for data and never synchronises the host. The copies share the compute
 /// stream (TorchSharp has no stream API), so the bytes they move are GPU time: a quarter as many for pixels and labels.
 /// On the CPU it simply gathers each batch when asked (same tensors as <see cref="DenseDataset.Batch"/>).
@@ -83,7 +83,7 @@ public sealed class BatchPrefetcher : IDisposable
         {
             foreach (var indices in batches)
             {
-                var pinned = data.PinnedBatch(indices);   // gathered straight into page-locked memory: no managed copy
+                var pinned = data.HostBatch(indices, pinned: true);   // gathered straight into page-locked memory: no managed copy
                 try { ready!.Add(pinned, stop!.Token); }
                 catch (OperationCanceledException)
                 {

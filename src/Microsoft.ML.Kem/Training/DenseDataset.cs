@@ -38,23 +38,23 @@ public sealed class DenseDataset
             throw new ArgumentException($"{source}: image array length {images.Length} is not a multiple of 3×{height}×{width}.");
         Count = images.Length / (3 * pixels);
         (Tasks, Height, Width, this.images, this.labels) = (tasks, height, width, images, labels.ToArray());
+        imagesAreBytes = true;
         for (int i = 0; i < images.Length; i++)
+        {
             if (!float.IsFinite(images[i]))
                 throw new ArgumentException($"{source}: image {i / (3 * pixels)} has a non-finite pixel value ({images[i]}). Clean or drop that image.");
-        for (int t = 0; t < tasks.Count; t++) CheckLabels(tasks[t], this.labels[t], source);
-        imagesAreBytes = AllBytes(images);
-        labelsAreBytes = this.labels.Select(AllBytes).ToArray();
+            imagesAreBytes &= IsByte(images[i]);
+        }
+        labelsAreBytes = tasks.Select((task, t) => CheckLabels(task, this.labels[t], source)).ToArray();
     }
 
-    private static bool AllBytes(float[] values)
-    {
-        foreach (var v in values)
-            if (!(v >= 0 && v <= 255 && v == MathF.Floor(v))) return false;
-        return true;
-    }
+    /// <summary>An integer 0..255: exact as a byte.</summary>
+    private static bool IsByte(float v) => v >= 0 && v <= 255 && v == MathF.Floor(v);
 
-    private void CheckLabels(TaskSpec task, float[] label, string source)
+    /// <summary>Checks one task's labels; returns whether every value is exact as a byte.</summary>
+    private bool CheckLabels(TaskSpec task, float[] label, string source)
     {
+        bool bytes = true;
         int per = task.LabelPlanes * Height * Width;
         if (label.Length != Count * per)
             throw new ArgumentException($"{source}: task '{task.Name}' has {label.Length} label values; expected {Count}×{task.LabelPlanes}×{Height}×{Width} = {Count * per}.");
@@ -69,7 +69,9 @@ public sealed class DenseDataset
                     task.IsClassification
                         ? $"{source}: task '{task.Name}', image {i / per}: label {v} is out of range; labels must be integers 0..{task.Classes - 1} or 255 (ignore). Check the class count or the label files."
                         : $"{source}: task '{task.Name}', image {i / per}: label value {v} is not finite; mark invalid pixels with 0 (depth) or 255 instead.");
+            bytes &= IsByte(v);
         }
+        return bytes;
     }
 
     /// <summary>Copies the rows <paramref name="indices"/> into tensors on <paramref name="device"/>: images B×3×H×W, labels B×P×H×W.</summary>
@@ -86,17 +88,14 @@ public sealed class DenseDataset
     }
 
     /// <summary>
-    /// The rows <paramref name="indices"/> gathered straight into page-locked host tensors, for asynchronous copies to a
-    /// CUDA device (<see cref="BatchPrefetcher"/>): uint8 where every value of the array is an integer 0..255 (raw pixels,
-    /// class labels: exact, a quarter of the bytes to copy), float32 otherwise; <see cref="ToFloat"/> restores float32 on
-    /// the device. CUDA builds only: the CPU libtorch has no pinned memory.
+    /// The rows <paramref name="indices"/> gathered into host tensors for copying to a CUDA device (<see cref="BatchPrefetcher"/>):
+    /// uint8 where every value of the array is an integer 0..255 (raw pixels, class labels: exact, a quarter of the bytes to
+    /// copy), float32 otherwise; <see cref="ToFloat"/> restores float32 on the device. <paramref name="pinned"/>: page-locked,
+    /// for asynchronous copies (CUDA builds only: the CPU libtorch has no pinned memory).
     /// </summary>
-    internal (Tensor Images, Tensor[] Labels) PinnedBatch(ReadOnlySpan<int> indices) => HostBatch(indices, pinned: true);
-
-    /// <summary><see cref="PinnedBatch"/>'s host tensors (bytes where exact), page-locked or not.</summary>
     internal (Tensor Images, Tensor[] Labels) HostBatch(ReadOnlySpan<int> indices, bool pinned) => Gather(indices, pinned, bytesWhereExact: true);
 
-    /// <summary>A batch tensor of <see cref="PinnedBatch"/>, copied to the device, as float32.</summary>
+    /// <summary>A batch tensor of <see cref="HostBatch"/>, copied to the device, as float32.</summary>
     /// <remarks>Disposes <paramref name="onDevice"/> when it makes a float32 copy (the byte tensor is not needed after the cast).</remarks>
     internal static Tensor ToFloat(Tensor onDevice)
     {
