@@ -97,8 +97,8 @@ public static class TaskLoss
         var w = positiveWeight is double fixedWeight
             ? torch.tensor(fixedWeight, ScalarType.Float32, x.device)
             : negative.sum().to_type(ScalarType.Float32) / valid.sum().clamp_min(One).to_type(ScalarType.Float32);
-        var positiveSum = torch.where(positive, bce, 0f).sum();
-        var negativeSum = torch.where(negative, bce, 0f).sum();
+        var positiveSum = bce.Else(positive, 0).sum();
+        var negativeSum = bce.Else(negative, 0).sum();
         var loss = negativeSum.lerp(positiveSum, w).Times(1.0 / y.numel());   // (w·Σ⁺ + (1 − w)·Σ⁻) / |pixels|
         return scope.MoveToOuter(loss);
     }
@@ -107,7 +107,7 @@ public static class TaskLoss
     static Tensor MaskedMean(Tensor values, Tensor mask)
     {
         var count = mask.sum().clamp_min(One).to_type(ScalarType.Float32);
-        return torch.where(mask, values, 0f).sum() / count;
+        return values.Else(mask, 0).sum() / count;
     }
 
     static void CheckShapes(TaskSpec spec, Tensor output, Tensor label)

@@ -219,9 +219,9 @@ public sealed class BatchAugmenter
             plane += task.LabelPlanes;
             result[t] = task.Kind switch
             {
-                TaskKind.Depth => torch.where(covered, torch.where(l.gt(Zero).logical_and(l.ne(Ignore)), l / scale, l), 0f),
-                TaskKind.Normals => torch.where(covered, RotateNormals(l, cos, sin), TaskSpec.IgnoreLabel),
-                _ => torch.where(covered, l, TaskSpec.IgnoreLabel),
+                TaskKind.Depth => torch.where(l.gt(Zero).logical_and(l.ne(Ignore)), l / scale, l).Else(covered, 0),
+                TaskKind.Normals => RotateNormals(l, cos, sin).Else(covered, TaskSpec.IgnoreLabel),
+                _ => l.Else(covered, TaskSpec.IgnoreLabel),
             };
         }
         return result;
