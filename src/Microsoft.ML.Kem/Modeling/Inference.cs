@@ -36,13 +36,21 @@ public static class Inference
         using var _ = torch.no_grad();
         network.eval();
         var device = network.parameters().First().device;
-        var outputs = network.forward(torch.tensor(input, new long[] { count, 3, o.ImageHeight, o.ImageWidth }).to(device));
-        for (int t = 0; t < outputs.Length; t++)
+        try
         {
-            var raw = outputs[t].to(ScalarType.Float32);
-            CopyOut(TaskOutputs.Postprocess(o.Tasks[t], raw), result[t].Scores);
-            if (result[t].Labels is { } labels)
-                CopyOut(TaskOutputs.PredictedLabel(o.Tasks[t], raw).to(ScalarType.Int32), labels);
+            var outputs = network.forward(torch.tensor(input, new long[] { count, 3, o.ImageHeight, o.ImageWidth }).to(device));
+            for (int t = 0; t < outputs.Length; t++)
+            {
+                var raw = outputs[t].to(ScalarType.Float32);
+                CopyOut(TaskOutputs.Postprocess(o.Tasks[t], raw), result[t].Scores);
+                if (result[t].Labels is { } labels)
+                    CopyOut(TaskOutputs.PredictedLabel(o.Tasks[t], raw).to(ScalarType.Int32), labels);
+            }
+        }
+        catch (Exception e) when (DeviceMemory.IsExhausted(e))
+        {
+            throw DeviceMemory.Exhausted(e, device, $"predicting {count} image(s) of {o.ImageHeight}×{o.ImageWidth}",
+                "Predict fewer images per call (Evaluation.Evaluate's batchSize), use a smaller image size or network, or score on the CPU.");
         }
         return result;
     }

@@ -33,14 +33,23 @@ public static class MultiTaskTrainingLoop
         var device = options.ResolveDevice();
         bool bf16 = options.MixedPrecision && (device.type == DeviceType.CUDA || options.MixedPrecisionOnCpu);
         torch.manual_seed(options.Seed);
-        network.to(device);
-        using var lossModule = new MultiTaskLoss("loss", tasks, options.LossWeighting);
-        lossModule.to(device);
-
-        // One step = forward, losses, backward, clipping and AdamW on flat fp32 masters, with no host sync (TrainingStep).
-        using var trainingStep = new TrainingStep(network, lossModule, options, device);
-
         int batch = Math.Min(options.BatchSize, train.Count);
+        var fix = MemoryFix(options, network.Options, batch, bf16, device);
+        using var lossModule = new MultiTaskLoss("loss", tasks, options.LossWeighting);
+        TrainingStep? made = null;
+        try
+        {
+            network.to(device);
+            lossModule.to(device);
+            // One step = forward, losses, backward, clipping and AdamW on flat fp32 masters, with no host sync (TrainingStep).
+            made = new TrainingStep(network, lossModule, options, device);
+        }
+        catch (Exception e) when (DeviceMemory.IsExhausted(e))
+        {
+            throw DeviceMemory.Exhausted(e, device, $"placing the network ({network.TrainableParameterCount:N0} trainable parameters) and AdamW's state on it", fix);
+        }
+        using var trainingStep = made;
+
         int stepsPerEpoch = train.Count / batch; // drop the incomplete last batch (BatchNorm needs ≥ 2 images)
         int totalSteps = stepsPerEpoch * options.Epochs;
         int warmup = Math.Min(options.WarmupSteps, totalSteps / 4);
@@ -95,8 +104,17 @@ public static class MultiTaskTrainingLoop
                 using var scope = torch.NewDisposeScope();
                 double lr = schedule.At(step);
 
-                var (images, labels) = augment.Apply(batches.Next());
-                var (loss, taskLosses) = trainingStep.Run(images, labels, lr);
+                Tensor loss;
+                Tensor[] taskLosses;
+                try
+                {
+                    var (images, labels) = augment.Apply(batches.Next());
+                    (loss, taskLosses) = trainingStep.Run(images, labels, lr);
+                }
+                catch (Exception e) when (DeviceMemory.IsExhausted(e))
+                {
+                    throw DeviceMemory.Exhausted(e, device, $"running training step {step + 1} of {totalSteps} (epoch {epoch}, batch {batch})", fix);
+                }
 
                 using (torch.no_grad())
                 {
@@ -132,7 +150,14 @@ public static class MultiTaskTrainingLoop
             IReadOnlyDictionary<string, double>? validationTaskLosses = null;
             if (validation is not null && options.ValidatesAfter(epoch))
             {
-                (validationLoss, validationTaskLosses) = Validate(network, validation, batch, device, bf16);
+                try
+                {
+                    (validationLoss, validationTaskLosses) = Validate(network, validation, batch, device, bf16);
+                }
+                catch (Exception e) when (DeviceMemory.IsExhausted(e))
+                {
+                    throw DeviceMemory.Exhausted(e, device, $"validating after epoch {epoch} (batch {batch})", fix);
+                }
                 Report(progress, log, new TrainingProgress("validate", epoch, options.Epochs, step, totalSteps,
                     validationTaskLosses, validationLoss.Value, schedule.At(Math.Max(step - 1, 0)), 0, TimeSpan.Zero));
                 if (options.KeepBest && (bestLoss is null || validationLoss < bestLoss))
@@ -184,6 +209,14 @@ public static class MultiTaskTrainingLoop
         var perTask = tasks.Select((t, i) => (t.Name, sums[i] / batches)).ToDictionary(x => x.Name, x => x.Item2);
         return (tasks.Select((t, i) => t.LossWeight * sums[i] / batches).Sum(), perTask);
     }
+
+    /// <summary>What to change when training runs out of memory, for <see cref="DeviceMemory.Exhausted"/>.</summary>
+    private static string MemoryFix(TrainingOptions options, MultiTaskNetworkOptions o, int batch, bool bf16, Device device) =>
+        $"Lower TrainingOptions.BatchSize (now {batch}) or the image size (now {o.ImageHeight}×{o.ImageWidth}), or use a smaller network " +
+        "(a smaller preset, Width or depths)" +
+        (device.type == DeviceType.CUDA && !bf16 ? "; turn TrainingOptions.MixedPrecision on (bf16 activations)" : "") +
+        (device.type == DeviceType.CUDA ? "; or train on the CPU (TrainingOptions.Device = Cpu)" : "") +
+        ". Nothing on disk was changed; the network in memory is left partly trained (build a new one to train again).";
 
     private static void CheckData(MultiTaskNetworkOptions o, DenseDataset data, string what)
     {
