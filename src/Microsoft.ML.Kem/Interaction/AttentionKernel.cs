@@ -38,6 +38,7 @@ public static class AttentionKernel
     /// </summary>
     public static Tensor Scores(Tensor q, Tensor k, float? scale = null, Tensor? bias = null)
     {
+        SameWidth(q, k, "queries", "keys");
         var scores = q.matmul(k.transpose(-2, -1)).Times(scale ?? DefaultScale(q.shape[^1]));
         return bias is null ? scores : scores + bias;
     }
@@ -53,6 +54,7 @@ public static class AttentionKernel
     /// </summary>
     public static Tensor GatherSum(Tensor weights, Tensor indices, Tensor values)
     {
+        SameShape(weights, indices);
         var (batch, heads, queries, kept) = (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]);
         var headWidth = values.shape[^1];
         // B×h×Lq×K → B×h×(Lq·K)×d_h (an expanded view), gathered rows → B×h×Lq×K×d_h
@@ -124,6 +126,8 @@ public static class AttentionKernel
     /// </summary>
     public static (Tensor Read, Tensor Weights) AttendSlots(Tensor tokens, Tensor keys, Tensor values, int heads, float? scale = null)
     {
+        SameWidth(tokens, keys, "tokens", "slot keys");
+        SameWidth(tokens, values, "tokens", "slot values");
         var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
         var slots = keys.shape[1];
         var scores = tokens.matmul(SlotColumns(keys, heads, scale ?? DefaultScale(width / heads)));    // B×L×(h·m)
@@ -137,6 +141,7 @@ public static class AttentionKernel
     /// </summary>
     public static Tensor SlotScores(Tensor queries, Tensor tokens, int heads, float? scale = null)
     {
+        SameWidth(queries, tokens, "slot queries", "tokens");
         var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
         var slots = queries.shape[0];
         var scores = tokens.matmul(SlotColumns(queries, heads, scale ?? DefaultScale(width / heads))); // B×L×(h·m)
@@ -150,6 +155,7 @@ public static class AttentionKernel
     /// </summary>
     public static Tensor GatherSumRows(Tensor weights, Tensor indices, Tensor values)
     {
+        SameShape(weights, indices);
         var (batch, heads, queries, kept) = (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]);
         var (length, width) = (values.shape[1], values.shape[2]);
         var headWidth = width / heads;
@@ -158,5 +164,19 @@ public static class AttentionKernel
         var rows = values.view(batch, length, heads, headWidth).gather(1, index)                        // B×(Lq·K)×h×d_h
             .view(batch, queries, kept, heads, headWidth).permute(0, 3, 1, 2, 4);                         // B×h×Lq×K×d_h
         return weights.unsqueeze(-2).matmul(rows).squeeze(-2);
+    }
+
+    // TorchSharp 0.107's matmul aborts the process on mismatched shapes (its native wrapper lets the libtorch error
+    // escape), so the products above check what they are given first.
+    private static void SameWidth(Tensor a, Tensor b, string aName, string bName)
+    {
+        if (a.shape[^1] != b.shape[^1])
+            throw new ArgumentException($"The {aName} are {a.shape[^1]} wide and the {bName} {b.shape[^1]}; they must match.");
+    }
+
+    private static void SameShape(Tensor weights, Tensor indices)
+    {
+        if (!weights.shape.SequenceEqual(indices.shape))
+            throw new ArgumentException($"Weights [{string.Join("×", weights.shape)}] and indices [{string.Join("×", indices.shape)}] must have the same shape.");
     }
 }

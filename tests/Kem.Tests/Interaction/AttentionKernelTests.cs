@@ -45,4 +45,19 @@ public sealed class AttentionKernelTests
         CollectionAssert.AreEqual(new long[] { 2, 3, 8 }, attention.call(query, keyValue).shape);
         CollectionAssert.AreEqual(new long[] { 2, 7, 8 }, attention.call(keyValue, keyValue).shape, "self-attention");
     }
+
+    /// <summary>TorchSharp 0.107's matmul aborts the process on mismatched shapes: without these checks this test would kill the run.</summary>
+    [TestMethod]
+    public void Products_of_mismatched_widths_throw_instead_of_aborting()
+    {
+        using var scope = NewDisposeScope();
+        var tokens = TensorAssert.Randn(1, 2, 10, 8);
+        var e = Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.Scores(TensorAssert.Randn(2, 2, 3, 4, 6), TensorAssert.Randn(3, 2, 3, 5, 4)));
+        StringAssert.Contains(e.Message, "queries are 6 wide and the keys 4");
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.SlotScores(TensorAssert.Randn(4, 4, 6), tokens, heads: 2));
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.AttendSlots(tokens, TensorAssert.Randn(5, 2, 4, 8), TensorAssert.Randn(6, 2, 4, 6), heads: 2));
+        var indices = zeros([2, 2, 3, 2], dtype: ScalarType.Int64);
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherSumRows(TensorAssert.Randn(7, 2, 2, 3, 3), indices, tokens));
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherSum(TensorAssert.Randn(8, 2, 2, 3, 3), indices, TensorAssert.Randn(9, 2, 2, 10, 4)));
+    }
 }
