@@ -22,6 +22,9 @@ public static class MultiTaskEvaluator
     /// <summary>
     /// Evaluates <paramref name="scored"/>: for classification tasks the "&lt;Task&gt;PredictedLabel" column, otherwise
     /// "&lt;Task&gt;Score", against each task's label column, with <paramref name="metricOptions"/> (default: no depth cap).
+    /// Labels at another size than the predictions (kept at the original image size) are refused unless
+    /// <see cref="DenseMetricOptions.ResizePredictionsToLabels"/> is set; then every task's score column is resized to the
+    /// labels' size (<see cref="PredictionResize"/>) and classes are taken from the resized scores.
     /// </summary>
     public static MultiTaskMetrics Evaluate(IDataView scored, IReadOnlyList<TaskColumn> tasks, IReadOnlyList<TaskMetrics>? singleTaskReference = null,
         DenseMetricOptions? metricOptions = null)
@@ -45,9 +48,11 @@ public static class MultiTaskEvaluator
 
     private sealed class TaskReader
     {
+        private readonly TaskSpec task;
         private readonly DataViewSchema.Column label, prediction;
         private readonly bool intPrediction;
-        private readonly int height, width;
+        private readonly int height, width;                    // the labels' size
+        private readonly (int Height, int Width)? resizeFrom;  // the predictions' size where it differs (ResizePredictionsToLabels)
         private ValueGetter<VBuffer<float>>? labelGetter, floatGetter;
         private ValueGetter<VBuffer<int>>? intGetter;
         private VBuffer<float> labelBuffer, floatBuffer;
@@ -62,6 +67,7 @@ public static class MultiTaskEvaluator
             Accumulator = DenseMetrics.CreateAccumulator(task.Task, metricOptions);
             label = schema.GetColumnOrNull(task.LabelColumn)
                 ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Evaluate: label column '{task.LabelColumn}' of task '{task.Task.Name}' is missing.");
+            this.task = task.Task;
             string predictionName = task.Task.IsClassification ? task.PredictedLabelColumn : task.ScoreColumn;
             prediction = schema.GetColumnOrNull(predictionName)
                 ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Evaluate: prediction column '{predictionName}' is missing: pass the output of the fitted model's Transform.");
@@ -69,8 +75,20 @@ public static class MultiTaskEvaluator
             if (label.Type is not VectorDataViewType lv || lv.Dimensions.Length < 2)
                 throw new ArgumentOutOfRangeException(nameof(schema), $"Evaluate: label column '{task.LabelColumn}' must be a vector with dimensions [planes, H, W] (LoadDenseLabels gives them).");
             (height, width) = (lv.Dimensions[^2], lv.Dimensions[^1]);
-            if (prediction.Type is not VectorDataViewType pv || pv.Size != (intPrediction ? height * width : task.Task.Channels * height * width))
-                throw new ArgumentOutOfRangeException(nameof(schema), $"Evaluate: prediction column '{predictionName}' ({prediction.Type}) does not match the label size {height}×{width}.");
+            if (prediction.Type is VectorDataViewType pv && pv.Size == (intPrediction ? height * width : task.Task.Channels * height * width)) return;
+
+            // MODEL-SPEC §9 option: predictions at the network's size, labels at another (the original image size)
+            if (metricOptions?.ResizePredictionsToLabels != true)
+                throw new ArgumentOutOfRangeException(nameof(schema),
+                    $"Evaluate: prediction column '{predictionName}' ({prediction.Type}) does not match the label size {height}×{width}. Load the labels at " +
+                    "the network's size, or set DenseMetricOptions.ResizePredictionsToLabels to score the predictions resized to the labels' size.");
+            var scores = schema.GetColumnOrNull(task.ScoreColumn)
+                ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Evaluate: resizing predictions to the labels' size reads the score column '{task.ScoreColumn}', which is missing.");
+            if (scores.Type is not VectorDataViewType { ItemType: NumberDataViewType sn } sv || sn != NumberDataViewType.Single || sv.Dimensions.Length < 2
+                || sv.Size != task.Task.Channels * sv.Dimensions[^2] * sv.Dimensions[^1])
+                throw new ArgumentOutOfRangeException(nameof(schema),
+                    $"Evaluate: score column '{task.ScoreColumn}' ({scores.Type}) must be a Single vector with dimensions [{task.Task.Channels}, H, W] to be resized to the labels' size.");
+            (prediction, intPrediction, resizeFrom) = (scores, false, (sv.Dimensions[^2], sv.Dimensions[^1]));
         }
 
         public void Bind(DataViewRowCursor cursor)
@@ -95,6 +113,8 @@ public static class MultiTaskEvaluator
             {
                 floatGetter!(ref floatBuffer);
                 Densify(floatBuffer, ref predictionDense);
+                if (resizeFrom is var (h, w))
+                    predictionDense = PredictionResize.ToSize(task, predictionDense, h, w, height, width);
             }
             Accumulator.Add(predictionDense, labelDense, height, width);
         }

@@ -40,7 +40,14 @@ public static class ImageResize
     }
 
     /// <summary>Resizes one H×W plane into <paramref name="output"/> (H'×W'), clamped to [0, 255].</summary>
-    public static void ResizePlane(ReadOnlySpan<float> plane, int height, int width, Span<float> output, int outHeight, int outWidth, ImageResampling resampling)
+    public static void ResizePlane(ReadOnlySpan<float> plane, int height, int width, Span<float> output, int outHeight, int outWidth, ImageResampling resampling) =>
+        Resample(plane, height, width, output, outHeight, outWidth, resampling, clampToBytes: true);
+
+    /// <summary>
+    /// <see cref="ResizePlane"/> for any values (scores, metres): clamped to [0, 255] only when <paramref name="clampToBytes"/>.
+    /// Bilinear equals PyTorch's <c>interpolate(mode="bilinear", align_corners=False)</c> without antialiasing.
+    /// </summary>
+    internal static void Resample(ReadOnlySpan<float> plane, int height, int width, Span<float> output, int outHeight, int outWidth, ImageResampling resampling, bool clampToBytes)
     {
         var (xIndex, xWeight, taps) = Taps(width, outWidth, resampling);
         var (yIndex, yWeight, _) = Taps(height, outHeight, resampling);
@@ -57,7 +64,7 @@ public static class ImageResize
             {
                 double sum = 0;
                 for (int k = 0; k < taps; k++) sum += yWeight[y * taps + k] * rows[yIndex[y * taps + k] * outWidth + x];
-                output[y * outWidth + x] = (float)Math.Clamp(sum, 0, 255);
+                output[y * outWidth + x] = (float)(clampToBytes ? Math.Clamp(sum, 0, 255) : sum);
             }
     }
 

@@ -20,6 +20,15 @@ public sealed record DenseMetricOptions
     /// </summary>
     public float? DepthEvalMaxMetres { get; init; }
 
+    /// <summary>
+    /// MODEL-SPEC §9 option: score predictions resized to the size of their labels, so that labels kept at the original image
+    /// size (e.g. NYUD's 480×640 for a network at 448×576) are scored there instead of on labels shrunk to the network's size
+    /// (<see cref="PredictionResize"/>: bilinear on pixel centres, classes as the argmax of the resized class scores, normals
+    /// re-normalised). Off (default): prediction and label sizes must match. Used by the ML.NET <c>MultiTask().Evaluate</c>,
+    /// which reads the score columns for it.
+    /// </summary>
+    public bool ResizePredictionsToLabels { get; init; }
+
     /// <summary>Checks the options; messages say what to change.</summary>
     public void Validate()
     {
