@@ -144,6 +144,9 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         md.AppendLine(s.DepthEvalMaxMetres is { } cap
             ? $"- Evaluation: depth metrics drop ground truth ≥ {cap} m (DepthEvalMaxMetres), for every row including the constant predictor."
             : "- Evaluation: every valid depth pixel counts (no DepthEvalMaxMetres cap).");
+        md.AppendLine(s.EvalOriginalSize
+            ? "- Evaluation size: the val labels at their stored (original) size, every prediction resized to it (bilinear; classes from the resized logits; --eval-original-size)."
+            : "- Evaluation size: the network's input size, labels resized with nearest neighbour (MODEL-SPEC §9 default).");
         md.AppendLine($"- Machine: {machine}. Total wall time {total:hh\\:mm\\:ss}.");
         int retried = runs.Concat(sweeps.Select(x => x.Run)).Distinct().Sum(r => r.Retries);
         if (retried > 0)

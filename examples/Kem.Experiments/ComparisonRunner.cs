@@ -13,7 +13,9 @@ internal sealed record RunResult(string Method, int Seed, InteractionOptions Int
     long TrainableParameters, int Steps, TimeSpan Elapsed, int Retries);
 
 /// <summary>Trains and evaluates one method at one seed on the engine (DenseDataset → MultiTaskTrainingLoop → Evaluation).</summary>
-internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset train, DenseDataset val, DenseMetricOptions metricOptions, Action<string> log)
+/// <param name="valLabels">With --eval-original-size: the val labels at their stored size, (task, image) → label; null: <paramref name="val"/>'s own.</param>
+internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset train, DenseDataset val, DenseMetricOptions metricOptions, Action<string> log,
+    Func<int, int, Microsoft.ML.Kem.Data.DenseLabelMap>? valLabels = null)
 {
     public RunResult Run(string method, int seed, MultiTaskNetworkOptions options)
     {
@@ -38,7 +40,9 @@ internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset trai
                     torch.manual_seed(seed);
                     using var network = new MultiTaskNetwork(networkOptions);
                     var result = MultiTaskTrainingLoop.Fit(network, trainPart, null, recipe with { Seed = seed });
-                    metrics.AddRange(Evaluation.Evaluate(network, valPart, recipe.BatchSize, metricOptions));
+                    metrics.AddRange(valLabels is null
+                        ? Evaluation.Evaluate(network, valPart, recipe.BatchSize, metricOptions)
+                        : Evaluation.EvaluateAtLabelSize(network, valPart, (t, image) => valLabels(indices[t], image), recipe.BatchSize, metricOptions));
                     parameters += network.TrainableParameterCount;
                     steps += result.Steps;
                     break;

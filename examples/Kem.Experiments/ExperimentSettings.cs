@@ -45,6 +45,8 @@ internal sealed record ExperimentSettings
     public InteractionOptions Interaction => Edit(new InteractionOptions());
     /// <summary>Depth metrics drop gt ≥ this many metres (MODEL-SPEC §9 DepthEvalMaxMetres; null: no cap).</summary>
     public float? DepthEvalMaxMetres { get; init; }
+    /// <summary>--eval-original-size: score the val split against its labels at their stored (original) size, predictions resized to them (MODEL-SPEC §9 option).</summary>
+    public bool EvalOriginalSize { get; init; }
     /// <summary>The options given on the command line (e.g. "--width"), so that a preset keeps the values not given.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
     public int[] SweepM { get; init; } = [];
@@ -80,6 +82,7 @@ internal sealed record ExperimentSettings
                    --memory-init TruncatedNormal|Identity --per-task-write-query --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
                    --no-etf-input-projection --task-embedding   (KEM options: Kem and StableKem rows only)
           eval     --depth-eval-max METRES (drop depth gt ≥ METRES; 6.5535 = MTFormer's NYUD range; default no cap)
+                   --eval-original-size (score val labels at their stored size, predictions resized to it; default: the network's size)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
           machine  --device auto|cpu|cuda --threads N (torch intra-op threads; 0 = libtorch default) --out DIR
         """;
@@ -93,6 +96,11 @@ internal sealed record ExperimentSettings
             if (args[i] is "-h" or "--help") throw new ArgumentException(Usage);
             given.Add(args[i]);
             // switches: no value
+            if (args[i] == "--eval-original-size")
+            {
+                s = s with { EvalOriginalSize = true };
+                continue;
+            }
             if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding" or "--per-task-write-query")
             {
                 s = s.Edit(args[i] switch
@@ -195,7 +203,7 @@ internal sealed record ExperimentSettings
     private ExperimentSettings Edit<T>(T value, Func<InteractionOptions, T, InteractionOptions> set) => Edit(o => set(o, value));
 
     /// <summary>The evaluation settings (MODEL-SPEC §9) used for every method and the constant predictor.</summary>
-    public DenseMetricOptions MetricOptions => new() { DepthEvalMaxMetres = DepthEvalMaxMetres };
+    public DenseMetricOptions MetricOptions => new() { DepthEvalMaxMetres = DepthEvalMaxMetres, ResizePredictionsToLabels = EvalOriginalSize };
 
     private static string AugmentPreset(string v)
     {

@@ -29,7 +29,7 @@ void Log(string message) => Console.WriteLine($"[{clock.Elapsed:hh\\:mm\\:ss}] {
 
 // 1. Data, through the same IDataView readers a user would use (generated scenes are written in the NYUD layout first).
 var ml = new MLContext(seed: 1);
-var (train, val, tasks, dataLabel) = ExperimentData.Load(ml, settings, outDir, Log);
+var (train, val, tasks, dataLabel, valLabels) = ExperimentData.Load(ml, settings, outDir, Log);
 Log($"Data: {dataLabel}; {train.Count} train / {val.Count} val images at {settings.Height}×{settings.Width}; tasks {string.Join(", ", tasks.Select(t => t.Name))}; training augmentation {settings.AugmentationName}.");
 
 var shared = settings.NetworkOptions(tasks);
@@ -51,13 +51,15 @@ string machine = $"{Environment.ProcessorCount} logical CPUs, {System.Runtime.In
 Log($"Machine: {machine}.");
 
 // 2. Runs: every method × seed with the same recipe; the network's initial weights are seeded by the run's seed.
-var runner = new ComparisonRunner(recipe, train, val, settings.MetricOptions, Log);
+var runner = new ComparisonRunner(recipe, train, val, settings.MetricOptions, Log, valLabels);
 var runs = new List<RunResult>();
 foreach (int seed in settings.Seeds)
     foreach (string method in settings.Methods)
         runs.Add(runner.Run(method, seed, shared));
 
-var trivial = TrivialBaseline.Evaluate(train, val, settings.MetricOptions);
+var trivial = valLabels is null
+    ? TrivialBaseline.Evaluate(train, val, settings.MetricOptions)
+    : TrivialBaseline.EvaluateAtLabelSize(train, val.Count, valLabels, settings.MetricOptions);
 var report = new ComparisonReport(tasks, runs, trivial);
 var sweeps = new List<(string Name, string Value, RunResult Run)>();
 int[] sweepSeeds = settings.SweepSeeds ?? settings.Seeds;

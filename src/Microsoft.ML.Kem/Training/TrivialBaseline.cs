@@ -16,20 +16,50 @@ public static class TrivialBaseline
     public static IReadOnlyList<TaskMetrics> Evaluate(DenseDataset train, DenseDataset test, DenseMetricOptions? metricOptions = null)
     {
         var result = new List<TaskMetrics>();
-        int pixels = test.Height * test.Width;
         for (int t = 0; t < train.Tasks.Count; t++)
         {
             var task = train.Tasks[t];
-            float[] constant = Fit(task, train, t);
-            var prediction = new float[task.IsClassification ? pixels : task.Channels * pixels];
-            for (int c = 0; c < prediction.Length / pixels; c++)
-                Array.Fill(prediction, constant[c], c * pixels, pixels);
+            var prediction = Constant(task, Fit(task, train, t), test.Height * test.Width);
             var accumulator = DenseMetrics.CreateAccumulator(task, metricOptions);
             for (int i = 0; i < test.Count; i++)
                 accumulator.Add(prediction, test.Label(t, i), test.Height, test.Width);
             result.Add(accumulator.Compute());
         }
         return result;
+    }
+
+    /// <summary>
+    /// <see cref="Evaluate"/> against <paramref name="count"/> test labels read by <paramref name="labelOf"/>(task, image) at
+    /// their stored size (the original image size; <see cref="Evaluation.EvaluateAtLabelSize"/> scores the trained models
+    /// there): the constant map is simply made at each label's size.
+    /// </summary>
+    public static IReadOnlyList<TaskMetrics> EvaluateAtLabelSize(DenseDataset train, int count, Func<int, int, Data.DenseLabelMap> labelOf,
+        DenseMetricOptions? metricOptions = null)
+    {
+        ArgumentNullException.ThrowIfNull(labelOf);
+        var result = new List<TaskMetrics>();
+        for (int t = 0; t < train.Tasks.Count; t++)
+        {
+            var task = train.Tasks[t];
+            var constant = Fit(task, train, t);
+            var accumulator = DenseMetrics.CreateAccumulator(task, metricOptions);
+            for (int i = 0; i < count; i++)
+            {
+                var label = labelOf(t, i);
+                accumulator.Add(Constant(task, constant, label.Height * label.Width), label.Values, label.Height, label.Width);
+            }
+            result.Add(accumulator.Compute());
+        }
+        return result;
+    }
+
+    /// <summary>The constant prediction over <paramref name="pixels"/> pixels in the metric layout (one plane for classes).</summary>
+    private static float[] Constant(TaskSpec task, float[] constant, int pixels)
+    {
+        var prediction = new float[task.IsClassification ? pixels : task.Channels * pixels];
+        for (int c = 0; c < prediction.Length / pixels; c++)
+            Array.Fill(prediction, constant[c], c * pixels, pixels);
+        return prediction;
     }
 
     private static float[] Fit(TaskSpec task, DenseDataset train, int t)

@@ -84,6 +84,15 @@ public sealed class ExperimentSettingsTests
     }
 
     [TestMethod]
+    public void Eval_original_size_is_a_switch_off_by_default()
+    {
+        Assert.IsFalse(ExperimentSettings.Parse([]).MetricOptions.ResizePredictionsToLabels);
+        var s = ExperimentSettings.Parse(["--eval-original-size", "--m", "7"]);
+        Assert.AreEqual((true, true, 7), (s.EvalOriginalSize, s.MetricOptions.ResizePredictionsToLabels, s.Interaction.MemorySlots));
+        Assert.Contains("--eval-original-size", ExperimentSettings.Usage);
+    }
+
+    [TestMethod]
     public void Preset_builds_the_static_preset_at_its_size_and_given_flags_override_it()
     {
         var dev = ExperimentSettings.Parse(["--preset", "Dev"]);

@@ -91,4 +91,61 @@ public sealed class PredictionResizeTests
         Assert.AreEqual(100.0, ((SegmentationMetrics)metrics["Segmentation"]).MeanIoU, 1e-9, "argmax of the resized logits (percent)");
         Assert.AreEqual(Math.Sqrt(1.0 / 16), ((DepthMetrics)metrics["Depth"]).Rmse, 1e-6, "one pixel 1 m off among 16");
     }
+
+    [TestMethod]
+    public void Engine_evaluation_at_the_labels_size_matches_interpolating_the_raw_outputs()
+    {
+        const int N = 3, Size = 32, Original = 48;
+        var tasks = new[] { TinyData.Segmentation, TinyData.Depth, TinyData.Normals };
+        var data = TinyData.Make(tasks, N, Size, Size, seed: 4);
+        var original = TinyData.Make(tasks, N, Original, Original, seed: 4);       // the same scenes drawn at 48×48
+        torch.manual_seed(3);
+        using var network = new Microsoft.ML.Kem.Modeling.MultiTaskNetwork(Microsoft.ML.Kem.Modeling.MultiTaskNetworkOptions.Tiny(tasks) with
+        {
+            ImageHeight = Size, ImageWidth = Size, Width = 32, Heads = 2,
+        });
+        Microsoft.ML.Kem.Data.DenseLabelMap LabelOf(int t, int image) =>
+            new(original.Label(t, image).ToArray(), tasks[t].LabelPlanes, Original, Original);
+
+        var resized = Microsoft.ML.Kem.Training.Evaluation.EvaluateAtLabelSize(network, data, LabelOf, batchSize: 2);
+
+        // Reference: the raw outputs interpolated by libtorch, post-processed, then the class argmax.
+        var reference = tasks.Select(t => DenseMetrics.CreateAccumulator(t)).ToArray();
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+        {
+            network.eval();
+            var images = tensor(Enumerable.Range(0, N).SelectMany(i => data.Image(i).ToArray()).ToArray()).view(N, 3, Size, Size);
+            var outputs = network.forward(images);
+            for (int t = 0; t < tasks.Length; t++)
+            {
+                var up = F.interpolate(outputs[t], [Original, Original], mode: InterpolationMode.Bilinear, align_corners: false);
+                var scores = TaskOutputs.Postprocess(tasks[t], up);
+                var maps = tasks[t].IsClassification ? scores.argmax(1, keepdim: true).to(ScalarType.Float32) : scores;
+                for (int i = 0; i < N; i++)
+                    reference[t].Add(maps[i].contiguous().data<float>().ToArray(), original.Label(t, i), Original, Original);
+            }
+        }
+        // Segmentation and depth resize the same maps (logits, metres); normals resize the unit vectors, not the raw outputs.
+        for (int t = 0; t < tasks.Length; t++)
+            Assert.AreEqual(reference[t].Compute().Primary, resized[t].Primary, tasks[t].Kind == TaskKind.Normals ? 0.5 : 1e-6 * Math.Abs(resized[t].Primary),
+                $"{tasks[t].Name}: {reference[t].Compute().Primary} vs {resized[t].Primary}");
+
+        // labels at the network's size: the same numbers (normals: re-normalised unit vectors, to float rounding)
+        var same = Microsoft.ML.Kem.Training.Evaluation.EvaluateAtLabelSize(network, data,
+            (t, image) => new(data.Label(t, image).ToArray(), tasks[t].LabelPlanes, Size, Size), batchSize: 2);
+        var plain = Microsoft.ML.Kem.Training.Evaluation.Evaluate(network, data, batchSize: 2);
+        for (int t = 0; t < tasks.Length; t++)
+            Assert.AreEqual(plain[t].Primary, same[t].Primary, 1e-6, $"{tasks[t].Name}: labels at the network's size change nothing ({plain[t].Primary} vs {same[t].Primary})");
+
+        // The constant predictor at the labels' size: the same as scoring it on the 48×48 data directly.
+        var trivialResized = Microsoft.ML.Kem.Training.TrivialBaseline.EvaluateAtLabelSize(data, N, LabelOf);
+        var trivialDirect = Microsoft.ML.Kem.Training.TrivialBaseline.Evaluate(data, original);
+        for (int t = 0; t < tasks.Length; t++)
+            Assert.AreEqual(trivialDirect[t].Primary, trivialResized[t].Primary, 1e-12, $"trivial {tasks[t].Name}");
+
+        var wrongPlanes = Assert.ThrowsExactly<ArgumentException>(() => Microsoft.ML.Kem.Training.Evaluation.EvaluateAtLabelSize(network, data,
+            (t, image) => new(new float[Size * Size], 1, Size, Size)));
+        Assert.Contains("Normals", wrongPlanes.Message);
+    }
 }
