@@ -140,6 +140,25 @@ def main(folder):
                 p(f"| {dtype} | {T} | {f(v[0])} | {f(v[1])} | {f(v[2])} | {f(ratio(v[2], v[1]))} | {f(ratio(v[2], base))} (ideal {T / 2:.1f}) |")
         p("")
 
+    # CUDA graphs (diagnostic): the same forward + backward replayed as one graph on both sides
+    graphs = [r for r in cs if r.get("bench") == "graph"]
+    if graphs:
+        p("## Interaction modules replayed as CUDA graphs (diagnostic: launches removed, both sides)\n")
+        p("Forward + backward captured once (`--graphs`; C# through bench/native/kem_cuda_graph.cpp, PyTorch with torch.cuda.graph) "
+          "and timed as replays; parameter gradients accumulate instead of being reset. What the eager rows above spend beyond "
+          "these is launch and host time. The library runs eagerly: these rows are not its speed.\n")
+        p("| module | T | n | dtype | C# graph ms | PyTorch graph ms | C#/PyTorch | C# eager ms | eager/graph (C#) | CA/module, graphs (C#) | status |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in graphs:
+            key = dict(kind=r["kind"], tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"])
+            t = find(py, bench="graph", impl="pytorch", **key)
+            eager = find(cs, bench="module", **key)
+            ca = find(cs, bench="graph", kind="ca", tasks=r["tasks"], tokens=r["tokens"], dtype=r["dtype"])
+            st = status(r) if r.get("status") != "ok" else (status(t) if t is None or t.get("status") != "ok" else "ok")
+            p(f'| {r["kind"]} | {r["tasks"]} | {r["tokens"]} | {r["dtype"]} | {f(ms(r))} | {f(ms(t))} | {f(ratio(ms(r), ms(t)))} | '
+              f'{f(ms(eager))} | {f(ratio(ms(eager), ms(r)))} | {f(ratio(ms(ca), ms(r))) if r["kind"] != "ca" else ""} | {st} |')
+        p("")
+
     # Step
     steps = [r for r in cs if r.get("bench") == "step" and r.get("impl") == "csharp"]
     if steps:
@@ -219,6 +238,10 @@ def main(folder):
     s1, s2 = ratio(naive, kem), ratio(ca, kem)
     p(f"| KEM ≥ 2× faster than naive eager PyTorch KEM (T=3, n=4032, bf16) | {f(s1)}× ({f(naive)} / {f(kem)} ms) | {verdict(s1 >= 2 if num(s1) else None)} |")
     p(f"| KEM ≥ 5× faster than CA (T=3, n=4032, bf16) | {f(s2)}× ({f(ca)} / {f(kem)} ms) | {verdict(s2 >= 5 if num(s2) else None)} |")
+    gkem = ms(find(cs, bench="graph", kind="kem", tasks=3, tokens=4032, dtype="bf16"))
+    gca = ms(find(cs, bench="graph", kind="ca", tasks=3, tokens=4032, dtype="bf16"))
+    if num(gkem) and num(gca):
+        p(f"| (diagnostic, not the target) the same with both replayed as CUDA graphs | {f(ratio(gca, gkem))}× ({f(gca)} / {f(gkem)} ms) | – |")
     r = find(cs, bench="soak", augment="none")
     if r and r.get("status") in ("ok", "partial"):
         u = r.get("gpu_util_mean")

@@ -42,6 +42,68 @@ internal static class ModuleBench
         }
     }
 
+    /// <summary>The kinds with CUDA-graph rows (<c>--graphs</c>).</summary>
+    public static readonly string[] GraphKinds = ["kem", "skem", "ca"];
+
+    /// <summary>
+    /// <c>--graphs</c>: the same forward + backward captured once as a CUDA graph (<see cref="CudaGraph"/>) and timed as
+    /// replays, rows <c>bench = graph</c>: the iteration's cost without its launches. Parameter gradients accumulate across
+    /// replays instead of being reset (a reset to none cannot be replayed). CUDA with the graph shim only.
+    /// </summary>
+    public static void RunGraphs(Config c, Gpu gpu, Results results, Budget budget)
+    {
+        foreach (var dtype in c.Dtypes)
+        foreach (var tasks in c.TaskCounts)
+        foreach (var tokens in c.TokenCounts)
+        foreach (var (name, options) in Kinds.Where(k => GraphKinds.Contains(k.Name) && c.Runs(k.Name)))
+        {
+            var row = new Dictionary<string, object?>
+            {
+                ["bench"] = "graph", ["kind"] = name, ["tasks"] = tasks, ["tokens"] = tokens, ["batch"] = c.Batch,
+                ["width"] = c.Width, ["heads"] = c.Heads, ["slots"] = c.Slots, ["topk"] = c.TopK, ["dtype"] = dtype, ["device"] = gpu.Name,
+            };
+            if (!gpu.IsCuda) { results.Write(Skip(row, "CUDA graphs need a CUDA device")); continue; }
+            if (!CudaGraph.Available) { results.Write(Skip(row, "the graph shim (bench/native, libkemcudagraph.so) was not built")); continue; }
+            if (budget.Exceeded) { results.Write(Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
+            try
+            {
+                using var m = Build(c, gpu, options!, tasks, tokens, dtype, row);
+                using var graph = CudaGraph.Capture(() =>
+                {
+                    using var scope = NewDisposeScope();
+                    m.Module.call(m.X).backward([m.G]);
+                }, warmup: 3);
+                Measure.TimeInto(row, gpu, graph.Replay, c.ModuleSchedule);
+                row["parameters"] = m.Module.parameters().Sum(p => p.numel());
+            }
+            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
+            results.Write(row);
+        }
+    }
+
+    /// <summary>A module of the library on the device in <paramref name="dtype"/>, train mode, with its input X (requires grad) and output gradient G.</summary>
+    private sealed record Built(nn.Module<Tensor, Tensor> Module, Tensor X, Tensor G) : IDisposable
+    {
+        public void Dispose()
+        {
+            X.Dispose();
+            G.Dispose();
+            Module.Dispose();
+        }
+    }
+
+    private static Built Build(Config c, Gpu gpu, InteractionOptions options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
+    {
+        var type = dtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        torch.manual_seed(1);
+        var module = InteractionFactory.Create("interaction", options with { MemorySlots = c.Slots, TopK = c.TopK }, c.Width, c.Heads, tasks);
+        module.to(gpu.Device);
+        module.to(type);
+        module.train();
+        long[] shape = [c.Batch, tasks, tokens, c.Width];
+        return new Built(module, randn(shape, dtype: type, device: gpu.Device).requires_grad_(true), randn(shape, dtype: type, device: gpu.Device));
+    }
+
     private static void Measure1(Config c, Gpu gpu, string name, InteractionOptions? options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
     {
         var type = dtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;

@@ -72,6 +72,7 @@ internal static class Program
         Kem.Bench: GPU benchmark of KemMl's interaction modules and training step (issue #6).
           --modules           KEM, sKEM, cross-attention, sequential CTAM: forward+backward, T∈{2,3,5}, n∈{252,1008,4032}, fp32 and bf16
           --step              whole training step at 448×576, B=8, 2 and 3 tasks, KEM vs CA vs None
+          --graphs            KEM, sKEM, CA forward+backward captured as one CUDA graph and replayed (launches removed; CUDA + graph shim)
           --phases            the KEM whole step cut after the forward pass, after the backward pass, and whole
           --segments          the KEM step's forward by stage (backbone+encoders, interaction, whole forward, losses)
           --soak N            N steps through MultiTaskTrainingLoop.Fit on generated data: memory over time, GPU busy %
@@ -80,16 +81,16 @@ internal static class Program
           --quick             tiny sizes (CPU smoke test)
           --device D          auto (default), cuda or cpu
           --budget-s S        stop measuring after S seconds (remaining rows are written as skipped)
-          --dtypes a,b        subset of fp32,bf16 for --modules
+          --dtypes a,b        subset of fp32,bf16 for --modules / --graphs
           --kinds a,b         subset of kem,skem,ca,seq (modules) and kem,ca,none (step)
-          --tasks a,b         task counts of --modules;  --tokens a,b: tokens per task of --modules
+          --tasks a,b         task counts of --modules / --graphs;  --tokens a,b: tokens per task of --modules / --graphs
           --step-tasks a,b    task counts of --step (2 and/or 3)
           --augment           --soak trains with AugmentationOptions.Nyud (flip, scale, rotate on the device)
         """;
 
     public static int Main(string[] args)
     {
-        bool modules = false, step = false, quick = false, phases = false, segments = false;
+        bool modules = false, graphs = false, step = false, quick = false, phases = false, segments = false;
         int soak = 0;
         string output = ".", deviceName = "auto";
         double budgetSeconds = double.PositiveInfinity;
@@ -102,6 +103,7 @@ internal static class Program
             switch (args[i])
             {
                 case "--modules": modules = true; break;
+                case "--graphs": graphs = true; break;
                 case "--step": step = true; break;
                 case "--phases": phases = true; break;
                 case "--segments": segments = true; break;
@@ -121,7 +123,7 @@ internal static class Program
                 default: Console.Error.WriteLine($"Unknown argument '{args[i]}'.\n{Usage}"); return 2;
             }
         }
-        if (!modules && !step && !phases && !segments && soak == 0) { Console.Error.WriteLine(Usage); return 2; }
+        if (!modules && !graphs && !step && !phases && !segments && soak == 0) { Console.Error.WriteLine(Usage); return 2; }
 
         var device = deviceName switch
         {
@@ -144,9 +146,11 @@ internal static class Program
         var budget = new Budget(budgetSeconds);
         var build = typeof(Program).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
             .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "?";   // 1.0.0+<commit built>
-        Console.WriteLine($"# Kem.Bench {build} on {gpu.Name}; torch allocator statistics: {(gpu.IsCuda ? (CudaAllocator.Available ? "yes (shim)" : "no (shim not built): NVML only") : "n/a")}; NVML: {(Nvml.Instance is null ? "no" : "yes")}");
+        Console.WriteLine($"# Kem.Bench {build} on {gpu.Name}; torch allocator statistics: {(gpu.IsCuda ? (CudaAllocator.Available ? "yes (shim)" : "no (shim not built): NVML only") : "n/a")}; NVML: {(Nvml.Instance is null ? "no" : "yes")}" +
+                          (graphs ? $"; CUDA graph shim: {(CudaGraph.Available ? "yes" : "no")}" : ""));
 
         if (modules) ModuleBench.Run(config, gpu, results, budget);
+        if (graphs) ModuleBench.RunGraphs(config, gpu, results, budget);
         if (step) StepBench.Run(config, gpu, results, budget);
         if (phases || segments) StepBench.RunParts(config, gpu, results, budget, phases, segments);
         if (soak > 0) SoakBench.Run(config, gpu, results, soak, budget);

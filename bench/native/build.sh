@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds libkemcudastats.so (bench/native/kem_cuda_stats.cpp) against the libtorch of this machine's python3 torch.
-# Usage: bash bench/native/build.sh OUTDIR   → OUTDIR/libkemcudastats.so; exit 1 (with the compiler's words) on failure.
+# Builds a shim against the libtorch of this machine's python3 torch: libkemcudastats.so (bench/native/kem_cuda_stats.cpp,
+# the allocator statistics) or libkemcudagraph.so (kem_cuda_graph.cpp, CUDA graphs).
+# Usage: bash bench/native/build.sh OUTDIR [stats|graph]   → OUTDIR/lib….so; a non-zero exit (with the compiler's words) on failure.
 set -uo pipefail
 out=${1:?usage: build.sh OUTDIR}
 mkdir -p "$out"
@@ -14,5 +15,10 @@ for d in "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/n
 done
 cxx=$(command -v g++ || command -v c++ || command -v clang++)
 [[ -n $cxx ]] || { echo "build.sh: no C++ compiler"; exit 1; }
-"$cxx" -O2 -std=c++17 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI="$abi" "${includes[@]}" "$here/kem_cuda_stats.cpp" \
-  -L"$torch_dir/lib" -lc10_cuda -lc10 -Wl,-rpath,"$torch_dir/lib" -o "$out/libkemcudastats.so"
+flags=(-O2 -std=c++17 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI="$abi" "${includes[@]}" -L"$torch_dir/lib" -Wl,-rpath,"$torch_dir/lib")
+case ${2:-stats} in
+  stats) "$cxx" "${flags[@]}" "$here/kem_cuda_stats.cpp" -lc10_cuda -lc10 -o "$out/libkemcudastats.so" ;;
+  # CUDA graphs (ModuleBench --graphs): at::cuda::CUDAGraph lives in libtorch_cuda
+  graph) "$cxx" "${flags[@]}" "$here/kem_cuda_graph.cpp" -ltorch_cuda -ltorch_cpu -lc10_cuda -lc10 -o "$out/libkemcudagraph.so" ;;
+  *) echo "build.sh: unknown library '$2' (stats or graph)"; exit 1 ;;
+esac

@@ -87,13 +87,13 @@ def grid(c, tokens):
 
 def module_row(c, gpu, kind, tasks, tokens, dtype, row):
     """Forward + backward of one module in train mode; "seq" is one CTAM on task maps B×T×d×h×w with h×w = tokens."""
-    m, iteration = module_iteration(c, gpu, kind, tasks, tokens, dtype, row)
+    m, iteration, _, _ = module_iteration(c, gpu, kind, tasks, tokens, dtype, row)
     row.update(status="ok", **measure(gpu, iteration, module_schedule(c)))
     row["parameters"] = sum(p.numel() for p in m.parameters())
 
 
 def module_iteration(c, gpu, kind, tasks, tokens, dtype, row):
-    """The module of a row in train mode and its iteration (zero grads, forward, backward with a fixed G)."""
+    """The module of a row in train mode, its iteration (zero grads, forward, backward with a fixed G), its input X and G."""
     torch.manual_seed(1)
     dt = torch.bfloat16 if dtype == "bf16" else torch.float32
     if kind == "seq":
@@ -116,7 +116,49 @@ def module_iteration(c, gpu, kind, tasks, tokens, dtype, row):
         m.zero_grad(set_to_none=True)
         m(x).backward(g)
 
-    return m, iteration
+    return m, iteration, x, g
+
+
+GRAPH_KINDS = ["kem", "skem", "ca"]
+
+
+def run_graphs(c, gpu, results, budget):
+    """ModuleBench.RunGraphs: forward + backward captured once with torch.cuda.graph (after 3 warm-up iterations on a side
+    stream) and timed as replays, rows bench = graph. Gradients accumulate across replays (set-to-none cannot be replayed)."""
+    for dtype in c["dtypes"]:
+        for tasks in c["tasks"]:
+            for tokens in c["tokens"]:
+                for kind in [k for k in GRAPH_KINDS if runs(c, k)]:
+                    row = dict(bench="graph", impl="pytorch", kind=kind, tasks=tasks, tokens=tokens, batch=c["batch"], width=c["width"],
+                               heads=c["heads"], slots=c["slots"], topk=c["top_k"], dtype=dtype, device=gpu.name)
+                    if not gpu.is_cuda:
+                        results.write(skip(row, "CUDA graphs need a CUDA device"))
+                        continue
+                    if budget.exceeded:
+                        results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+                        continue
+                    try:
+                        m, _, x, g = module_iteration(c, gpu, kind, tasks, tokens, dtype, row)
+
+                        def iteration():
+                            m(x).backward(g)
+
+                        side = torch.cuda.Stream()
+                        side.wait_stream(torch.cuda.current_stream())
+                        with torch.cuda.stream(side):
+                            for _ in range(3):
+                                iteration()
+                        torch.cuda.current_stream().wait_stream(side)
+                        graph = torch.cuda.CUDAGraph()
+                        with torch.cuda.graph(graph):
+                            iteration()
+                        row.update(status="ok", **measure(gpu, graph.replay, module_schedule(c)))
+                        row["parameters"] = sum(p.numel() for p in m.parameters())
+                        del graph
+                    except Exception as e:  # noqa: BLE001 - a failed row is reported, the rest still runs
+                        error(row, e)
+                    results.write(row)
+                    torch.cuda.empty_cache() if gpu.is_cuda else None
 
 
 def run_profile(c, gpu, results, budget, iterations=5):
@@ -134,7 +176,7 @@ def run_profile(c, gpu, results, budget, iterations=5):
                         results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
                         continue
                     try:
-                        _, iteration = module_iteration(c, gpu, kind, tasks, tokens, dtype, row)
+                        _, iteration, _, _ = module_iteration(c, gpu, kind, tasks, tokens, dtype, row)
                         for _ in range(3):
                             iteration()
                         gpu.sync()
@@ -386,13 +428,14 @@ def main():
     p.add_argument("--tokens", default=None, help="tokens per task of --modules / --profile")
     p.add_argument("--step-tasks", default=None, help="task counts of --step")
     p.add_argument("--profile", action="store_true", help="torch.profiler: kernel time vs wall time of the selected module rows")
+    p.add_argument("--graphs", action="store_true", help="kem, skem, ca forward+backward captured as one CUDA graph and replayed")
     p.add_argument("--phases", action="store_true", help="the KEM whole step cut after the forward pass, after the backward pass, and whole")
     p.add_argument("--segments", action="store_true", help="the KEM step's forward by stage (backbone+encoders, interaction, forward, losses)")
     a = p.parse_args()
     if a.busy:
         a.soak = max(a.soak, 300)
-    if not (a.modules or a.step or a.soak or a.profile or a.phases or a.segments):
-        p.error("give --modules, --step, --phases, --segments, --profile and/or --soak N")
+    if not (a.modules or a.graphs or a.step or a.soak or a.profile or a.phases or a.segments):
+        p.error("give --modules, --graphs, --step, --phases, --segments, --profile and/or --soak N")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     c = dict(QUICK if a.quick else FULL)
     if a.dtypes:
@@ -410,6 +453,8 @@ def main():
     print(f"# twin on {gpu.name}, torch {torch.__version__}", flush=True)
     if a.modules:
         run_modules(c, gpu, results, budget)
+    if a.graphs:
+        run_graphs(c, gpu, results, budget)
     if a.profile:
         run_profile(c, gpu, results, budget)
     if a.step:
