@@ -122,6 +122,13 @@ public sealed class BatchAugmenter
         return Apply(batch.Images, batch.Labels, flip, scale, angle);
     }
 
+    /// <summary>Advances the draws past <paramref name="batches"/> batches of <paramref name="batchSize"/> images, as if they had been augmented (resuming a run).</summary>
+    internal void Skip(int batches, int batchSize)
+    {
+        if (!options.Enabled) return;   // Apply draws nothing when off
+        for (int b = 0; b < batches; b++) Draw(batchSize);
+    }
+
     /// <summary>The next <paramref name="count"/> per-image draws: flip, scale, angle in degrees.</summary>
     internal (bool[] Flip, float[] Scale, float[] Angle) Draw(int count)
     {

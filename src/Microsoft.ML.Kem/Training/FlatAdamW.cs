@@ -134,6 +134,31 @@ public sealed class FlatAdamW : IDisposable
         foreach (var (name, master) in NamedMasters(module)) byName[name].copy_(master);
     }
 
+    /// <summary>AdamW steps taken so far (the bias corrections depend on it).</summary>
+    public long Steps => steps;
+
+    /// <summary>The state a checkpoint keeps (<see cref="TrainingCheckpoint"/>): the flat fp32 masters and the two moments, in their padded layout.</summary>
+    internal IEnumerable<(string Name, Tensor Values)> StateTensors() => [("masters", masters), ("exp_avg", expAvg), ("exp_avg_sq", expAvgSq)];
+
+    /// <summary>
+    /// Puts back a state saved by <see cref="StateTensors"/> from an optimiser over the same parameters: the masters (so the
+    /// fp32 parameters, or the bf16 working copies, take their values), the moments and the step count.
+    /// </summary>
+    internal void LoadState(IReadOnlyDictionary<string, Tensor> state, long stepsTaken)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, target) in StateTensors())
+        {
+            var source = state.TryGetValue(name, out var found) ? found
+                : throw new InvalidDataException($"The optimiser state has no '{name}'.");
+            if (source.numel() != target.numel())
+                throw new InvalidDataException($"The optimiser state's '{name}' holds {source.numel()} values; this optimiser has {target.numel()} (another network).");
+            target.copy_(source.reshape(target.shape));
+        }
+        working?.copy_(masters.narrow(0, 0, moduleCount));
+        steps = stepsTaken;
+    }
+
     /// <summary>Zeroes every gradient (one or two kernels).</summary>
     public void ZeroGrad()
     {

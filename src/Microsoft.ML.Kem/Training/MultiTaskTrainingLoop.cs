@@ -63,7 +63,23 @@ public static class MultiTaskTrainingLoop
         var history = new List<EpochSummary>();
         Dictionary<string, Tensor>? best = null;
         double? bestLoss = null;
-        int bestEpoch = options.Epochs, step = 0;
+        int bestEpoch = options.Epochs, step = 0, startEpoch = 0;
+        var epochTaskMeans = new List<IReadOnlyList<double>>(); // L̄_t of each finished epoch (EpochSummary, DWA's ratios)
+
+        // A checkpoint of this run (TrainingOptions.CheckpointPath): go on after its epoch.
+        var setup = options.CheckpointPath is null ? null : TrainingCheckpoint.Setup(network, train, validation, options, batch, bf16);
+        if (options.CheckpointPath is { } checkpointPath)
+        {
+            if (Path.GetDirectoryName(Path.GetFullPath(checkpointPath)) is { } folder) Directory.CreateDirectory(folder);
+            if (File.Exists(checkpointPath))
+            {
+                var resumed = TrainingCheckpoint.Load(checkpointPath, setup!, trainingStep.Optimizer, network, device);
+                (startEpoch, step, best, bestLoss, bestEpoch) = (resumed.Epoch, resumed.Step, resumed.Best, resumed.BestLoss, resumed.BestEpoch);
+                history.AddRange(resumed.History);
+                epochTaskMeans.AddRange(resumed.EpochTaskMeans);
+                log?.Invoke($"Resuming after epoch {startEpoch} of {options.Epochs} (step {step}) from the checkpoint '{checkpointPath}'.");
+            }
+        }
         var clock = Stopwatch.StartNew();
         var window = Stopwatch.StartNew();
         int windowImages = 0;
@@ -71,7 +87,6 @@ public static class MultiTaskTrainingLoop
         using var windowLoss = torch.zeros(1, device: device);
         int windowSteps = 0;
         var taskNames = tasks.Select(t => t.Name).ToArray();
-        var epochTaskMeans = new List<IReadOnlyList<double>>(); // L̄_t of each finished epoch (EpochSummary, DWA's ratios)
 
         // Every epoch's batches up front (the same shuffles, in the same order), so that the prefetcher prepares them
         // ahead of the GPU across epoch ends too (pinned host tensors, non-blocking copies on CUDA).
@@ -81,11 +96,12 @@ public static class MultiTaskTrainingLoop
             shuffle.Shuffle(order);
             for (int s = 0; s < stepsPerEpoch; s++) epochBatches.Add(order.AsSpan(s * batch, batch).ToArray());
         }
-        using var batches = new BatchPrefetcher(train, epochBatches, device);
+        using var batches = new BatchPrefetcher(train, epochBatches.Skip(startEpoch * stepsPerEpoch).ToList(), device);
         var augment = new BatchAugmenter(options.Augmentation, network.Options, options.Seed); // MODEL-SPEC §11: training batches only
+        augment.Skip(startEpoch * stepsPerEpoch, batch);                                       // a resumed run draws on from where it stopped
         using var collections = new CollectionGuard();   // no collection by another thread mid-step (see CollectionGuard)
 
-        for (int epoch = 1; epoch <= options.Epochs; epoch++)
+        for (int epoch = startEpoch + 1; epoch <= options.Epochs; epoch++)
         {
             network.train();
             double epochLoss = 0;
@@ -171,6 +187,8 @@ public static class MultiTaskTrainingLoop
             epochTaskMeans.Add(trainTaskMeans);
             history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses,
                 taskNames.Zip(trainTaskMeans).ToDictionary(x => x.First, x => x.Second), dwaWeights));
+            if (options.CheckpointPath is { } path && (epoch % options.CheckpointEveryEpochs == 0 || epoch == options.Epochs))
+                TrainingCheckpoint.Save(path, setup!, epoch, step, trainingStep.Optimizer, network, best, bestEpoch, bestLoss, history, epochTaskMeans);
         }
 
         trainingStep.RestoreFp32(); // bf16: the fp32 masters, not bf16-rounded weights
@@ -183,7 +201,10 @@ public static class MultiTaskTrainingLoop
             DisposeAll(best);
         }
         network.eval();
-        return new TrainingResult(device.type.ToString().ToLowerInvariant(), step, bestEpoch, bestLoss, history, clock.Elapsed) { DataWait = batches.Waited };
+        return new TrainingResult(device.type.ToString().ToLowerInvariant(), step, bestEpoch, bestLoss, history, clock.Elapsed)
+        {
+            DataWait = batches.Waited, ResumedAfterEpoch = startEpoch,
+        };
     }
 
     /// <summary>Mean Σ_t w_t L_t and per-task losses over <paramref name="data"/>, in eval mode without gradients.</summary>

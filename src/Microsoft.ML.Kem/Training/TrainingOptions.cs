@@ -78,6 +78,17 @@ public sealed record TrainingOptions
     public bool KeepBest { get; init; } = true;
     /// <summary>Report progress every this many steps (reading losses forces a device sync, so not every step).</summary>
     public int ReportEverySteps { get; init; } = 10;
+    /// <summary>
+    /// A file for training checkpoints (null: none). After every <see cref="CheckpointEveryEpochs"/> epochs and after the last, the
+    /// loop writes there, atomically, what it needs to go on: the fp32 weights with AdamW's moments, the network's buffers, the
+    /// keep-best snapshot and the history. When the file exists as a fit starts, the fit resumes after its epoch (the batch order
+    /// and augmentation draws are replayed from <see cref="Seed"/>, so on the CPU a resumed run ends with the same weights as an
+    /// uninterrupted one); it must come from the same network, data sizes and options, or the fit refuses it, naming what differs.
+    /// A finished run's checkpoint makes a repeated fit return at once with the saved weights. Its folder is created if missing.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+    /// <summary>Write the checkpoint every this many epochs (and after the last); only with <see cref="CheckpointPath"/>.</summary>
+    public int CheckpointEveryEpochs { get; init; } = 1;
 
     /// <summary>Checks the recipe; messages say what to change.</summary>
     public void Validate()
@@ -91,6 +102,9 @@ public sealed record TrainingOptions
         (Augmentation ?? throw new ArgumentNullException(nameof(Augmentation), "Augmentation must not be null: use AugmentationOptions.None to turn it off.")).Validate();
         if (ValidateEveryEpochs < 1 || ReportEverySteps < 1) throw new ArgumentException("ValidateEveryEpochs and ReportEverySteps must be ≥ 1.");
         if (ValidateLastEpochs < 1) throw new ArgumentOutOfRangeException(nameof(ValidateLastEpochs), ValidateLastEpochs, "ValidateLastEpochs must be ≥ 1, or null to validate every ValidateEveryEpochs epochs.");
+        if (CheckpointEveryEpochs < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEveryEpochs), CheckpointEveryEpochs, "CheckpointEveryEpochs must be ≥ 1.");
+        if (CheckpointPath is { } path && (string.IsNullOrWhiteSpace(path) || Directory.Exists(path)))
+            throw new ArgumentException($"CheckpointPath '{path}' must name a file (it is {(Directory.Exists(path) ? "a folder" : "empty")}), e.g. runs/nyud/checkpoint.safetensors.", nameof(CheckpointPath));
     }
 
     /// <summary>Whether the loop validates after the 1-based <paramref name="epoch"/>: the last epoch always, else by <see cref="ValidateLastEpochs"/> or <see cref="ValidateEveryEpochs"/>.</summary>

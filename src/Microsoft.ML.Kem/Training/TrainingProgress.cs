@@ -49,4 +49,7 @@ public sealed record TrainingResult(string Device, int Steps, int BestEpoch, dou
 {
     /// <summary>Time the loop waited for training batches (<see cref="BatchPrefetcher.Waited"/>); ~0 when the data keeps up with the device.</summary>
     public TimeSpan DataWait { get; init; }
+
+    /// <summary>The epoch after which this fit resumed from <see cref="TrainingOptions.CheckpointPath"/> (0: it started afresh); <see cref="Elapsed"/> counts this fit only.</summary>
+    public int ResumedAfterEpoch { get; init; }
 }
