@@ -14,8 +14,9 @@ internal sealed record RunResult(string Method, int Seed, InteractionOptions Int
 
 /// <summary>Trains and evaluates one method at one seed on the engine (DenseDataset → MultiTaskTrainingLoop → Evaluation).</summary>
 /// <param name="valLabels">With --eval-original-size: the val labels at their stored size, (task, image) → label; null: <paramref name="val"/>'s own.</param>
+/// <param name="checkpoints">With --checkpoints: the folder of the runs' checkpoints (one file per network trained); null: none.</param>
 internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset train, DenseDataset val, DenseMetricOptions metricOptions, Action<string> log,
-    Func<int, int, Microsoft.ML.Kem.Data.DenseLabelMap>? valLabels = null)
+    Func<int, int, Microsoft.ML.Kem.Data.DenseLabelMap>? valLabels = null, string? checkpoints = null)
 {
     public RunResult Run(string method, int seed, MultiTaskNetworkOptions options)
     {
@@ -31,6 +32,8 @@ internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset trai
         int retries = 0;
         foreach (var (networkOptions, indices) in groups)
         {
+            var checkpoint = checkpoints is null ? null : Path.Combine(checkpoints,
+                $"{method}-m{options.Interaction.MemorySlots}-k{options.Interaction.TopK}-seed{seed}-{string.Join("+", indices.Select(i => configured.Tasks[i].Name))}.safetensors");
             var trainPart = Subset(train, indices);
             var valPart = Subset(val, indices);
             for (int attempt = 1; ; attempt++)
@@ -39,7 +42,8 @@ internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset trai
                 {
                     torch.manual_seed(seed);
                     using var network = new MultiTaskNetwork(networkOptions);
-                    var result = MultiTaskTrainingLoop.Fit(network, trainPart, null, recipe with { Seed = seed });
+                    var result = MultiTaskTrainingLoop.Fit(network, trainPart, null, recipe with { Seed = seed, CheckpointPath = checkpoint });
+                    if (result.ResumedAfterEpoch > 0) log($"seed {seed} {method}: resumed after epoch {result.ResumedAfterEpoch} from {checkpoint}.");
                     metrics.AddRange(valLabels is null
                         ? Evaluation.Evaluate(network, valPart, recipe.BatchSize, metricOptions)
                         : Evaluation.EvaluateAtLabelSize(network, valPart, (t, image) => valLabels(indices[t], image), recipe.BatchSize, metricOptions));

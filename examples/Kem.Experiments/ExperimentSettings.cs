@@ -45,6 +45,8 @@ internal sealed record ExperimentSettings
     public InteractionOptions Interaction => Edit(new InteractionOptions());
     /// <summary>Depth metrics drop gt ≥ this many metres (MODEL-SPEC §9 DepthEvalMaxMetres; null: no cap).</summary>
     public float? DepthEvalMaxMetres { get; init; }
+    /// <summary>--checkpoints: every training run writes a checkpoint under OUT/checkpoints, so a rerun after a crash resumes (finished runs return at once).</summary>
+    public bool Checkpoints { get; init; }
     /// <summary>--eval-original-size: score the val split against its labels at their stored (original) size, predictions resized to them (MODEL-SPEC §9 option).</summary>
     public bool EvalOriginalSize { get; init; }
     /// <summary>The options given on the command line (e.g. "--width"), so that a preset keeps the values not given.</summary>
@@ -85,6 +87,7 @@ internal sealed record ExperimentSettings
                    --eval-original-size (score val labels at their stored size, predictions resized to it; default: the network's size)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
           machine  --device auto|cpu|cuda --threads N (torch intra-op threads; 0 = libtorch default) --out DIR
+                   --checkpoints (each run checkpoints under OUT/checkpoints after every epoch; rerun the same command to resume)
         """;
 
     public static ExperimentSettings Parse(string[] args)
@@ -96,9 +99,9 @@ internal sealed record ExperimentSettings
             if (args[i] is "-h" or "--help") throw new ArgumentException(Usage);
             given.Add(args[i]);
             // switches: no value
-            if (args[i] == "--eval-original-size")
+            if (args[i] is "--eval-original-size" or "--checkpoints")
             {
-                s = s with { EvalOriginalSize = true };
+                s = args[i] == "--checkpoints" ? s with { Checkpoints = true } : s with { EvalOriginalSize = true };
                 continue;
             }
             if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding" or "--per-task-write-query")

@@ -51,7 +51,8 @@ string machine = $"{Environment.ProcessorCount} logical CPUs, {System.Runtime.In
 Log($"Machine: {machine}.");
 
 // 2. Runs: every method × seed with the same recipe; the network's initial weights are seeded by the run's seed.
-var runner = new ComparisonRunner(recipe, train, val, settings.MetricOptions, Log, valLabels);
+var runner = new ComparisonRunner(recipe, train, val, settings.MetricOptions, Log, valLabels,
+    settings.Checkpoints ? Path.Combine(outDir, "checkpoints") : null);
 var runs = new List<RunResult>();
 foreach (int seed in settings.Seeds)
     foreach (string method in settings.Methods)

@@ -93,6 +93,15 @@ public sealed class ExperimentSettingsTests
     }
 
     [TestMethod]
+    public void Checkpoints_is_a_switch_off_by_default()
+    {
+        Assert.IsFalse(ExperimentSettings.Parse([]).Checkpoints);
+        var s = ExperimentSettings.Parse(["--checkpoints", "--k", "5"]);
+        Assert.AreEqual((true, 5), (s.Checkpoints, s.Interaction.TopK));
+        Assert.Contains("--checkpoints", ExperimentSettings.Usage);
+    }
+
+    [TestMethod]
     public void Preset_builds_the_static_preset_at_its_size_and_given_flags_override_it()
     {
         var dev = ExperimentSettings.Parse(["--preset", "Dev"]);
