@@ -141,6 +141,9 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         md.AppendLine($"- KEM settings (Kem and StableKem rows): top-k {kem.TopKMode} over {kem.TopKAxis}, memory update {kem.MemoryUpdate}" +
                       $"{(kem.MemoryMlp ? " + MLP" : "")}, {kem.KemBlocks} round(s), score scale {kem.ScoreScale}, ETF input projection {(kem.EtfInputProjection ? "on" : "off")}, " +
                       $"task embedding {(kem.TaskEmbedding ? "on" : "off")}.");
+        md.AppendLine(kem.CrossAttentionForm == Microsoft.ML.Kem.Interaction.CrossAttentionForm.MtformerWindow
+            ? $"- CrossAttention row: MTFormer's windowed form (MODEL-SPEC §4 MtformerWindow), {kem.CrossAttentionWindow}×{kem.CrossAttentionWindow} windows, two blocks per target task."
+            : "- CrossAttention row: the global form (every token attends to all tokens of the other tasks).");
         md.AppendLine(s.DepthEvalMaxMetres is { } cap
             ? $"- Evaluation: depth metrics drop ground truth ≥ {cap} m (DepthEvalMaxMetres), for every row including the constant predictor."
             : "- Evaluation: every valid depth pixel counts (no DepthEvalMaxMetres cap).");

@@ -83,6 +83,7 @@ internal sealed record ExperimentSettings
           ablation --topk-mode Masked|Renormalized --memory-update Residual|Replace|Gated --memory-mlp
                    --memory-init TruncatedNormal|Identity --per-task-write-query --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
                    --no-etf-input-projection --task-embedding   (KEM options: Kem and StableKem rows only)
+                   --ca-form Global|MtformerWindow --ca-window W   (the CrossAttention row: MTFormer's windowed form, windows W×W, default 7)
           eval     --depth-eval-max METRES (drop depth gt ≥ METRES; 6.5535 = MTFormer's NYUD range; default no cap)
                    --eval-original-size (score val labels at their stored size, predictions resized to it; default: the network's size)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
@@ -148,6 +149,8 @@ internal sealed record ExperimentSettings
                 "--topk-axis" => s.Edit(Choice<TopKAxis>(args[i], value), (o, v) => o with { TopKAxis = v }),
                 "--kem-blocks" => s.Edit(Int(value, args[i]), (o, v) => o with { KemBlocks = v }),
                 "--score-scale" => s.Edit(Choice<ScoreScale>(args[i], value), (o, v) => o with { ScoreScale = v }),
+                "--ca-form" => s.Edit(Choice<CrossAttentionForm>(args[i], value), (o, v) => o with { CrossAttentionForm = v }),
+                "--ca-window" => s.Edit(Int(value, args[i]), (o, v) => o with { CrossAttentionWindow = v }),
                 "--depth-eval-max" => s with { DepthEvalMaxMetres = Metres(args[i], value) },
                 "--sweep-m" => s with { SweepM = Ints(value) },
                 "--sweep-k" => s with { SweepK = Ints(value) },

@@ -27,15 +27,15 @@ internal static class Methods
     /// <summary>
     /// The network options of <paramref name="method"/> from the shared base (STL: applied once per task with T = 1). The KEM-only
     /// ablations (KemBlocks, MemoryUpdate.Gated, MemoryMlp, MemoryInit, PerTaskWriteQuery, TopKAxis.Slots) apply to the Kem and StableKem rows; the other rows
-    /// have no memory and use the defaults.
+    /// have no memory and use the defaults. The cross-attention form (--ca-form) applies to the CrossAttention row only.
     /// </summary>
     public static MultiTaskNetworkOptions Configure(string method, MultiTaskNetworkOptions shared) => method switch
     {
-        Stl or NoInteraction => shared with { Interaction = WithoutMemory(shared.Interaction, InteractionKind.None) },
-        HardSharing => shared with { EncoderDepth = 0, DecoderDepth = 0, Interaction = WithoutMemory(shared.Interaction, InteractionKind.None) },
+        Stl or NoInteraction => shared with { Interaction = WithoutMemory(shared.Interaction, InteractionKind.None) with { CrossAttentionForm = CrossAttentionForm.Global } },
+        HardSharing => shared with { EncoderDepth = 0, DecoderDepth = 0, Interaction = WithoutMemory(shared.Interaction, InteractionKind.None) with { CrossAttentionForm = CrossAttentionForm.Global } },
         CrossAttention => shared with { Interaction = WithoutMemory(shared.Interaction, InteractionKind.CrossAttention) },
-        Kem => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.Kem } },
-        StableKem => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.StableKem } },
+        Kem => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.Kem, CrossAttentionForm = CrossAttentionForm.Global } },
+        StableKem => shared with { Interaction = shared.Interaction with { Kind = InteractionKind.StableKem, CrossAttentionForm = CrossAttentionForm.Global } },
         _ => throw new ArgumentException($"Unknown method '{method}'."),
     };
 

@@ -33,7 +33,7 @@ var (train, val, tasks, dataLabel, valLabels) = ExperimentData.Load(ml, settings
 Log($"Data: {dataLabel}; {train.Count} train / {val.Count} val images at {settings.Height}×{settings.Width}; tasks {string.Join(", ", tasks.Select(t => t.Name))}; training augmentation {settings.AugmentationName}.");
 
 var shared = settings.NetworkOptions(tasks);
-try { shared.Validate(); }
+try { foreach (var method in settings.Methods.Append(settings.SweepMethod)) Methods.Configure(method, shared).Validate(); }   // each row's own options (e.g. --ca-form: the CrossAttention row)
 catch (ArgumentException e) when (settings.Preset != NetworkPreset.Custom)
 {
     Console.Error.WriteLine($"{NetworkPresets.Describe(settings.Preset)}; --size is {settings.Height}x{settings.Width}. {e.Message}");

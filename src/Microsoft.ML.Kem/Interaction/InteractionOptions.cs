@@ -91,6 +91,18 @@ public enum TopKAxis
     Slots,
 }
 
+/// <summary>The form of <see cref="InteractionKind.CrossAttention"/> (MODEL-SPEC §4).</summary>
+public enum CrossAttentionForm
+{
+    /// <summary>Every task's tokens attend to all tokens of the other tasks (the KEM paper's Fig. 2; default): <see cref="CrossTaskAttention"/>.</summary>
+    Global,
+    /// <summary>
+    /// MTFormer's public code: per target task two Swin-style blocks on the token grid, attention inside w×w windows, queries and
+    /// keys from each task, values from the target (<see cref="MtformerWindowAttention"/>). Needs the token grid (the shared-encoder network).
+    /// </summary>
+    MtformerWindow,
+}
+
 /// <summary>
 /// Options of the interaction stage. A record: configuration is data (STYLE.md).
 /// Defaults follow MODEL-SPEC §2–§3.
@@ -137,6 +149,10 @@ public sealed record InteractionOptions
     public float Lambda { get; init; } = 1f;
     /// <summary>Add a learned per-task vector inside the interaction only (MODEL-SPEC §1).</summary>
     public bool TaskEmbedding { get; init; }
+    /// <summary>The form of <see cref="InteractionKind.CrossAttention"/>: <see cref="CrossAttentionForm.Global"/> (default) or MTFormer's windowed one.</summary>
+    public CrossAttentionForm CrossAttentionForm { get; init; } = CrossAttentionForm.Global;
+    /// <summary>Window side w of <see cref="CrossAttentionForm.MtformerWindow"/> (MTFormer: 7).</summary>
+    public int CrossAttentionWindow { get; init; } = 7;
 
     /// <summary>Validates against the network width, heads and task count; messages say what to change.</summary>
     public void Validate(int width, int heads, int tasks)
@@ -153,6 +169,12 @@ public sealed record InteractionOptions
             throw new ArgumentException($"EtfMode.Span needs Width d = {width} ≥ the number of tasks T = {tasks} (an ETF of T vertices in d dimensions).");
         if (Kind == InteractionKind.CrossAttention && tasks < 2)
             throw new ArgumentException("CrossAttention needs at least 2 tasks.");
+        if (CrossAttentionForm != CrossAttentionForm.Global && Kind != InteractionKind.CrossAttention)
+            throw new ArgumentException($"CrossAttentionForm.{CrossAttentionForm} is a form of Kind CrossAttention, not {Kind}: set Kind = CrossAttention or leave the form Global.");
+        if (CrossAttentionWindow < 1)
+            throw new ArgumentOutOfRangeException(nameof(CrossAttentionWindow), CrossAttentionWindow, "CrossAttentionWindow must be ≥ 1 (MTFormer: 7).");
+        if (CrossAttentionForm == CrossAttentionForm.MtformerWindow && Lambda != 1f)
+            throw new ArgumentException($"Lambda = {Lambda} weights a broadcast residual; CrossAttentionForm.MtformerWindow has none (its blocks carry their own residuals). Leave Lambda at 1.");
         if (KemBlocks < 1)
             throw new ArgumentOutOfRangeException(nameof(KemBlocks), KemBlocks, "KemBlocks must be ≥ 1 (default 1: one Retrieve/Write/Broadcast round).");
         if (Kind is not (InteractionKind.Kem or InteractionKind.StableKem))

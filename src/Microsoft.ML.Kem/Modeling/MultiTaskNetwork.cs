@@ -36,7 +36,7 @@ public sealed class MultiTaskNetwork : MultiTaskModel
         nn.Module<Tensor, Tensor> TaskBlocks(string name, int depth) =>                // MODEL-SPEC §1 b / d1: Global or Window
             SwinBlock.Stack(name, o.TaskBlocks, depth, rows, cols, o.Width, o.Heads, o.TokenWindow, o.MlpRatio);
         encoders = nn.ModuleList(o.Tasks.Select(t => TaskBlocks($"encoder_{t.Name}", o.EncoderDepth)).ToArray());
-        interaction = InteractionFactory.Create("interaction", o.Interaction, o.Width, o.Heads, o.Tasks.Count);
+        interaction = InteractionFactory.Create("interaction", o.Interaction, o.Width, o.Heads, o.Tasks.Count, (rows, cols));
         decoders = nn.ModuleList(o.Tasks.Select(t => TaskBlocks($"decoder_{t.Name}", o.DecoderDepth)).ToArray());
         heads = nn.ModuleList(o.Tasks.Select(t => new DenseHead($"head_{t.Name}", t, o.Width, rows, cols, o.ImageHeight, o.ImageWidth)).ToArray());
         RegisterComponents();

@@ -55,7 +55,8 @@ public sealed class SwinBlock : nn.Module<Tensor, Tensor>
         act = nn.GELU();
         fc2 = nn.Linear((long)width * mlpRatio, width);
         relative_position_index = RelativePositionIndex(window);
-        attention_mask = ShiftMask(PaddedSize(rows), PaddedSize(cols), window, this.shift);
+        var layout = new WindowLayout(rows, cols, window, this.shift);
+        attention_mask = ShiftMask(layout.PaddedRows, layout.PaddedCols, window, this.shift);
         RegisterComponents();
     }
 
@@ -72,35 +73,14 @@ public sealed class SwinBlock : nn.Module<Tensor, Tensor>
     /// <summary>WAttn: tokens B×(r·c)×d → B×(r·c)×d.</summary>
     private Tensor WindowAttention(Tensor tokens)
     {
-        var (batch, width) = (tokens.shape[0], tokens.shape[2]);
-        long paddedRows = PaddedSize(rows), paddedCols = PaddedSize(cols), length = (long)window * window;
-        long windowsPerImage = paddedRows / window * (paddedCols / window);
-        var grid = tokens.reshape(batch, rows, cols, width);                                        // B×r×c×d
-        if (paddedRows != rows || paddedCols != cols)
-            grid = nn.functional.pad(grid, [0, 0, 0, paddedCols - cols, 0, paddedRows - rows]);   // B×R×C×d
-        if (shift > 0) grid = grid.roll([-shift, -shift], [1, 2]);
-        var windows = grid.reshape(batch, paddedRows / window, window, paddedCols / window, window, width)
-            .permute(0, 1, 3, 2, 4, 5).reshape(batch * windowsPerImage, length, width);            // (B·nW)×w²×d
-
-        var bias = relative_position_bias_table.index_select(0, relative_position_index.flatten())
-            .reshape(length, length, heads).permute(2, 0, 1).unsqueeze(0);                         // 1×h×w²×w²
-        if (shift > 0)
-            bias = (bias + attention_mask).unsqueeze(0).expand(batch, -1, -1, -1, -1)
-                .reshape(batch * windowsPerImage, heads, length, length);                          // (B·nW)×h×w²×w²
-        var mixed = attn.Attend(windows, windows, bias);                                            // (B·nW)×w²×d
-
-        grid = mixed.reshape(batch, paddedRows / window, paddedCols / window, window, window, width)
-            .permute(0, 1, 3, 2, 4, 5).reshape(batch, paddedRows, paddedCols, width);              // B×R×C×d
-        if (shift > 0) grid = grid.roll([shift, shift], [1, 2]);
-        if (paddedRows != rows || paddedCols != cols)
-            grid = grid.narrow(1, 0, rows).narrow(2, 0, cols);
-        return grid.reshape(batch, (long)rows * cols, width);
+        var layout = new WindowLayout(rows, cols, window, shift);
+        var windows = layout.Partition(tokens);                                                      // (B·nW)×w²×d
+        var bias = layout.Bias(relative_position_bias_table, relative_position_index, attention_mask, heads, tokens.shape[0]);
+        return layout.Reverse(attn.Attend(windows, windows, bias), tokens.shape[0]);                // B×(r·c)×d
     }
 
     /// <summary>The shift a block applies on a rows×cols grid: <paramref name="shift"/>, or 0 when one window covers the grid.</summary>
     public static int EffectiveShift(int rows, int cols, int window, int shift) => rows <= window && cols <= window ? 0 : shift;
-
-    private long PaddedSize(int size) => (size + window - 1) / window * window;
 
     /// <summary>
     /// Table row of every (query i, key j) pair inside a w×w window, w²×w² int64:

@@ -16,6 +16,7 @@ internal static class InteractionGraph
     public static string Interaction(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string x) => o.Interaction.Kind switch
     {
         InteractionKind.None => x,
+        InteractionKind.CrossAttention when o.Interaction.CrossAttentionForm == CrossAttentionForm.MtformerWindow => MtformerWindow(g, prefix, o, x),
         InteractionKind.CrossAttention => CrossAttention(g, prefix, o, x),
         InteractionKind.Kem or InteractionKind.StableKem => KnowledgeExtraction(g, prefix, o, x),
         _ => throw new NotSupportedException($"The ONNX exporter does not know interaction {o.Interaction.Kind}."),
@@ -42,6 +43,52 @@ internal static class InteractionGraph
             updates[t] = g.Unsqueeze(NetworkGraph.Attention(g, target + ".attention", o.Heads, query, keyValue, scale), 1);
         }
         return g.Add(x, g.Mul(g.Concat(1, updates), o.Interaction.Lambda));
+    }
+
+    /// <summary>MtformerWindowAttention.forward (MODEL-SPEC §4, MtformerWindow): per target task two window blocks and a LayerNorm.</summary>
+    private static string MtformerWindow(OnnxGraph g, string prefix, MultiTaskNetworkOptions o, string x)
+    {
+        int tasks = o.Tasks.Count, rows = o.ImageHeight / o.TokenStride, cols = o.ImageWidth / o.TokenStride, window = o.Interaction.CrossAttentionWindow;
+        var embedded = Embed(g, prefix, o.Interaction, x);
+        var outputs = new string[tasks];
+        for (int t = 0; t < tasks; t++)
+        {
+            var own = g.Select(embedded, 1, t);                                                      // X_t: B×n×d
+            for (int b = 0; b < 2; b++)
+            {
+                var layout = new WindowLayout(rows, cols, window, SwinBlock.EffectiveShift(rows, cols, window, b % 2 == 1 ? window / 2 : 0));
+                own = MtformerBlock(g, $"{prefix}.targets.{t}.blocks.{b}", o, layout, embedded, own, t);
+            }
+            outputs[t] = g.Unsqueeze(g.LayerNorm(own, $"{prefix}.targets.{t}.norm"), 1);
+        }
+        return g.Concat(1, outputs);
+    }
+
+    /// <summary>One MtformerWindowAttention block: every task's tokens (B×T×n×d) and the target's current X_t (B×n×d) → the new X_t.</summary>
+    private static string MtformerBlock(OnnxGraph g, string p, MultiTaskNetworkOptions o, WindowLayout layout, string all, string own, int target)
+    {
+        int tasks = o.Tasks.Count, heads = o.Heads;
+        long width = o.Width, count = (long)layout.Rows * layout.Cols;
+        var others = Enumerable.Range(0, tasks).Where(u => u != target).Select(u => g.Take(all, 1, u));
+        var tokens = g.Concat(1, [g.Unsqueeze(own, 1), .. others]);                                 // B×T×n×d, target first
+        var windows = SwinGraph.Partition(g, layout, g.Reshape(g.LayerNorm(tokens, p + ".norm1"), -1, count, width), width);   // (B·T·nW)×w²×d
+        var qk = g.Chunk(g.Linear(windows, p + ".queryKey"), 2, -1);
+        var targetWindows = g.Select(g.Reshape(windows, -1, tasks, layout.WindowsPerImage, layout.Length, width), 1, 0);       // B×nW×w²×d
+        var value = g.Unsqueeze(g.Linear(targetWindows, p + ".value"), 1);
+        var v = g.Reshape(g.Concat(1, Enumerable.Repeat(value, tasks).ToArray()), -1, layout.Length, width);                  // V_t for every u
+        float scale = o.Interaction.ScoreScale == ScoreScale.None ? 1f : AttentionKernel.DefaultScale(width / heads);
+        var scores = SwinGraph.AddBias(g, p, layout, heads,
+            NetworkGraph.Scores(g, NetworkGraph.SplitHeads(g, qk[0], heads), NetworkGraph.SplitHeads(g, qk[1], heads), scale));
+        var weights = g.Op("Softmax", [scores], OnnxGraph.Attr("axis", -1L));
+        var attended = g.Linear(NetworkGraph.MergeHeads(g, g.MatMul(weights, NetworkGraph.SplitHeads(g, v, heads))), p + ".output");
+        var perTask = g.Reshape(SwinGraph.Reverse(g, layout, attended, width), -1, tasks, count, width);                       // A_tu, target first
+
+        string Mlp(string input, string name) => g.Linear(g.Gelu(g.Linear(input, name + ".fc1")), name + ".fc2");
+        var self = g.Select(perTask, 1, 0);
+        var parts = new[] { Mlp(self, p + ".self_mlp") }
+            .Concat(Enumerable.Range(1, tasks - 1).Select(j => Mlp(g.Select(perTask, 1, j), $"{p}.cross_mlps.{j - 1}"))).ToArray();
+        var updated = g.Add(g.Add(own, Mlp(g.Concat(-1, parts), p + ".fuse")), self);
+        return g.Add(updated, Mlp(g.LayerNorm(updated, p + ".norm2"), p + ".mlp"));
     }
 
     /// <summary>KemRounds.forward: KemBlocks rounds at prefix.rounds.r, or KnowledgeExtraction.forward at prefix for one.</summary>

@@ -33,39 +33,56 @@ internal static class SwinGraph
     /// <summary>SwinBlock.WindowAttention: tokens B×(r·c)×d → B×(r·c)×d.</summary>
     private static string WindowAttention(OnnxGraph g, string prefix, int heads, int rows, int cols, int window, int shift, string tokens)
     {
-        long width = g.Shape(prefix + ".norm1.weight")[0], length = (long)window * window;
-        long paddedRows = (rows + window - 1) / window * window, paddedCols = (cols + window - 1) / window * window;
-        long windowRows = paddedRows / window, windowCols = paddedCols / window;
-        var grid = g.Reshape(tokens, 0, rows, cols, width);                                                  // B×r×c×d
-        if (paddedRows != rows || paddedCols != cols)
-            grid = g.Op("Pad", [grid, g.Ints(0, 0, 0, 0, 0, paddedRows - rows, paddedCols - cols, 0)]);      // B×R×C×d, zeros
-        if (shift > 0) grid = Roll(g, Roll(g, grid, 1, paddedRows, -shift), 2, paddedCols, -shift);
-        var windows = g.Reshape(g.Transpose(g.Reshape(grid, 0, windowRows, window, windowCols, window, width), 0, 1, 3, 2, 4, 5),
-            -1, length, width);                                                                              // (B·nW)×w²×d
-
+        long width = g.Shape(prefix + ".norm1.weight")[0];
+        var layout = new WindowLayout(rows, cols, window, shift);
+        var windows = Partition(g, layout, tokens, width);                                                // (B·nW)×w²×d
         var q = NetworkGraph.SplitHeads(g, g.Linear(windows, prefix + ".attn.query"), heads);                // (B·nW)×h×w²×d_h
         var kv = g.Chunk(g.Linear(windows, prefix + ".attn.keyValue"), 2, -1);
         var k = NetworkGraph.SplitHeads(g, kv[0], heads);
         var v = NetworkGraph.SplitHeads(g, kv[1], heads);
+        var scores = AddBias(g, prefix, layout, heads, NetworkGraph.Scores(g, q, k, AttentionKernel.DefaultScale(width / heads)));
+        var weights = g.Op("Softmax", [scores], OnnxGraph.Attr("axis", -1L));
+        var mixed = g.Linear(NetworkGraph.MergeHeads(g, g.MatMul(weights, v)), prefix + ".attn.output");    // (B·nW)×w²×d
+        return Reverse(g, layout, mixed, width);
+    }
+
+    /// <summary>WindowLayout.Partition: tokens B×(r·c)×C → windows (B·nW)×w²×C (zero padding as Pad, the roll as Slice + Concat).</summary>
+    public static string Partition(OnnxGraph g, WindowLayout layout, string tokens, long width)
+    {
+        long windowRows = layout.PaddedRows / layout.Window, windowCols = layout.PaddedCols / layout.Window;
+        var grid = g.Reshape(tokens, -1, layout.Rows, layout.Cols, width);                                 // B×r×c×C
+        if (layout.PaddedRows != layout.Rows || layout.PaddedCols != layout.Cols)
+            grid = g.Op("Pad", [grid, g.Ints(0, 0, 0, 0, 0, layout.PaddedRows - layout.Rows, layout.PaddedCols - layout.Cols, 0)]);
+        if (layout.Shift > 0) grid = Roll(g, Roll(g, grid, 1, layout.PaddedRows, -layout.Shift), 2, layout.PaddedCols, -layout.Shift);
+        return g.Reshape(g.Transpose(g.Reshape(grid, -1, windowRows, layout.Window, windowCols, layout.Window, width), 0, 1, 3, 2, 4, 5),
+            -1, layout.Length, width);
+    }
+
+    /// <summary>WindowLayout.Reverse: windows (B·nW)×w²×C → tokens B×(r·c)×C (rolled back, cropped).</summary>
+    public static string Reverse(OnnxGraph g, WindowLayout layout, string windows, long width)
+    {
+        long windowRows = layout.PaddedRows / layout.Window, windowCols = layout.PaddedCols / layout.Window;
+        var grid = g.Reshape(g.Transpose(g.Reshape(windows, -1, windowRows, windowCols, layout.Window, layout.Window, width), 0, 1, 3, 2, 4, 5),
+            -1, layout.PaddedRows, layout.PaddedCols, width);                                                // B×R×C'×C
+        if (layout.Shift > 0) grid = Roll(g, Roll(g, grid, 1, layout.PaddedRows, layout.Shift), 2, layout.PaddedCols, layout.Shift);
+        if (layout.PaddedRows != layout.Rows || layout.PaddedCols != layout.Cols)
+            grid = g.Op("Slice", [grid, g.Ints(0, 0), g.Ints(layout.Rows, layout.Cols), g.Ints(1, 2)]);     // crop to B×r×c×C
+        return g.Reshape(grid, -1, (long)layout.Rows * layout.Cols, width);
+    }
+
+    /// <summary>
+    /// WindowLayout.Bias added to scores (B·nW)×h×w²×w²: the table at prefix.relative_position_bias_table gathered by the
+    /// block's index buffer, plus, when shifted, its mask buffer per window (both initializers).
+    /// </summary>
+    public static string AddBias(OnnxGraph g, string prefix, WindowLayout layout, int heads, string scores)
+    {
+        long length = layout.Length;
         var bias = g.Transpose(g.Reshape(                                                                    // h×w²×w²
             g.Op("Gather", [g.Weight(prefix + ".relative_position_bias_table"), g.Reshape(g.Weight(prefix + ".relative_position_index"), -1)], OnnxGraph.Attr("axis", 0L)),
             length, length, heads), 2, 0, 1);
-        var scores = NetworkGraph.Scores(g, q, k, AttentionKernel.DefaultScale(width / heads));               // (B·nW)×h×w²×w²
-        if (shift > 0)
-        {
-            var windowBias = g.Add(bias, g.Weight(prefix + ".attention_mask"));                              // nW×h×w²×w²
-            scores = g.Reshape(g.Add(g.Reshape(scores, -1, windowRows * windowCols, heads, length, length), windowBias), -1, heads, length, length);
-        }
-        else scores = g.Add(scores, bias);
-        var weights = g.Op("Softmax", [scores], OnnxGraph.Attr("axis", -1L));
-        var mixed = g.Linear(NetworkGraph.MergeHeads(g, g.MatMul(weights, v)), prefix + ".attn.output");    // (B·nW)×w²×d
-
-        grid = g.Reshape(g.Transpose(g.Reshape(mixed, -1, windowRows, windowCols, window, window, width), 0, 1, 3, 2, 4, 5),
-            -1, paddedRows, paddedCols, width);                                                              // B×R×C×d
-        if (shift > 0) grid = Roll(g, Roll(g, grid, 1, paddedRows, shift), 2, paddedCols, shift);
-        if (paddedRows != rows || paddedCols != cols)
-            grid = g.Op("Slice", [grid, g.Ints(0, 0), g.Ints(rows, cols), g.Ints(1, 2)]);                   // crop to B×r×c×d
-        return g.Reshape(grid, -1, (long)rows * cols, width);
+        if (layout.Shift == 0) return g.Add(scores, bias);
+        var windowBias = g.Add(bias, g.Weight(prefix + ".attention_mask"));                                  // nW×h×w²×w²
+        return g.Reshape(g.Add(g.Reshape(scores, -1, layout.WindowsPerImage, heads, length, length), windowBias), -1, heads, length, length);
     }
 
     /// <summary>torch.roll along one axis of length <paramref name="size"/> by <paramref name="shift"/>: Slice + Concat.</summary>

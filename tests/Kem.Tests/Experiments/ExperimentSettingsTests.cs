@@ -93,6 +93,19 @@ public sealed class ExperimentSettingsTests
     }
 
     [TestMethod]
+    public void Ca_form_applies_to_the_cross_attention_row_only()
+    {
+        var s = ExperimentSettings.Parse(["--ca-form", "MtformerWindow", "--ca-window", "5"]);
+        var shared = s.NetworkOptions([Microsoft.ML.Kem.Tasks.TaskSpec.Segmentation(4), Microsoft.ML.Kem.Tasks.TaskSpec.DepthTask()]);
+        var ca = Methods.Configure(Methods.CrossAttention, shared).Interaction;
+        Assert.AreEqual((InteractionKind.CrossAttention, CrossAttentionForm.MtformerWindow, 5), (ca.Kind, ca.CrossAttentionForm, ca.CrossAttentionWindow));
+        foreach (var method in new[] { Methods.Kem, Methods.StableKem, Methods.Stl, Methods.HardSharing, Methods.NoInteraction })
+            Assert.AreEqual(CrossAttentionForm.Global, Methods.Configure(method, shared).Interaction.CrossAttentionForm, method);
+        var error = Assert.ThrowsExactly<ArgumentException>(() => ExperimentSettings.Parse(["--ca-form", "Local"]));
+        Assert.Contains("Global|MtformerWindow", error.Message);
+    }
+
+    [TestMethod]
     public void Checkpoints_is_a_switch_off_by_default()
     {
         Assert.IsFalse(ExperimentSettings.Parse([]).Checkpoints);

@@ -34,6 +34,9 @@ public sealed class OnnxExportTests
             "None" => o with { Interaction = kem with { Kind = InteractionKind.None }, EncoderDepth = 0 },
             "CrossAttention" => o with { Interaction = kem with { Kind = InteractionKind.CrossAttention, TaskEmbedding = true, Lambda = 0.5f } },
             "CrossAttentionUnscaled" => o with { Interaction = kem with { Kind = InteractionKind.CrossAttention, ScoreScale = ScoreScale.None } },
+            // 4×4 token grid: windows of 3 pad it to 6×6 and the second block shifts; a window of 7 holds it whole (padded, never shifted)
+            "MtformerWindow" => o with { Interaction = kem with { Kind = InteractionKind.CrossAttention, CrossAttentionForm = CrossAttentionForm.MtformerWindow, CrossAttentionWindow = 3 } },
+            "MtformerWindowOneWindow" => o with { Interaction = kem with { Kind = InteractionKind.CrossAttention, CrossAttentionForm = CrossAttentionForm.MtformerWindow, TaskEmbedding = true, ScoreScale = ScoreScale.None } },
             "Kem" => o,
             "KemPerTask" => o with { Interaction = kem with { TopKScope = TopKScope.PerTask, TopK = 2 } },
             "KemRenormalized" => o with { Interaction = kem with { TopKMode = TopKMode.Renormalized, MemoryUpdate = MemoryUpdate.Replace, TaskEmbedding = true } },
@@ -92,6 +95,8 @@ public sealed class OnnxExportTests
     [DataRow("None")]
     [DataRow("CrossAttention")]
     [DataRow("CrossAttentionUnscaled")]
+    [DataRow("MtformerWindow")]
+    [DataRow("MtformerWindowOneWindow")]
     [DataRow("Kem")]
     [DataRow("KemPerTask")]
     [DataRow("KemRenormalized")]
