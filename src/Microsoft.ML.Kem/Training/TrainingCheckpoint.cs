@@ -67,10 +67,13 @@ internal sealed class TrainingCheckpoint
             ["LossWeighting"] = o.LossWeighting.ToString(),
             ["DwaTemperature"] = Number(o.DwaTemperature),
             ["bf16"] = bf16.ToString(),
-            ["Augmentation"] = o.Augmentation.ToString(),
+            ["Augmentation"] = Describe(o.Augmentation),
             ["validation schedule"] = $"every {o.ValidateEveryEpochs}, last {o.ValidateLastEpochs?.ToString(CultureInfo.InvariantCulture) ?? "-"}, keep best {o.KeepBest}",
         };
     }
+
+    private static string Describe(AugmentationOptions a) => FormattableString.Invariant(
+        $"flip {a.Flip}, scales {(a.Scales is { } scales ? "[" + string.Join(", ", scales) + "]" : $"{a.MinScale}–{a.MaxScale}")}, rotation {a.MaxRotationDegrees}°");
 
     /// <summary>Writes the state after <paramref name="epoch"/> to <paramref name="path"/> atomically (a reader never sees half a file).</summary>
     public static void Save(string path, IReadOnlyDictionary<string, string> setup, int epoch, int step, FlatAdamW optimizer, nn.Module network,

@@ -120,6 +120,12 @@ public sealed class CheckpointTests
                 StringAssert.Contains(other.Message, "BatchSize: 4 there, 2 now");
                 Assert.DoesNotContain("Epochs", other.Message, "only what differs");
             }
+            using (var network = Network(7))
+            {
+                var augmented = Assert.ThrowsExactly<InvalidOperationException>(() =>
+                    MultiTaskTrainingLoop.Fit(network, Train, null, Recipe(path) with { Epochs = 1, Augmentation = AugmentationOptions.Nyud }));
+                StringAssert.Contains(augmented.Message, "Augmentation: flip False, scales 1–1, rotation 0° there, flip True, scales [1, 1.2, 1.5], rotation 0° now");
+            }
             CollectionAssert.AreEqual(saved, File.ReadAllBytes(path), "a refused checkpoint is not touched");
 
             File.WriteAllBytes(path, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
