@@ -237,7 +237,10 @@ public static class MultiTaskTrainingLoop
         "(a smaller preset, Width or depths)" +
         (device.type == DeviceType.CUDA && !bf16 ? "; turn TrainingOptions.MixedPrecision on (bf16 activations)" : "") +
         (device.type == DeviceType.CUDA ? "; or train on the CPU (TrainingOptions.Device = Cpu)" : "") +
-        ". Nothing on disk was changed; the network in memory is left partly trained (build a new one to train again).";
+        ". The network in memory is left partly trained (build a new one to train again); " +
+        (options.CheckpointPath is { } path
+            ? $"the checkpoint '{path}' keeps the last finished epoch, which only the same settings can resume (delete it to start afresh with others)."
+            : "nothing on disk was changed.");
 
     private static void CheckData(MultiTaskNetworkOptions o, DenseDataset data, string what)
     {
