@@ -82,6 +82,32 @@ public sealed class TrainerPipelineTests
     }
 
     [TestMethod]
+    public void The_trainer_checkpoints_and_a_second_fit_resumes_from_the_finished_checkpoint()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Rows(TinyData.Make(TinyData.SegDepth, 16, H, W, seed: 23)));
+        var folder = Path.Combine(Path.GetTempPath(), "kem-trainer-checkpoint-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var options = Options(epochs: 2);
+            options.Training = options.Training with { CheckpointPath = Path.Combine(folder, "fit.safetensors") };
+            float[] Scores(MultiTaskKemTransformer model) => ml.Data.CreateEnumerable<Prediction>(model.Transform(data), reuseRowObject: false)
+                .SelectMany(p => p.DepthScore).ToArray();
+
+            var first = ml.MultiTask().Trainers.Kem(options).Fit(data);
+            Assert.AreEqual(0, first.TrainingResult!.ResumedAfterEpoch);
+            Assert.IsTrue(File.Exists(options.Training.CheckpointPath));
+            var second = ml.MultiTask().Trainers.Kem(options).Fit(data);
+            Assert.AreEqual(2, second.TrainingResult!.ResumedAfterEpoch, "the finished run's checkpoint is taken up");
+            CollectionAssert.AreEqual(Scores(first), Scores(second), "the same weights");
+        }
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestMethod]
     public void Schema_errors_name_the_column_and_the_fix()
     {
         var ml = new MLContext(seed: 1);
