@@ -144,6 +144,7 @@ internal sealed class ComparisonReport(IReadOnlyList<TaskSpec> tasks, IReadOnlyL
         md.AppendLine(kem.CrossAttentionForm == Microsoft.ML.Kem.Interaction.CrossAttentionForm.MtformerWindow
             ? $"- CrossAttention row: MTFormer's windowed form (MODEL-SPEC §4 MtformerWindow), {kem.CrossAttentionWindow}×{kem.CrossAttentionWindow} windows, two blocks per target task."
             : "- CrossAttention row: the global form (every token attends to all tokens of the other tasks).");
+        if (s.Contrast) md.AppendLine("- Training of every multi-task row adds MTFormer's cross-task contrastive loss (MODEL-SPEC §7; weight 0.01, 128-d projections, 700 negatives, τ 0.07).");
         md.AppendLine(s.DepthEvalMaxMetres is { } cap
             ? $"- Evaluation: depth metrics drop ground truth ≥ {cap} m (DepthEvalMaxMetres), for every row including the constant predictor."
             : "- Evaluation: every valid depth pixel counts (no DepthEvalMaxMetres cap).");

@@ -42,7 +42,11 @@ internal sealed class ComparisonRunner(TrainingOptions recipe, DenseDataset trai
                 {
                     torch.manual_seed(seed);
                     using var network = new MultiTaskNetwork(networkOptions);
-                    var result = MultiTaskTrainingLoop.Fit(network, trainPart, null, recipe with { Seed = seed, CheckpointPath = checkpoint });
+                    var result = MultiTaskTrainingLoop.Fit(network, trainPart, null, recipe with
+                    {
+                        Seed = seed, CheckpointPath = checkpoint,
+                        CrossTaskContrast = indices.Length > 1 ? recipe.CrossTaskContrast : null,   // a single-task network has no pair to contrast
+                    });
                     if (result.ResumedAfterEpoch > 0) log($"seed {seed} {method}: resumed after epoch {result.ResumedAfterEpoch} from {checkpoint}.");
                     metrics.AddRange(valLabels is null
                         ? Evaluation.Evaluate(network, valPart, recipe.BatchSize, metricOptions)

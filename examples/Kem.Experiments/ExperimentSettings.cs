@@ -45,6 +45,8 @@ internal sealed record ExperimentSettings
     public InteractionOptions Interaction => Edit(new InteractionOptions());
     /// <summary>Depth metrics drop gt ≥ this many metres (MODEL-SPEC §9 DepthEvalMaxMetres; null: no cap).</summary>
     public float? DepthEvalMaxMetres { get; init; }
+    /// <summary>--contrast: MTFormer's cross-task contrastive loss (MODEL-SPEC §7, weight 0.01) in every multi-task row's training.</summary>
+    public bool Contrast { get; init; }
     /// <summary>--checkpoints: every training run writes a checkpoint under OUT/checkpoints, so a rerun after a crash resumes (finished runs return at once).</summary>
     public bool Checkpoints { get; init; }
     /// <summary>--eval-original-size: score the val split against its labels at their stored (original) size, predictions resized to them (MODEL-SPEC §9 option).</summary>
@@ -84,6 +86,7 @@ internal sealed record ExperimentSettings
                    --memory-init TruncatedNormal|Identity --per-task-write-query --topk-axis Tokens|Slots --kem-blocks N --score-scale InvSqrtHeadDim|None
                    --no-etf-input-projection --task-embedding   (KEM options: Kem and StableKem rows only)
                    --ca-form Global|MtformerWindow --ca-window W   (the CrossAttention row: MTFormer's windowed form, windows W×W, default 7)
+                   --contrast   (MTFormer's cross-task contrastive loss, weight 0.01, in every multi-task row's training)
           eval     --depth-eval-max METRES (drop depth gt ≥ METRES; 6.5535 = MTFormer's NYUD range; default no cap)
                    --eval-original-size (score val labels at their stored size, predictions resized to it; default: the network's size)
           sweeps   --sweep-m 5,10,20 --sweep-k 1,3,5 [--sweep-method StableKem|Kem] [--sweep-seeds 1]
@@ -100,9 +103,14 @@ internal sealed record ExperimentSettings
             if (args[i] is "-h" or "--help") throw new ArgumentException(Usage);
             given.Add(args[i]);
             // switches: no value
-            if (args[i] is "--eval-original-size" or "--checkpoints")
+            if (args[i] is "--eval-original-size" or "--checkpoints" or "--contrast")
             {
-                s = args[i] == "--checkpoints" ? s with { Checkpoints = true } : s with { EvalOriginalSize = true };
+                s = args[i] switch
+                {
+                    "--checkpoints" => s with { Checkpoints = true },
+                    "--contrast" => s with { Contrast = true },
+                    _ => s with { EvalOriginalSize = true },
+                };
                 continue;
             }
             if (args[i] is "--memory-mlp" or "--no-etf-input-projection" or "--task-embedding" or "--per-task-write-query")

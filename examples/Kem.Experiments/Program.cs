@@ -44,6 +44,7 @@ var recipe = new TrainingOptions
     Epochs = settings.Epochs, BatchSize = settings.Batch, LearningRate = settings.LearningRate, WarmupSteps = settings.Warmup,
     Device = settings.Device, KeepBest = false, ReportEverySteps = 1_000_000,
     Augmentation = settings.Augmentation,
+    CrossTaskContrast = settings.Contrast ? new CrossTaskContrastOptions() : null,
 };
 var device = recipe.ResolveDevice();
 string machine = $"{Environment.ProcessorCount} logical CPUs, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +

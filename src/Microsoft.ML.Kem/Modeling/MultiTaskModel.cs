@@ -22,7 +22,14 @@ public enum NetworkArchitecture
 /// <param name="Predictions">One B×C_t×H×W map per task, in task order.</param>
 /// <param name="AuxiliaryPredictions">Zero or more sets of one map per task; each set's task losses are added to the task's loss with weight 1.</param>
 /// <param name="Penalty">A scalar added to the total loss, or null.</param>
-public sealed record TrainingOutputs(Tensor[] Predictions, IReadOnlyList<Tensor[]> AuxiliaryPredictions, Tensor? Penalty);
+public sealed record TrainingOutputs(Tensor[] Predictions, IReadOnlyList<Tensor[]> AuxiliaryPredictions, Tensor? Penalty)
+{
+    /// <summary>
+    /// Each task's features before its head, averaged over the tokens, B×T×d, where the model exposes them (the shared-encoder
+    /// network); read by the optional cross-task contrastive loss (<see cref="Training.TrainingOptions.CrossTaskContrast"/>).
+    /// </summary>
+    public Tensor? TaskFeatures { get; init; }
+}
 
 /// <summary>
 /// Any multi-task dense-prediction network the training loop, inference and evaluation accept:

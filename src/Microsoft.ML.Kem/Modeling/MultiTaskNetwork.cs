@@ -49,12 +49,26 @@ public sealed class MultiTaskNetwork : MultiTaskModel
     public nn.Module<Tensor, Tensor> Interaction => interaction;
 
     /// <summary>images: B×3×H×W raw pixels → per task B×C_t×H×W.</summary>
-    public override Tensor[] forward(Tensor images)
+    public override Tensor[] forward(Tensor images) => Run(images, null);
+
+    /// <summary>forward, plus each task's decoded tokens averaged (<see cref="TrainingOutputs.TaskFeatures"/>, B×T×d).</summary>
+    public override TrainingOutputs ForwardTraining(Tensor images)
+    {
+        var features = new Tensor[heads.Count];
+        var outputs = Run(images, features);
+        return new TrainingOutputs(outputs, Array.Empty<Tensor[]>(), null) { TaskFeatures = torch.stack(features, 1) };
+    }
+
+    private Tensor[] Run(Tensor images, Tensor[]? features)
     {
         var mixed = interaction.forward(EncodeTasks(images));                  // (c) B×T×n×d
         var outputs = new Tensor[heads.Count];
         for (int t = 0; t < outputs.Length; t++)                               // (d) B×C_t×H×W
-            outputs[t] = heads[t].forward(decoders[t].forward(mixed.select(1, t)));
+        {
+            var decoded = decoders[t].forward(mixed.select(1, t));             // B×n×d
+            if (features is not null) features[t] = decoded.mean([1]);
+            outputs[t] = heads[t].forward(decoded);
+        }
         return outputs;
     }
 

@@ -36,13 +36,16 @@ public static class MultiTaskTrainingLoop
         int batch = Math.Min(options.BatchSize, train.Count);
         var fix = MemoryFix(options, network.Options, batch, bf16, device);
         using var lossModule = new MultiTaskLoss("loss", tasks, options.LossWeighting);
+        using var contrast = options.CrossTaskContrast is { } contrastOptions   // MODEL-SPEC §7, optional: MTFormer's contrastive loss
+            ? new CrossTaskContrast("contrast", tasks.Count, network.Options.Width, train.Count, contrastOptions) : null;
         TrainingStep? made = null;
         try
         {
             network.to(device);
             lossModule.to(device);
+            contrast?.to(device);
             // One step = forward, losses, backward, clipping and AdamW on flat fp32 masters, with no host sync (TrainingStep).
-            made = new TrainingStep(network, lossModule, options, device);
+            made = new TrainingStep(network, lossModule, options, device, contrast);
         }
         catch (Exception e) when (DeviceMemory.IsExhausted(e))
         {
@@ -73,7 +76,7 @@ public static class MultiTaskTrainingLoop
             if (Path.GetDirectoryName(Path.GetFullPath(checkpointPath)) is { } folder) Directory.CreateDirectory(folder);
             if (File.Exists(checkpointPath))
             {
-                var resumed = TrainingCheckpoint.Load(checkpointPath, setup!, trainingStep.Optimizer, network, device);
+                var resumed = TrainingCheckpoint.Load(checkpointPath, setup!, trainingStep.Optimizer, network, contrast, device);
                 (startEpoch, step, best, bestLoss, bestEpoch) = (resumed.Epoch, resumed.Step, resumed.Best, resumed.BestLoss, resumed.BestEpoch);
                 history.AddRange(resumed.History);
                 epochTaskMeans.AddRange(resumed.EpochTaskMeans);
@@ -97,6 +100,9 @@ public static class MultiTaskTrainingLoop
             for (int s = 0; s < stepsPerEpoch; s++) epochBatches.Add(order.AsSpan(s * batch, batch).ToArray());
         }
         using var batches = new BatchPrefetcher(train, epochBatches.Skip(startEpoch * stepsPerEpoch).ToList(), device);
+        // The contrastive loss indexes its memory bank by image: every batch's indices, copied to the device once (a view per step).
+        using var batchIndices = contrast is null ? null
+            : torch.tensor(epochBatches.SelectMany(b => b.Select(i => (long)i)).ToArray(), [epochBatches.Count, batch]).to(device);
         var augment = new BatchAugmenter(options.Augmentation, network.Options, options.Seed); // MODEL-SPEC §11: training batches only
         augment.Skip(startEpoch * stepsPerEpoch, batch);                                       // a resumed run draws on from where it stopped
         using var collections = new CollectionGuard();   // no collection by another thread mid-step (see CollectionGuard)
@@ -125,7 +131,13 @@ public static class MultiTaskTrainingLoop
                 try
                 {
                     var (images, labels) = augment.Apply(batches.Next());
-                    (loss, taskLosses) = trainingStep.Run(images, labels, lr);
+                    if (contrast is null) (loss, taskLosses) = trainingStep.Run(images, labels, lr);
+                    else
+                    {
+                        // negatives drawn from (seed, step) alone, so that a resumed run draws what the uninterrupted one did
+                        using var negatives = new Generator(unchecked((ulong)options.Seed * 0x9E3779B97F4A7C15UL + (ulong)step), device);
+                        (loss, taskLosses) = trainingStep.Run(images, labels, lr, batchIndices![step], negatives);
+                    }
                 }
                 catch (Exception e) when (DeviceMemory.IsExhausted(e))
                 {
@@ -188,7 +200,7 @@ public static class MultiTaskTrainingLoop
             history.Add(new EpochSummary(epoch, epochLoss / stepsPerEpoch, validationLoss, validationTaskLosses,
                 taskNames.Zip(trainTaskMeans).ToDictionary(x => x.First, x => x.Second), dwaWeights));
             if (options.CheckpointPath is { } path && (epoch % options.CheckpointEveryEpochs == 0 || epoch == options.Epochs))
-                TrainingCheckpoint.Save(path, setup!, epoch, step, trainingStep.Optimizer, network, best, bestEpoch, bestLoss, history, epochTaskMeans);
+                TrainingCheckpoint.Save(path, setup!, epoch, step, trainingStep.Optimizer, network, contrast, best, bestEpoch, bestLoss, history, epochTaskMeans);
         }
 
         trainingStep.RestoreFp32(); // bf16: the fp32 masters, not bf16-rounded weights

@@ -68,6 +68,7 @@ internal sealed class TrainingCheckpoint
             ["DwaTemperature"] = Number(o.DwaTemperature),
             ["bf16"] = bf16.ToString(),
             ["Augmentation"] = Describe(o.Augmentation),
+            ["CrossTaskContrast"] = o.CrossTaskContrast?.ToString() ?? "off",
             ["validation schedule"] = $"every {o.ValidateEveryEpochs}, last {o.ValidateLastEpochs?.ToString(CultureInfo.InvariantCulture) ?? "-"}, keep best {o.KeepBest}",
         };
     }
@@ -77,13 +78,15 @@ internal sealed class TrainingCheckpoint
 
     /// <summary>Writes the state after <paramref name="epoch"/> to <paramref name="path"/> atomically (a reader never sees half a file).</summary>
     public static void Save(string path, IReadOnlyDictionary<string, string> setup, int epoch, int step, FlatAdamW optimizer, nn.Module network,
-        Dictionary<string, Tensor>? best, int bestEpoch, double? bestLoss, IReadOnlyList<EpochSummary> history, IReadOnlyList<IReadOnlyList<double>> epochTaskMeans)
+        CrossTaskContrast? contrast, Dictionary<string, Tensor>? best, int bestEpoch, double? bestLoss, IReadOnlyList<EpochSummary> history, IReadOnlyList<IReadOnlyList<double>> epochTaskMeans)
     {
         var tensors = new List<SafeTensor>();
         foreach (var (name, values) in optimizer.StateTensors()) tensors.Add(ToSafe("optimizer." + name, values));
         foreach (var (name, buffer) in network.named_buffers())
             if (Supported(buffer.dtype)) tensors.Add(ToSafe("buffer." + name, buffer));
         foreach (var (name, frozen) in Frozen(network)) tensors.Add(ToSafe("frozen." + name, frozen));
+        if (contrast is not null)
+            foreach (var (name, buffer) in contrast.named_buffers()) tensors.Add(ToSafe("contrast." + name, buffer));
         if (best is not null)
             foreach (var (name, values) in best) tensors.Add(ToSafe("best." + name, values));
         var metadata = new Dictionary<string, string>
@@ -105,7 +108,8 @@ internal sealed class TrainingCheckpoint
     /// Reads <paramref name="path"/>, checks it belongs to <paramref name="setup"/>, and puts its optimiser state and buffers into
     /// <paramref name="optimizer"/> and <paramref name="network"/>. Errors name the file and, for another run's checkpoint, what differs.
     /// </summary>
-    public static TrainingCheckpoint Load(string path, IReadOnlyDictionary<string, string> setup, FlatAdamW optimizer, nn.Module network, Device device)
+    public static TrainingCheckpoint Load(string path, IReadOnlyDictionary<string, string> setup, FlatAdamW optimizer, nn.Module network,
+        CrossTaskContrast? contrast, Device device)
     {
         var (tensors, metadata) = SafeTensors.Parse(File.ReadAllBytes(path), path);
         if (!metadata.TryGetValue("format", out var format) || format != Format)
@@ -126,7 +130,8 @@ internal sealed class TrainingCheckpoint
                 .ToDictionary(kv => kv.Key["optimizer.".Length..], kv => FromSafe(kv.Value, device));
             optimizer.LoadState(state, long.Parse(metadata["optimizer steps"], CultureInfo.InvariantCulture));
             var fixedState = network.named_buffers().Where(b => Supported(b.buffer.dtype)).Select(b => ("buffer." + b.name, b.buffer))
-                .Concat(Frozen(network).Select(f => ("frozen." + f.Name, f.Values)));
+                .Concat(Frozen(network).Select(f => ("frozen." + f.Name, f.Values)))
+                .Concat(contrast?.named_buffers().Select(b => ("contrast." + b.name, b.buffer)) ?? []);
             foreach (var (key, target) in fixedState)
             {
                 var saved = tensors.TryGetValue(key, out var found) ? found : throw new InvalidDataException($"'{path}' has no '{key}'.");

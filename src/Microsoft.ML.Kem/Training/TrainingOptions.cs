@@ -89,6 +89,12 @@ public sealed record TrainingOptions
     public string? CheckpointPath { get; init; }
     /// <summary>Write the checkpoint every this many epochs (and after the last); only with <see cref="CheckpointPath"/>.</summary>
     public int CheckpointEveryEpochs { get; init; } = 1;
+    /// <summary>
+    /// MTFormer's cross-task contrastive loss (MODEL-SPEC §7; optional, not part of KEM): null (default) for none, or its settings
+    /// (<c>new CrossTaskContrastOptions()</c> gives MTFormer's: weight 0.01, 128-d projections, 700 negatives, τ 0.07, momentum 0.5).
+    /// Needs the shared-encoder network (<see cref="CrossTaskContrast"/>).
+    /// </summary>
+    public CrossTaskContrastOptions? CrossTaskContrast { get; init; }
 
     /// <summary>Checks the recipe; messages say what to change.</summary>
     public void Validate()
@@ -102,6 +108,7 @@ public sealed record TrainingOptions
         (Augmentation ?? throw new ArgumentNullException(nameof(Augmentation), "Augmentation must not be null: use AugmentationOptions.None to turn it off.")).Validate();
         if (ValidateEveryEpochs < 1 || ReportEverySteps < 1) throw new ArgumentException("ValidateEveryEpochs and ReportEverySteps must be ≥ 1.");
         if (ValidateLastEpochs < 1) throw new ArgumentOutOfRangeException(nameof(ValidateLastEpochs), ValidateLastEpochs, "ValidateLastEpochs must be ≥ 1, or null to validate every ValidateEveryEpochs epochs.");
+        CrossTaskContrast?.Validate();
         if (CheckpointEveryEpochs < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEveryEpochs), CheckpointEveryEpochs, "CheckpointEveryEpochs must be ≥ 1.");
         if (CheckpointPath is { } path && (string.IsNullOrWhiteSpace(path) || Directory.Exists(path)))
             throw new ArgumentException($"CheckpointPath '{path}' must name a file (it is {(Directory.Exists(path) ? "a folder" : "empty")}), e.g. runs/nyud/checkpoint.safetensors.", nameof(CheckpointPath));

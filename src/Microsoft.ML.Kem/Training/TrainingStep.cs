@@ -16,6 +16,7 @@ public sealed class TrainingStep : IDisposable
 {
     private readonly MultiTaskModel network;
     private readonly MultiTaskLoss loss;
+    private readonly CrossTaskContrast? contrast;
     private readonly FlatAdamW optimizer;
     private readonly double clipNorm;
     private bool checkedAliasing;
@@ -25,15 +26,18 @@ public sealed class TrainingStep : IDisposable
     /// <paramref name="device"/> in float32. With bf16 (CUDA and <see cref="TrainingOptions.MixedPrecision"/>) the
     /// network is cast to bf16 here; the optimiser keeps fp32 masters.
     /// </summary>
-    public TrainingStep(MultiTaskModel network, MultiTaskLoss loss, TrainingOptions options, Device device)
+    /// <param name="contrast">The optional cross-task contrastive loss (on the device, float32): its projections are optimised
+    /// with the loss's parameters, and <see cref="Run"/> then needs the batch's image indices.</param>
+    public TrainingStep(MultiTaskModel network, MultiTaskLoss loss, TrainingOptions options, Device device, CrossTaskContrast? contrast = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(loss);
         ArgumentNullException.ThrowIfNull(options);
-        (this.network, this.loss) = (network, loss);
+        (this.network, this.loss, this.contrast) = (network, loss, contrast);
         Bf16 = options.MixedPrecision && (device.type == DeviceType.CUDA || options.MixedPrecisionOnCpu);
         clipNorm = options.GradientClipNorm;
-        optimizer = new FlatAdamW(network, loss.parameters(), Bf16, 0.9, 0.999, 1e-8, options.WeightDecay,
+        var extra = contrast is null ? loss.parameters() : loss.parameters().Concat(contrast.parameters());
+        optimizer = new FlatAdamW(network, extra, Bf16, 0.9, 0.999, 1e-8, options.WeightDecay,
                                   options.DecayAllParameters ? null : DecaysWeights(network, loss));
     }
 
@@ -67,7 +71,12 @@ public sealed class TrainingStep : IDisposable
     /// One step on a batch already on the device: images B×3×H×W (raw pixels, float32), labels per task B×P×H×W.
     /// Returns the total loss (scalar) and the per-task losses, still on the device, in the caller's dispose scope.
     /// </summary>
-    public (Tensor Loss, Tensor[] TaskLosses) Run(Tensor images, Tensor[] labels, double learningRate)
+    /// <param name="images">Raw pixels B×3×H×W.</param>
+    /// <param name="labels">Labels per task.</param>
+    /// <param name="learningRate">This step's learning rate.</param>
+    /// <param name="indices">The batch's training-image indices (B, int64, on the device): needed with the contrastive loss only.</param>
+    /// <param name="generator">Draws the contrastive loss's negatives (null: the default generator).</param>
+    public (Tensor Loss, Tensor[] TaskLosses) Run(Tensor images, Tensor[] labels, double learningRate, Tensor? indices = null, Generator? generator = null)
     {
         var tasks = network.Options.Tasks;
         var outputs = network.ForwardTraining(Bf16 ? images.to(ScalarType.BFloat16) : images);
@@ -81,6 +90,13 @@ public sealed class TrainingStep : IDisposable
         }
         var total = loss.forward(trainedLosses);
         if (outputs.Penalty is { } penalty) total = total + penalty.to(ScalarType.Float32);
+        if (contrast is not null)
+        {
+            var features = outputs.TaskFeatures
+                ?? throw new InvalidOperationException($"The cross-task contrastive loss reads each task's features, which {network.GetType().Name} does not expose: use the shared-encoder network (MultiTaskNetwork) or turn CrossTaskContrast off.");
+            total = total.PlusScaled(contrast.Loss(features.to(ScalarType.Float32),
+                indices ?? throw new ArgumentNullException(nameof(indices), "The contrastive loss needs the batch's image indices."), generator), contrast.Weight);
+        }
 
         optimizer.ZeroGrad();
         total.backward();

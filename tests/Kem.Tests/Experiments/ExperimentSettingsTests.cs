@@ -109,9 +109,11 @@ public sealed class ExperimentSettingsTests
     public void Checkpoints_is_a_switch_off_by_default()
     {
         Assert.IsFalse(ExperimentSettings.Parse([]).Checkpoints);
-        var s = ExperimentSettings.Parse(["--checkpoints", "--k", "5"]);
-        Assert.AreEqual((true, 5), (s.Checkpoints, s.Interaction.TopK));
+        var s = ExperimentSettings.Parse(["--checkpoints", "--k", "5", "--contrast"]);
+        Assert.AreEqual((true, 5, true), (s.Checkpoints, s.Interaction.TopK, s.Contrast));
+        Assert.IsFalse(ExperimentSettings.Parse([]).Contrast);
         Assert.Contains("--checkpoints", ExperimentSettings.Usage);
+        Assert.Contains("--contrast", ExperimentSettings.Usage);
     }
 
     [TestMethod]
