@@ -61,6 +61,13 @@ public abstract class MultiTaskModel : nn.Module<Tensor, Tensor[]>
     /// </summary>
     public virtual TrainingOutputs ForwardTraining(Tensor images) => new(forward(images), Array.Empty<Tensor[]>(), null);
 
+    /// <summary>
+    /// <see cref="ForwardTraining(Tensor)"/>, with <see cref="TrainingOutputs.TaskFeatures"/> filled when
+    /// <paramref name="taskFeatures"/> is set and the model has them (the shared-encoder network); asked only by the optional
+    /// contrastive loss, so that the usual step computes nothing extra.
+    /// </summary>
+    public virtual TrainingOutputs ForwardTraining(Tensor images, bool taskFeatures) => ForwardTraining(images);
+
     /// <summary>Builds the network of <see cref="MultiTaskNetworkOptions.Architecture"/>; validates the options first.</summary>
     public static MultiTaskModel Create(MultiTaskNetworkOptions options, string name = "kem")
     {

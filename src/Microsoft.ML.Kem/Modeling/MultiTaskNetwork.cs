@@ -51,9 +51,10 @@ public sealed class MultiTaskNetwork : MultiTaskModel
     /// <summary>images: B×3×H×W raw pixels → per task B×C_t×H×W.</summary>
     public override Tensor[] forward(Tensor images) => Run(images, null);
 
-    /// <summary>forward, plus each task's decoded tokens averaged (<see cref="TrainingOutputs.TaskFeatures"/>, B×T×d).</summary>
-    public override TrainingOutputs ForwardTraining(Tensor images)
+    /// <summary>forward, plus (when asked) each task's decoded tokens averaged (<see cref="TrainingOutputs.TaskFeatures"/>, B×T×d).</summary>
+    public override TrainingOutputs ForwardTraining(Tensor images, bool taskFeatures)
     {
+        if (!taskFeatures) return ForwardTraining(images);
         var features = new Tensor[heads.Count];
         var outputs = Run(images, features);
         return new TrainingOutputs(outputs, Array.Empty<Tensor[]>(), null) { TaskFeatures = torch.stack(features, 1) };

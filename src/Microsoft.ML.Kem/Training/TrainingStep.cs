@@ -79,7 +79,7 @@ public sealed class TrainingStep : IDisposable
     public (Tensor Loss, Tensor[] TaskLosses) Run(Tensor images, Tensor[] labels, double learningRate, Tensor? indices = null, Generator? generator = null)
     {
         var tasks = network.Options.Tasks;
-        var outputs = network.ForwardTraining(Bf16 ? images.to(ScalarType.BFloat16) : images);
+        var outputs = network.ForwardTraining(Bf16 ? images.to(ScalarType.BFloat16) : images, taskFeatures: contrast is not null);
         var taskLosses = new Tensor[tasks.Count];   // reported: the final maps' losses
         var trainedLosses = new Tensor[tasks.Count]; // optimised: plus deep-supervision terms, weight 1 each
         for (int t = 0; t < tasks.Count; t++)
