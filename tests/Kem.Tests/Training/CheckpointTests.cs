@@ -36,15 +36,6 @@ public sealed class CheckpointTests
     private static float[] Weights(torch.nn.Module network) =>
         network.state_dict().Values.Where(t => t.is_floating_point()).SelectMany(t => t.to(torch.ScalarType.Float32).data<float>().ToArray()).ToArray();
 
-    /// <summary>Cancels the fit at the first report of <paramref name="epoch"/> (synchronously, unlike Progress&lt;T&gt;).</summary>
-    private sealed class CancelAt(int epoch, CancellationTokenSource source) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value)
-        {
-            if (value.Epoch == epoch) source.Cancel();
-        }
-    }
-
     private static string Folder()
     {
         var folder = Path.Combine(Path.GetTempPath(), "kem-checkpoint-" + Guid.NewGuid().ToString("N"));

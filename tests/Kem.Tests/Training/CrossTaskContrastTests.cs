@@ -117,14 +117,6 @@ public sealed class CrossTaskContrastTests
         }
     }
 
-    private sealed class CancelAt(int epoch, CancellationTokenSource source) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value)
-        {
-            if (value.Epoch == epoch) source.Cancel();
-        }
-    }
-
     [TestMethod]
     public void Bad_settings_and_a_network_without_task_features_are_refused_by_name()
     {
