@@ -57,7 +57,7 @@ public static class MultiTaskEvaluator
         private ValueGetter<VBuffer<int>>? intGetter;
         private VBuffer<float> labelBuffer, floatBuffer;
         private VBuffer<int> intBuffer;
-        private float[] labelDense = Array.Empty<float>(), predictionDense = Array.Empty<float>();
+        private float[] labelDense = Array.Empty<float>(), predictionDense = Array.Empty<float>(), scoreDense = Array.Empty<float>();
 
         public IDenseMetricAccumulator Accumulator { get; }
         public IEnumerable<DataViewSchema.Column> Columns => new[] { label, prediction };
@@ -112,9 +112,12 @@ public static class MultiTaskEvaluator
             else
             {
                 floatGetter!(ref floatBuffer);
-                Densify(floatBuffer, ref predictionDense);
                 if (resizeFrom is var (h, w))
-                    predictionDense = PredictionResize.ToSize(task, predictionDense, h, w, height, width);
+                {
+                    Densify(floatBuffer, ref scoreDense);   // the scores keep their own buffer: the resized map has the labels' size
+                    predictionDense = PredictionResize.ToSize(task, scoreDense, h, w, height, width);
+                }
+                else Densify(floatBuffer, ref predictionDense);
             }
             Accumulator.Add(predictionDense, labelDense, height, width);
         }
