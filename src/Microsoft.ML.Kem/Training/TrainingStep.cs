@@ -38,21 +38,22 @@ public sealed class TrainingStep : IDisposable
         clipNorm = options.GradientClipNorm;
         var extra = contrast is null ? loss.parameters() : loss.parameters().Concat(contrast.parameters());
         optimizer = new FlatAdamW(network, extra, Bf16, 0.9, 0.999, 1e-8, options.WeightDecay,
-                                  options.DecayAllParameters ? null : DecaysWeights(network, loss));
+                                  options.DecayAllParameters ? null : DecaysWeights(network, loss, contrast));
     }
 
     /// <summary>
     /// MODEL-SPEC §11 option (<see cref="TrainingOptions.DecayAllParameters"/> = false): weight decay on every parameter except
     /// norms and biases (1-D parameters, and any parameter named <c>bias</c>), the window blocks' relative position bias tables
     /// (<c>relative_position_bias_table</c>, as Swin's own recipe), the KEM memory slots R_0 (<c>memorySlots</c>) and the loss's
-    /// parameters (s_t). Asked by <see cref="FlatAdamW"/> once per parameter of <paramref name="network"/> and <paramref name="loss"/>.
+    /// parameters (s_t). Asked by <see cref="FlatAdamW"/> once per parameter of <paramref name="network"/> and <paramref name="loss"/>;
+    /// the optional contrastive loss's projections (<paramref name="contrast"/>) follow the network's rule.
     /// </summary>
-    public static Func<Parameter, bool> DecaysWeights(nn.Module network, nn.Module loss)
+    public static Func<Parameter, bool> DecaysWeights(nn.Module network, nn.Module loss, nn.Module? contrast = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(loss);
         var exempt = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
-        foreach (var (name, p) in network.named_parameters())
+        foreach (var (name, p) in contrast is null ? network.named_parameters() : network.named_parameters().Concat(contrast.named_parameters()))
         {
             var leaf = name[(name.LastIndexOf('.') + 1)..];
             if (p.dim() <= 1 || leaf is "bias" or "memorySlots" or "relative_position_bias_table") exempt.Add(p);

@@ -118,6 +118,18 @@ public sealed class CrossTaskContrastTests
     }
 
     [TestMethod]
+    public void Without_DecayAllParameters_the_projections_biases_are_spared_as_the_networks_are()
+    {
+        manual_seed(4);
+        using var network = new MultiTaskNetwork(Net(new TaskSpecs(TinyData.SegDepth)));
+        using var loss = new Microsoft.ML.Kem.Tasks.MultiTaskLoss("loss", TinyData.SegDepth, Microsoft.ML.Kem.Tasks.LossWeighting.Fixed);
+        using var contrast = new CrossTaskContrast("contrast", 2, 32, Samples, Settings);
+        var decays = TrainingStep.DecaysWeights(network, loss, contrast);
+        foreach (var (name, p) in contrast.named_parameters())
+            Assert.AreEqual(!name.EndsWith("bias"), decays(p), name);
+    }
+
+    [TestMethod]
     public void Bad_settings_and_a_network_without_task_features_are_refused_by_name()
     {
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => new TrainingOptions { CrossTaskContrast = new() { Negatives = 0 } }.Validate());
