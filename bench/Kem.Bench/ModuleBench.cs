@@ -17,7 +17,7 @@ internal static class ModuleBench
     public static readonly (string Name, InteractionOptions? Options)[] Kinds =
     [
         ("kem", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-split", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),   // HeadSplitKem: the previous layout
+        ("kem-projected", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),   // ProjectedKem: the previous layout
         ("skem", new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, EtfInputProjection = true, MemorySlots = 20, TopK = 3 }),
         ("ca", new InteractionOptions { Kind = InteractionKind.CrossAttention }),
         ("seq", null),
@@ -116,8 +116,8 @@ internal static class ModuleBench
         built.to(gpu.Device);
         built.to(type);
         built.train();
-        using var split = name == "kem-split" ? new HeadSplitKem((KnowledgeExtraction)built, c.Heads, tasks, c.TopK) : null;
-        var module = (nn.Module<Tensor, Tensor>?)split ?? built;
+        using var previous = name == "kem-projected" ? new ProjectedKem((KnowledgeExtraction)built, c.Heads, tasks, c.TopK) : null;
+        var module = (nn.Module<Tensor, Tensor>?)previous ?? built;
         using var x = randn(shape, dtype: type, device: gpu.Device).requires_grad_(true);
         using var g = randn(shape, dtype: type, device: gpu.Device);
 
@@ -129,10 +129,10 @@ internal static class ModuleBench
             y.backward([g]);
         }
 
-        if (split is not null)
+        if (previous is not null)
             using (no_grad())
             using (NewDisposeScope())
-                row["max_abs_diff_vs_kem"] = (split.call(x) - built.call(x)).abs().max().to(ScalarType.Float32).item<float>();   // same values, other layout
+                row["max_abs_diff_vs_kem"] = (previous.call(x) - built.call(x)).abs().max().to(ScalarType.Float32).item<float>();   // same values, other layout
         Measure.TimeInto(row, gpu, Iteration, c.ModuleSchedule);
         row["parameters"] = built.parameters().Sum(p => p.numel());
     }

@@ -16,7 +16,9 @@ public sealed record InteractionCost(long Projections, long AttentionPart)
     /// AttentionPart = 4·m·T·n·d (retrieve scores, retrieve sum, write scores, write sum: m·N·d each), linear in n and T:
     /// the spec's count, with a dense retrieve sum. <see cref="KnowledgeExtraction"/> sums only the K tokens every slot
     /// keeps (K = k, or k·T per task): pass <paramref name="keptPerSlot"/> to count its m·K·d instead of m·N·d.
-    /// sKEM's per-head ETF projections are not counted.
+    /// sKEM's per-head ETF projections are not counted. This is the spec's count, the basis of its comparison with
+    /// cross-attention. <see cref="KnowledgeExtraction"/> runs fewer: it folds the four token-side projections (Wk_r, Wv_r,
+    /// Wq_w, Wo_w, 4·N·d² here) into the slots, three products of N·d·h·m (block-diagonal over the heads) instead.
     /// </summary>
     /// <param name="tasks">T.</param>
     /// <param name="tokensPerTask">n.</param>

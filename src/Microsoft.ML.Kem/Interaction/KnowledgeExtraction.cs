@@ -21,7 +21,9 @@ public sealed record KemTrace(Tensor Output, Tensor Memory, Tensor RetrieveWeigh
 /// Write:      O     = softmax_m((LN(F) Wq_w)(LN(R_new) Wk_w)ᵀ/√d_h)(LN(R_new) Wv_w) Wo_w
 /// Broadcast:  X'    = X + λ·O
 /// </code>
-/// sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
+/// The projections of the N tokens are computed folded into the m slots (AttentionKernel's <c>SlotLogits</c>,
+/// <c>ReadSlots</c>, <c>GatherProjectRows</c>): the same function, re-associated, with per-token products h·m instead of
+/// d wide. sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
 /// paper: its Retrieve is SGW's "write", its Write is SGW's "broadcast" (MODEL-SPEC §15.20).
 /// Options that change the memory: <see cref="MemoryInit"/> (R_0's initial values), <see cref="MemoryUpdate"/> (Residual, Replace, <see cref="GatedMemoryUpdate"/>),
 /// <see cref="InteractionOptions.MemoryMlp"/> (<see cref="ResidualMemoryMlp"/>), <see cref="TopKAxis"/>
@@ -36,7 +38,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private readonly Parameter? memorySlots;               // R_0: m×d (absent only for SlotVertices + Replace, where nothing reads it)
     private readonly LayerNorm normMemory;                 // LN_r
     private readonly Linear? retrieveQuery;                // Wq_r (absent for SlotVertices: the ETF vertices are the slot queries)
-    private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one product ([Wk_r | Wv_r] with PerTaskWriteQuery)
+    private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one parameter ([Wk_r | Wv_r] with PerTaskWriteQuery), folded into the slots
     private readonly HeadwiseLinear? writeQuery;           // PerTaskWriteQuery: Wq_w per task, T×d×d, one batched matmul
     private readonly HeadwiseLinear? etfQueryProjection;   // sKEM TaskVertices + EtfInputProjection
     private readonly HeadwiseLinear? etfKeyProjection;     // sKEM + EtfInputProjection
@@ -124,12 +126,12 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         // F = [X_1; …; X_T]: B×T×n×d → B×N×d, N = T·n (a view of the stack)
         var tokens = normTokens.call(embedded.reshape(batch, tasks * perTask, width));
 
-        // K_r, V_r and Q_w all project LN(F): one N×d × d×3d product instead of two
-        var projected = TokenProjections(tokens);
+        // K_r, V_r and Q_w all project LN(F), but only ever meet the m slots: the projections are folded into the slots
+        // (AttentionKernel.SlotLogits, GatherProjectRows), and LN(F) is the only B×N×d tensor the module forms
         // MODEL-SPEC §2, Retrieve (SGW "write"): every slot reads its k best tokens of all tasks
-        var (memory, retrieveWeights) = Retrieve(projected[0], projected[1], tokens, trace);   // R_new B×m×d, A B×h×m×N (trace only)
+        var (memory, retrieveWeights) = Retrieve(tokens, trace);                       // R_new B×m×d, A B×h×m×N (trace only)
         // MODEL-SPEC §2, Write (SGW "broadcast"): every token reads the memory, softmax over the m slots
-        var (written, writeWeights) = Write(projected[2], memory, trace);               // O B×N×d
+        var (written, writeWeights) = Write(tokens, memory, trace);                    // O B×N×d
         // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d), one fused kernel
         var update = written.reshape(batch, tasks, perTask, width);
         var output = x.PlusScaled(update, options.Lambda);
@@ -137,25 +139,13 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// [K_r | V_r | Q_w] of LN(F), B×N×d each. <see cref="EtfMode.Span"/> (MODEL-SPEC §3) projects the keys' input onto
-    /// the ETF's span first, F̃ = LN(F)·W·Wᵀ, so K_r = F̃ Wk_r while V_r and Q_w still read LN(F): the fused weight is sliced.
-    /// With <see cref="InteractionOptions.PerTaskWriteQuery"/> the fused weight is [Wk_r | Wv_r] and Q_w comes from each task's own Wq_w.
+    /// Block <paramref name="index"/> of the fused token projection [Wk_r | Wv_r | Wq_w] (0 keys, 1 values, 2 write queries;
+    /// [Wk_r | Wv_r] with <see cref="InteractionOptions.PerTaskWriteQuery"/>): its weight d×d (out×in) and bias, views.
     /// </summary>
-    private Tensor[] TokenProjections(Tensor tokens)
+    private (Tensor Weight, Tensor Bias) TokenProjection(int index)
     {
-        int fused = writeQuery is null ? 3 : 2;                                      // [Wk_r | Wv_r | Wq_w], or [Wk_r | Wv_r]
-        var parts = etfMode == EtfMode.Span ? SpanProjections(tokens, fused) : tokenProjection.call(tokens).chunk(fused, -1);
-        return writeQuery is null ? parts : [parts[0], parts[1], PerTaskWriteQueries(tokens)];
-    }
-
-    private Tensor[] SpanProjections(Tensor tokens, int fused)
-    {
-        var width = tokens.shape[^1];
-        var spanTokens = tokens.matmul(etfVertices!).matmul(etfVertices!.t());                 // F̃ = LN(F) W Wᵀ: B×N×d
-        var keys = nn.functional.linear(spanTokens, tokenProjection.weight!.narrow(0, 0, width), tokenProjection.bias!.narrow(0, 0, width));
-        var rest = (fused - 1) * width;
-        var others = nn.functional.linear(tokens, tokenProjection.weight!.narrow(0, width, rest), tokenProjection.bias!.narrow(0, width, rest));
-        return [keys, .. others.chunk(fused - 1, -1)];
+        var width = tokenProjection.weight!.shape[1];
+        return (tokenProjection.weight!.narrow(0, index * width, width), tokenProjection.bias!.narrow(0, index * width, width));
     }
 
     /// <summary>Q_w = LN(X_t) Wq_w,t for every task t at once: B×N×d → B×T×n×d → T batched Lin(d→d) → B×N×d.</summary>
@@ -165,21 +155,22 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return writeQuery!.call(tokens.reshape(batch, tasks, -1, width)).reshape(batch, -1, width);
     }
 
-    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, Tensor tokens, bool trace)
+    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor tokens, bool trace)
     {
-        // K and V stay B×N×d (views of the fused projection): no head-split copies of the N tokens (AttentionKernel.SlotScores)
-        var retrieveScores = RetrieveScores(projectedKeys);                     // S: B×h×m×N
+        var retrieveScores = RetrieveScores(tokens);                            // S: B×h×m×N
+        var (valueWeight, valueBias) = TokenProjection(1);                      // Wv_r
         Tensor read;                                                            // A V: B×h×m×d_h
         Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
+        Tensor Values() => AttentionKernel.SplitHeads(nn.functional.linear(tokens, valueWeight, valueBias), heads);   // V: B×h×N×d_h
         if (options.TopKAxis == TopKAxis.Slots)                                 // dense: an ablation
-            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
+            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(Values());
         else if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
-            read = (weights = retrieveScores.softmax(-1)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
+            read = (weights = retrieveScores.softmax(-1)).matmul(Values());
         else
         {
-            // A has k (or k·T) non-zeros per row: gather those rows of V instead of a dense m×N product
+            // A has k (or k·T) non-zeros per row: gather those rows of LN(F) and project only them, instead of a dense m×N product
             var (kept, indices) = TopKSoftmax.Sparse(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks);
-            read = AttentionKernel.GatherSumRows(kept, indices, projectedValues);
+            read = AttentionKernel.GatherProjectRows(kept, indices, tokens, valueWeight, valueBias);
             if (trace) weights = TopKSoftmax.Densify(kept, indices, retrieveScores);
         }
         var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(read));  // R: B×m×d
@@ -194,12 +185,20 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return (memory, weights);
     }
 
-    /// <summary>S (B×h×m×N) from the keys B×N×d: MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes.</summary>
-    private Tensor RetrieveScores(Tensor projectedKeys)
+    /// <summary>S (B×h×m×N) from LN(F) B×N×d: MODEL-SPEC §2 for plain KEM, §3 for the sKEM modes.</summary>
+    private Tensor RetrieveScores(Tensor tokens)
     {
-        if (etfMode is EtfMode.Off or EtfMode.Span)                                 // Span: the span projection acted on the keys' input
-            return AttentionKernel.SlotScores(retrieveQuery!.call(normMemory.call(memorySlots!)), projectedKeys, heads, scoreScale);
-        var keys = AttentionKernel.SplitHeads(projectedKeys, heads);               // K: B×h×N×d_h
+        var (keyWeight, keyBias) = TokenProjection(0);                              // Wk_r
+        if (etfMode is EtfMode.Off or EtfMode.Span)
+        {
+            // Span (MODEL-SPEC §3) projects the keys' input onto the ETF's span first: K_r = F̃ Wk_r, F̃ = LN(F)·W·Wᵀ
+            var keyInput = etfMode == EtfMode.Span ? tokens.matmul(etfVertices!).matmul(etfVertices!.t()) : tokens;
+            var (batch, length) = (tokens.shape[0], tokens.shape[1]);
+            var slotQueries = retrieveQuery!.call(normMemory.call(memorySlots!));  // Q_r: m×d
+            return AttentionKernel.SlotLogits(keyInput, slotQueries, heads, scoreScale, keyWeight, keyBias)   // B×N×(h·m), K_r never formed
+                .transpose(1, 2).view(batch, heads, slotQueries.shape[0], length);
+        }
+        var keys = AttentionKernel.SplitHeads(nn.functional.linear(tokens, keyWeight, keyBias), heads);   // K: B×h×N×d_h (the ETF modes normalise K)
         switch (etfMode)
         {
             case EtfMode.TaskVertices:
@@ -231,12 +230,21 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private Tensor SlotQueries() =>
         AttentionKernel.SplitHeads(retrieveQuery!.call(normMemory.call(memorySlots!)).unsqueeze(0), heads);
 
-    private (Tensor Written, Tensor? Weights) Write(Tensor projectedQueries, Tensor memory, bool trace)
+    private (Tensor Written, Tensor? Weights) Write(Tensor tokens, Tensor memory, bool trace)
     {
-        // Q: B×N×d, all tasks at once, never split into heads (AttentionKernel.AttendSlots); K_m, V_m: B×m×d
+        // K_m, V_m: B×m×d. Q_w = LN(F) Wq_w is folded into the slot keys (PerTaskWriteQuery: each task's own Wq_w, formed)
         var keyValue = writeKeyValue.call(normMemory.call(memory)).chunk(2, -1);
-        var (read, weights) = AttentionKernel.AttendSlots(projectedQueries, keyValue[0], keyValue[1], heads, scoreScale);   // B×N×d, B×N×h×m
-        return (writeOutput.call(read), trace ? weights.permute(0, 2, 1, 3) : null);                                     // O: B×N×d
+        var (batch, length) = (tokens.shape[0], tokens.shape[1]);
+        Tensor logits;                                                                                                   // B×N×(h·m)
+        if (writeQuery is null)
+        {
+            var (queryWeight, queryBias) = TokenProjection(2);
+            logits = AttentionKernel.SlotLogits(tokens, keyValue[0], heads, scoreScale, queryWeight, queryBias);
+        }
+        else logits = AttentionKernel.SlotLogits(PerTaskWriteQueries(tokens), keyValue[0], heads, scoreScale);
+        var weights = logits.view(batch, length, heads, -1).softmax(-1);                                                 // over each head's m slots
+        var written = AttentionKernel.ReadSlots(weights, keyValue[1], heads, writeOutput.weight!, writeOutput.bias!);  // O = (A V_m) Wo_w: B×N×d
+        return (written, trace ? weights.permute(0, 2, 1, 3) : null);
     }
 
     /// <summary>R_0's initial values, m×d (MODEL-SPEC §2): truncated normal std 0.02, or row i = e_i padded with zeros (m ≤ d).</summary>

@@ -49,7 +49,7 @@ public sealed class InteractionCostTests
     [DataRow("KemSlotAxis")]
     [DataRow("KemBlocks2")]
     [DataRow("TaskVerticesBlocks3Gated")]
-    public void Kem_cost_equals_the_products_the_module_runs(string variant)
+    public void Kem_cost_equals_the_products_of_the_spec_form(string variant)
     {
         const int tasks = 3;
         var options = Options(variant);
@@ -80,7 +80,13 @@ public sealed class InteractionCostTests
         }
         var expected = InteractionCost.Kem(tasks, PerTask, Width, options);
         Assert.AreEqual(expected.AttentionPart, attention, "attention part");
-        Assert.AreEqual(expected.Projections, projections.MultiplyAdds, "projections");
+        // The module runs the slot-side projections as Linear modules. The four token-side ones (Wk_r, Wv_r, Wq_w, Wo_w:
+        // 4·N·d² in the spec's count) never run on the N tokens as modules: KEM folds them into the slots, and the ablations
+        // that need K_r or V_r of every token apply the fused weight's block directly.
+        long tokens = tasks * PerTask;
+        foreach (var (name, rows) in projections.Rows)
+            Assert.IsTrue(rows <= Slots + 1, $"{name} projected {rows} rows: only the m slots (and a pooled vector) go through Linear modules");
+        Assert.AreEqual(expected.Projections, projections.MultiplyAdds + options.KemBlocks * 4 * tokens * Width * Width, "projections: the slot side run, plus the folded token side");
         if (variant == "Kem") Assert.AreEqual(expected, InteractionCost.Kem(tasks, PerTask, Width, Slots, keptPerSlot: TopK), "for the defaults the options overload is the plain count");
     }
 

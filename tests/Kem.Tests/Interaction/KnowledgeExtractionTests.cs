@@ -65,6 +65,56 @@ public sealed class KnowledgeExtractionTests
         Assert.AreEqual(sum, output.sum().item<float>(), 1e-3, "Σ X'");
     }
 
+    /// <summary>
+    /// The module computes its token projections folded into the slots (AttentionKernel.SlotLogits, ReadSlots,
+    /// GatherProjectRows). Here MODEL-SPEC §2 is written out projection first, as the spec states it: K_r, V_r and Q_w of
+    /// LN(F) for all N tokens, heads split, dense top-k weights, Wo_w applied to the N tokens. Outputs and every gradient
+    /// must agree in float64.
+    /// </summary>
+    [TestMethod]
+    [DataRow("Kem")]
+    [DataRow("KemPerTask")]
+    [DataRow("KemRenormalizedReplace")]
+    [DataRow("Span")]
+    public void Folded_projections_give_the_spec_form_computed_projection_first(string variant)
+    {
+        using var kem = Kem(variant);
+        kem.to(ScalarType.Float64);
+        using var scope = NewDisposeScope();
+        var x = Tokens().to(ScalarType.Float64).requires_grad_(true);
+        var inputs = kem.parameters().Cast<Tensor>().Prepend(x).ToArray();
+        var folded = kem.call(x);
+        var reference = SpecForm(kem, x, Options(variant));
+        TensorAssert.Close(reference, folded, 1e-10, "X'");
+        var g = TensorAssert.Randn(4, x.shape).to(ScalarType.Float64);
+        var a = autograd.grad([(folded * g).sum()], inputs, retain_graph: true);   // the two graphs share nodes
+        var b = autograd.grad([(reference * g).sum()], inputs);
+        var names = kem.named_parameters().Select(e => e.name).Prepend("X").ToArray();
+        for (int i = 0; i < inputs.Length; i++) TensorAssert.Close(b[i], a[i], 1e-10, $"gradient of {names[i]}");
+    }
+
+    private static Tensor SpecForm(KnowledgeExtraction kem, Tensor x, InteractionOptions o)
+    {
+        var p = kem.named_parameters().ToDictionary(e => e.name, e => (Tensor)e.parameter);
+        var (batch, tasks, perTask) = (x.shape[0], (int)x.shape[1], x.shape[2]);
+        Tensor Norm(Tensor t, string name) => nn.functional.layer_norm(t, [Width], p[name + ".weight"], p[name + ".bias"]);
+        Tensor Linear(Tensor t, string name) => nn.functional.linear(t, p[name + ".weight"], p[name + ".bias"]);
+        Tensor Split(Tensor t) => AttentionKernel.SplitHeads(t, Heads);
+        var tokens = Norm(x.reshape(batch, tasks * perTask, Width), "normTokens");                  // LN(F)
+        var projected = Linear(tokens, "tokenProjection").chunk(3, -1);                            // K_r, V_r, Q_w
+        var keys = o.EtfMode == EtfMode.Span && o.Kind == InteractionKind.StableKem               // K_r = LN(F)·W·Wᵀ·Wk_r
+            ? nn.functional.linear(tokens.matmul(kem.EtfVertices!).matmul(kem.EtfVertices!.t()),
+                p["tokenProjection.weight"].narrow(0, 0, Width), p["tokenProjection.bias"].narrow(0, 0, Width))
+            : projected[0];
+        var queries = Linear(Norm(p["memorySlots"], "normMemory"), "retrieveQuery").unsqueeze(0);
+        var retrieveWeights = TopKSoftmax.Apply(AttentionKernel.Scores(Split(queries), Split(keys)), o.TopK, o.TopKMode, o.TopKScope, tasks);
+        var retrieved = Linear(AttentionKernel.MergeHeads(retrieveWeights.matmul(Split(projected[1]))), "retrieveOutput");
+        var memory = o.MemoryUpdate == MemoryUpdate.Replace ? retrieved : p["memorySlots"] + retrieved;
+        var keyValue = Linear(Norm(memory, "normMemory"), "writeKeyValue").chunk(2, -1);
+        var written = AttentionKernel.Weights(Split(projected[2]), Split(keyValue[0])).matmul(Split(keyValue[1]));   // the module's 1/√d_h (a float)
+        return x + Linear(AttentionKernel.MergeHeads(written), "writeOutput").reshape(x.shape);
+    }
+
     [TestMethod]
     [DataRow("Kem", TopK)]
     [DataRow("TaskVertices", TopK)]
