@@ -45,24 +45,26 @@ def gather_sum(w, idx, values):
     return (w.unsqueeze(-2) @ rows).squeeze(-2)
 
 
-_HEAD_MASKS = {}
+_BLOCK_MASKS = {}
 
 
-def head_mask(heads, scale, dtype, device):
-    """AttentionKernel.HeadMask: h×h identity times scale, cached."""
-    key = (str(device), dtype, heads, scale)
-    if key not in _HEAD_MASKS:
-        _HEAD_MASKS[key] = torch.eye(heads, device=device).mul_(scale).to(dtype)   # fp32 first: CPU torch has no bf16 eye
-    return _HEAD_MASKS[key]
+def block_mask(heads, slots, dh, scale, dtype, device):
+    """AttentionKernel.BlockMask: the block-diagonal pattern h×m×h×d_h times scale, cached; first in the product, it makes
+    the product contiguous, so slot_rows' reshape is a view."""
+    key = (str(device), dtype, heads, slots, dh, scale)
+    if key not in _BLOCK_MASKS:
+        eye = torch.eye(heads, device=device).mul_(scale)                  # fp32 first: CPU torch has no bf16 eye
+        _BLOCK_MASKS[key] = eye.view(heads, 1, heads, 1).expand(heads, slots, heads, dh).to(dtype).contiguous()
+    return _BLOCK_MASKS[key]
 
 
 def slot_rows(slots, heads, scale=1.0):
     """AttentionKernel.SlotRows: slots …×m×d → block-diagonal …×(h·m)×d, row i·m+j = slot j's head-i vector × scale."""
     m, d = slots.shape[-2:]
     lead = slots.shape[:-2]
-    mask = head_mask(heads, scale, slots.dtype, slots.device)
+    mask = block_mask(heads, m, d // heads, scale, slots.dtype, slots.device)
     rows = slots.reshape(*lead, m, heads, d // heads).transpose(-3, -2).unsqueeze(-2)
-    return (rows * mask.view(heads, 1, heads, 1)).reshape(*lead, heads * m, d)
+    return (mask * rows).reshape(*lead, heads * m, d)
 
 
 def slot_columns(slots, heads, scale=1.0):
@@ -145,20 +147,17 @@ class Kem(nn.Module):
     def forward(self, x):
         b, t, n, d = x.shape
         tokens = self.norm_tokens(x.reshape(b, t * n, d))                   # F = [X_1; …; X_T]: the only B×N×d tensor formed
-        memory = self.retrieve(tokens)                                      # R_new B×m×d
-        written = self.write(tokens, memory)                                # O B×N×d
+        weights = self.token_projection.weight.chunk(3, 0)                  # [Wk_r | Wv_r | Wq_w] blocks: one chunk, one backward cat
+        biases = self.token_projection.bias.chunk(3, 0)
+        memory = self.retrieve(tokens, weights, biases)                     # R_new B×m×d
+        written = self.write(tokens, weights, biases, memory)               # O B×N×d
         update = written.reshape(b, t, n, d)
         return x + update if self.lam == 1.0 else x.add(update, alpha=self.lam)
 
-    def projection(self, i):
-        """Block i of the fused [Wk_r | Wv_r | Wq_w] (0 keys, 1 values, 2 write queries): weight d×d and bias, views."""
-        d = self.token_projection.in_features
-        return self.token_projection.weight[i * d:(i + 1) * d], self.token_projection.bias[i * d:(i + 1) * d]
-
-    def retrieve(self, tokens):
+    def retrieve(self, tokens, weights, biases):
         b, length, _ = tokens.shape
-        key_weight, key_bias = self.projection(0)
-        value_weight, value_bias = self.projection(1)
+        key_weight, key_bias = weights[0], biases[0]
+        value_weight, value_bias = weights[1], biases[1]
         queries = self.retrieve_query(self.norm_memory(self.memory_slots))
         if self.stable:
             keys = split_heads(F.linear(tokens, key_weight, key_bias), self.heads)
@@ -175,10 +174,10 @@ class Kem(nn.Module):
         retrieved = self.retrieve_output(merge_heads(read))
         return self.memory_slots + retrieved
 
-    def write(self, tokens, memory):
+    def write(self, tokens, weights, biases, memory):
         b, length, _ = tokens.shape
         kv = self.write_key_value(self.norm_memory(memory)).chunk(2, -1)
-        query_weight, query_bias = self.projection(2)
+        query_weight, query_bias = weights[2], biases[2]
         w = slot_logits(tokens, kv[0], self.heads, None, query_weight, query_bias).view(b, length, self.heads, -1).softmax(-1)
         return read_slots(w, kv[1], self.heads, self.write_output.weight, self.write_output.bias)
 

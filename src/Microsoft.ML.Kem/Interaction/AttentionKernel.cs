@@ -88,14 +88,22 @@ public static class AttentionKernel
     // fused kernel kept them in fp32), and the score scale is folded into the head mask in the tensors' dtype (exact for
     // d_h = 64, within bf16 rounding otherwise). fp32 results equal the head-split forms to rounding.
 
-    private static readonly ConcurrentDictionary<(string Device, ScalarType Type, long Heads, float Scale), Tensor> HeadMasks = new();
+    private static readonly ConcurrentDictionary<(string Device, ScalarType Type, long Heads, long Slots, long HeadWidth, float Scale), Tensor> BlockMasks = new();
 
-    /// <summary>h×h identity times <paramref name="scale"/> (cached per device, dtype, h and scale; a few bytes each).</summary>
-    private static Tensor HeadMask(long heads, float scale, ScalarType type, Device device) =>
-        HeadMasks.GetOrAdd((device.ToString(), type, heads, scale), key =>
+    /// <summary>
+    /// The block-diagonal pattern h×m×h×d_h: 1 where the row's head equals the column's head, times
+    /// <paramref name="scale"/> (cached per device, dtype, shape and scale; h·m·d ≈ 46k values at the defaults). Stored
+    /// whole rather than as a broadcast h×h identity: as the first operand of the product it makes the product's layout
+    /// contiguous, so that <see cref="SlotRows"/>' reshape is a view instead of a copy.
+    /// </summary>
+    private static Tensor BlockMask(long heads, long slots, long headWidth, float scale, ScalarType type, Device device) =>
+        BlockMasks.GetOrAdd((device.ToString(), type, heads, slots, headWidth, scale), key =>
         {
             using var noGrad = no_grad();
-            return eye(key.Heads, dtype: ScalarType.Float32, device: device).mul_(key.Scale).to(key.Type).DetachFromDisposeScope();   // fp32 first: not every libtorch has a bf16 eye
+            using var scope = NewDisposeScope();
+            var identity = eye(key.Heads, dtype: ScalarType.Float32, device: device).mul_(key.Scale);   // fp32 first: not every libtorch has a bf16 eye
+            return identity.view(key.Heads, 1, key.Heads, 1).expand(key.Heads, key.Slots, key.Heads, key.HeadWidth)
+                .to(key.Type).contiguous().DetachFromDisposeScope();
         });
 
     /// <summary>
@@ -107,10 +115,11 @@ public static class AttentionKernel
     {
         var (count, width) = (slots.shape[^2], slots.shape[^1]);
         var lead = slots.shape[..^2];
-        var mask = HeadMask(heads, scale, slots.dtype, slots.device);           // h×h
-        // …×m×d → …×m×h×d_h → …×h×m×1×d_h, times the head mask h×1×h×1 → …×h×m×h×d_h → …×(h·m)×d
-        var rows = slots.reshape([.. lead, count, heads, width / heads]).transpose(-3, -2).unsqueeze(-2);
-        return (rows * mask.view(heads, 1, heads, 1)).reshape([.. lead, heads * count, width]);
+        var headWidth = width / heads;
+        var mask = BlockMask(heads, count, headWidth, scale, slots.dtype, slots.device);   // h×m×h×d_h
+        // …×m×d → …×m×h×d_h → …×h×m×1×d_h, times the mask → …×h×m×h×d_h (contiguous: the mask, first, sets the layout) → …×(h·m)×d
+        var rows = slots.reshape([.. lead, count, heads, headWidth]).transpose(-3, -2).unsqueeze(-2);
+        return (mask * rows).reshape([.. lead, heads * count, width]);
     }
 
     /// <summary>

@@ -129,23 +129,30 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         // K_r, V_r and Q_w all project LN(F), but only ever meet the m slots: the projections are folded into the slots
         // (AttentionKernel.SlotLogits, GatherProjectRows), and LN(F) is the only B×N×d tensor the module forms
         // MODEL-SPEC §2, Retrieve (SGW "write"): every slot reads its k best tokens of all tasks
-        var (memory, retrieveWeights) = Retrieve(tokens, trace);                       // R_new B×m×d, A B×h×m×N (trace only)
+        var projections = TokenProjections();
+        var (memory, retrieveWeights) = Retrieve(tokens, projections, trace);          // R_new B×m×d, A B×h×m×N (trace only)
         // MODEL-SPEC §2, Write (SGW "broadcast"): every token reads the memory, softmax over the m slots
-        var (written, writeWeights) = Write(tokens, memory, trace);                    // O B×N×d
+        var (written, writeWeights) = Write(tokens, projections, memory, trace);       // O B×N×d
         // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d), one fused kernel
         var update = written.reshape(batch, tasks, perTask, width);
         var output = x.PlusScaled(update, options.Lambda);
         return (output, memory, retrieveWeights, writeWeights);
     }
 
+    /// <summary>The blocks of the fused token projection [Wk_r | Wv_r | Wq_w] (0 keys, 1 values, 2 write queries).</summary>
+    /// <param name="Weights">d×d each (out×in), views.</param>
+    /// <param name="Biases">d each, views.</param>
+    private sealed record Projections(Tensor[] Weights, Tensor[] Biases);
+
     /// <summary>
-    /// Block <paramref name="index"/> of the fused token projection [Wk_r | Wv_r | Wq_w] (0 keys, 1 values, 2 write queries;
-    /// [Wk_r | Wv_r] with <see cref="InteractionOptions.PerTaskWriteQuery"/>): its weight d×d (out×in) and bias, views.
+    /// [Wk_r | Wv_r | Wq_w] split into its blocks ([Wk_r | Wv_r] with <see cref="InteractionOptions.PerTaskWriteQuery"/>):
+    /// one chunk of the weight and one of the bias, so the backward pass joins the blocks' gradients in one kernel each
+    /// instead of zero-filling, copying and adding a full-size gradient per block.
     /// </summary>
-    private (Tensor Weight, Tensor Bias) TokenProjection(int index)
+    private Projections TokenProjections()
     {
-        var width = tokenProjection.weight!.shape[1];
-        return (tokenProjection.weight!.narrow(0, index * width, width), tokenProjection.bias!.narrow(0, index * width, width));
+        int blocks = writeQuery is null ? 3 : 2;
+        return new Projections(tokenProjection.weight!.chunk(blocks, 0), tokenProjection.bias!.chunk(blocks, 0));
     }
 
     /// <summary>Q_w = LN(X_t) Wq_w,t for every task t at once: B×N×d → B×T×n×d → T batched Lin(d→d) → B×N×d.</summary>
@@ -155,10 +162,10 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return writeQuery!.call(tokens.reshape(batch, tasks, -1, width)).reshape(batch, -1, width);
     }
 
-    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor tokens, bool trace)
+    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor tokens, Projections projections, bool trace)
     {
-        var retrieveScores = RetrieveScores(tokens);                            // S: B×h×m×N
-        var (valueWeight, valueBias) = TokenProjection(1);                      // Wv_r
+        var retrieveScores = RetrieveScores(tokens, projections);               // S: B×h×m×N
+        var (valueWeight, valueBias) = (projections.Weights[1], projections.Biases[1]);   // Wv_r
         Tensor read;                                                            // A V: B×h×m×d_h
         Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
         Tensor Values() => AttentionKernel.SplitHeads(nn.functional.linear(tokens, valueWeight, valueBias), heads);   // V: B×h×N×d_h
@@ -186,9 +193,9 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>S (B×h×m×N) from LN(F) B×N×d: MODEL-SPEC §2 for plain KEM, §3 for the sKEM modes.</summary>
-    private Tensor RetrieveScores(Tensor tokens)
+    private Tensor RetrieveScores(Tensor tokens, Projections projections)
     {
-        var (keyWeight, keyBias) = TokenProjection(0);                              // Wk_r
+        var (keyWeight, keyBias) = (projections.Weights[0], projections.Biases[0]); // Wk_r
         if (etfMode is EtfMode.Off or EtfMode.Span)
         {
             // Span (MODEL-SPEC §3) projects the keys' input onto the ETF's span first: K_r = F̃ Wk_r, F̃ = LN(F)·W·Wᵀ
@@ -230,7 +237,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private Tensor SlotQueries() =>
         AttentionKernel.SplitHeads(retrieveQuery!.call(normMemory.call(memorySlots!)).unsqueeze(0), heads);
 
-    private (Tensor Written, Tensor? Weights) Write(Tensor tokens, Tensor memory, bool trace)
+    private (Tensor Written, Tensor? Weights) Write(Tensor tokens, Projections projections, Tensor memory, bool trace)
     {
         // K_m, V_m: B×m×d. Q_w = LN(F) Wq_w is folded into the slot keys (PerTaskWriteQuery: each task's own Wq_w, formed)
         var keyValue = writeKeyValue.call(normMemory.call(memory)).chunk(2, -1);
@@ -238,8 +245,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         Tensor logits;                                                                                                   // B×N×(h·m)
         if (writeQuery is null)
         {
-            var (queryWeight, queryBias) = TokenProjection(2);
-            logits = AttentionKernel.SlotLogits(tokens, keyValue[0], heads, scoreScale, queryWeight, queryBias);
+            logits = AttentionKernel.SlotLogits(tokens, keyValue[0], heads, scoreScale, projections.Weights[2], projections.Biases[2]);
         }
         else logits = AttentionKernel.SlotLogits(PerTaskWriteQueries(tokens), keyValue[0], heads, scoreScale);
         var weights = logits.view(batch, length, heads, -1).softmax(-1);                                                 // over each head's m slots
