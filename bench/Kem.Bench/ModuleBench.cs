@@ -17,7 +17,7 @@ internal static class ModuleBench
     public static readonly (string Name, InteractionOptions? Options)[] Kinds =
     [
         ("kem", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-projected", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),   // ProjectedKem: the previous layout
+        ("kem-wo-tokens", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),   // TokenOutputKem: Wo_w on the N tokens, the previous form
         ("skem", new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, EtfInputProjection = true, MemorySlots = 20, TopK = 3 }),
         ("ca", new InteractionOptions { Kind = InteractionKind.CrossAttention }),
         ("seq", null),
@@ -116,7 +116,7 @@ internal static class ModuleBench
         built.to(gpu.Device);
         built.to(type);
         built.train();
-        using var previous = name == "kem-projected" ? new ProjectedKem((KnowledgeExtraction)built, c.Heads, tasks, c.TopK) : null;
+        using var previous = name == "kem-wo-tokens" ? new TokenOutputKem((KnowledgeExtraction)built, c.Heads, tasks, c.TopK) : null;
         var module = (nn.Module<Tensor, Tensor>?)previous ?? built;
         using var x = randn(shape, dtype: type, device: gpu.Device).requires_grad_(true);
         using var g = randn(shape, dtype: type, device: gpu.Device);

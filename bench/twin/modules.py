@@ -72,37 +72,36 @@ def slot_columns(slots, heads, scale=1.0):
     return slot_rows(slots, heads, scale).transpose(-2, -1)
 
 
-def slot_logits(tokens, slots, heads, scale=None, weight=None, bias=None):
-    """AttentionKernel.SlotLogits: tokens B×L×d against slots (m×d or B×m×d) → B×L×(h·m), the tokens' projection
-    (weight d×d out×in, bias d) folded into the slots: x·(Wᵀ D) + b·D, D = slot_columns(slots)."""
+def attend_slots(tokens, keys, values, heads, scale=None, out_weight=None, out_bias=None):
+    """AttentionKernel.AttendSlots: softmax over each head's slots, tokens B×L×d (any row stride) → B×L×d merged heads;
+    with an output projection, applied to the h·m slot rows first: A·(R Wᵀ) + b."""
     b, length, d = tokens.shape
-    columns = slot_columns(slots, heads, scale if scale is not None else 1.0 / math.sqrt(slots.shape[-1] // heads))
-    if weight is None:
-        return tokens @ columns
-    folded = weight.t() @ columns
-    offset = bias @ columns if bias is not None else None
-    if folded.dim() == 2:
-        rows = tokens.reshape(b * length, d)
-        return (rows @ folded if offset is None else torch.addmm(offset, rows, folded)).view(b, length, -1)
-    return tokens.bmm(folded) if offset is None else torch.baddbmm(offset.unsqueeze(-2), tokens, folded)
+    m = keys.shape[1]
+    s = tokens @ slot_columns(keys, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
+    w = s.view(b, length, heads, m).softmax(-1).view(b, length, heads * m)
+    rows = slot_rows(values, heads)
+    if out_weight is None:
+        return w @ rows
+    projected = rows.view(-1, d).mm(out_weight.t()).view(b, heads * m, -1)
+    return w.bmm(projected) if out_bias is None else torch.baddbmm(out_bias, w, projected)
 
 
-def read_slots(weights, values, heads, weight, bias):
-    """AttentionKernel.ReadSlots: weights B×L×h×m read the slot values through the output projection,
-    weights (B×L×h·m) · (slot_rows(values) Wᵀ) + b → B×L×d."""
-    b, length = weights.shape[:2]
-    return torch.baddbmm(bias, weights.reshape(b, length, -1), slot_rows(values, heads) @ weight.t())
+def slot_scores(queries, tokens, heads, scale=None):
+    """AttentionKernel.SlotScores: slot queries m×d against tokens B×L×d → B×h×m×L (a strided view)."""
+    b, length, d = tokens.shape
+    m = queries.shape[0]
+    s = tokens @ slot_columns(queries, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
+    return s.transpose(1, 2).view(b, heads, m, length)
 
 
-def gather_project_rows(w, idx, tokens, weight, bias):
-    """AttentionKernel.GatherProjectRows: sum_j w_j (x_(i_j) Wᵀ + b) per head, projecting only the gathered rows;
-    weights/indices B×h×Lq×K, tokens B×L×d → B×h×Lq×d_h."""
+def gather_sum_rows(w, idx, values):
+    """AttentionKernel.GatherSumRows: weights/indices B×h×Lq×K, values B×L×d (any row stride) → B×h×Lq×d_h."""
     b, h, q, k = idx.shape
-    d = tokens.shape[2]
-    dh = weight.shape[0] // h
-    rows = tokens.gather(1, idx.reshape(b, h * q * k, 1).expand(-1, -1, d)).view(b, h, q * k, d)
-    projected = rows @ weight.view(h, dh, d).transpose(-2, -1) + bias.view(h, 1, dh)
-    return (w.unsqueeze(-2) @ projected.view(b, h, q, k, dh)).squeeze(-2)
+    length, d = values.shape[1:]
+    dh = d // h
+    index = idx.reshape(b, h, q * k).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, dh)
+    rows = values.view(b, length, h, dh).gather(1, index).view(b, q, k, h, dh).permute(0, 3, 1, 2, 4)
+    return (w.unsqueeze(-2) @ rows).squeeze(-2)
 
 
 def etf(dim, vertices, seed):
@@ -146,40 +145,34 @@ class Kem(nn.Module):
 
     def forward(self, x):
         b, t, n, d = x.shape
-        tokens = self.norm_tokens(x.reshape(b, t * n, d))                   # F = [X_1; …; X_T]: the only B×N×d tensor formed
-        weights = self.token_projection.weight.chunk(3, 0)                  # [Wk_r | Wv_r | Wq_w] blocks: one chunk, one backward cat
-        biases = self.token_projection.bias.chunk(3, 0)
-        memory = self.retrieve(tokens, weights, biases)                     # R_new B×m×d
-        written = self.write(tokens, weights, biases, memory)               # O B×N×d
+        tokens = self.norm_tokens(x.reshape(b, t * n, d))                   # F = [X_1; …; X_T]
+        k_r, v_r, q_w = self.token_projection(tokens).chunk(3, -1)          # one product for the three projections of LN(F)
+        memory = self.retrieve(k_r, v_r)                                    # R_new B×m×d
+        written = self.write(q_w, memory)                                   # O B×N×d
         update = written.reshape(b, t, n, d)
         return x + update if self.lam == 1.0 else x.add(update, alpha=self.lam)
 
-    def retrieve(self, tokens, weights, biases):
-        b, length, _ = tokens.shape
-        key_weight, key_bias = weights[0], biases[0]
-        value_weight, value_bias = weights[1], biases[1]
-        queries = self.retrieve_query(self.norm_memory(self.memory_slots))
+    def slot_queries(self):
+        return split_heads(self.retrieve_query(self.norm_memory(self.memory_slots)).unsqueeze(0), self.heads)
+
+    def retrieve(self, projected_keys, projected_values):
         if self.stable:
-            keys = split_heads(F.linear(tokens, key_weight, key_bias), self.heads)
-            q = split_heads(queries.unsqueeze(0), self.heads)
+            keys, q = split_heads(projected_keys, self.heads), self.slot_queries()
             qc = F.normalize(self.etf_query_projection(q), p=2, dim=-1) @ self.etf_vertices
             kc = F.normalize(self.etf_key_projection(keys), p=2, dim=-1) @ self.etf_vertices
             s = scores(qc, kc, 1.0).mul(self.log_temperature.exp())
-        else:                                                               # K_r folded into the slot queries
-            s = slot_logits(tokens, queries, self.heads, None, key_weight, key_bias).transpose(1, 2).view(b, self.heads, -1, length)
+        else:                                                               # K stays B×N×d: no head-split copy
+            s = slot_scores(self.retrieve_query(self.norm_memory(self.memory_slots)), projected_keys, self.heads)
         if self.top_k >= s.shape[-1]:
-            read = s.softmax(-1) @ split_heads(F.linear(tokens, value_weight, value_bias), self.heads)
-        else:                                                               # the k kept tokens of every slot, gathered, then projected
-            read = gather_project_rows(*top_k_sparse_masked(s, self.top_k), tokens, value_weight, value_bias)
+            read = s.softmax(-1) @ split_heads(projected_values, self.heads)
+        else:                                                               # the k kept tokens of every slot, gathered
+            read = gather_sum_rows(*top_k_sparse_masked(s, self.top_k), projected_values)
         retrieved = self.retrieve_output(merge_heads(read))
         return self.memory_slots + retrieved
 
-    def write(self, tokens, weights, biases, memory):
-        b, length, _ = tokens.shape
+    def write(self, projected_queries, memory):
         kv = self.write_key_value(self.norm_memory(memory)).chunk(2, -1)
-        query_weight, query_bias = weights[2], biases[2]
-        w = slot_logits(tokens, kv[0], self.heads, None, query_weight, query_bias).view(b, length, self.heads, -1).softmax(-1)
-        return read_slots(w, kv[1], self.heads, self.write_output.weight, self.write_output.bias)
+        return attend_slots(projected_queries, kv[0], kv[1], self.heads, None, self.write_output.weight, self.write_output.bias)
 
 
 class MultiHeadAttention(nn.Module):

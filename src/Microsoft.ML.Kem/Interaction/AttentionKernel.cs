@@ -128,78 +128,60 @@ public static class AttentionKernel
     /// </summary>
     public static Tensor SlotColumns(Tensor slots, int heads, float scale = 1f) => SlotRows(slots, heads, scale).transpose(-2, -1);
 
-    // ---- The token projections folded into the slots ----
-    //
-    // In KEM every projection of the N tokens meets only the m slots: the Retrieve keys and the Write queries are scored
-    // against slot vectors, the Retrieve values are read k per slot, and the Write's output projection follows a weighted
-    // sum of slot values. Each projection applied to the tokens would cost an N×d×d product, the largest in the module.
-    // The products are re-associated instead, so that the projection meets the slots first:
-    //   (X Wᵀ + b)·D = X·(Wᵀ D) + b·D      with D = SlotColumns(slots), d×(h·m)   (scores, no B×N×d projection)
-    //   (A·R) Wᵀ + b = A·(R Wᵀ) + b         with R = SlotRows(values), (h·m)×d     (output projection on h·m rows)
-    //   Σ_k a_k (x_(i_k) Wᵀ + b)            only the k rows a slot reads are projected
-    // Per token the products are h·m wide instead of d (h·m = 120 against d = 384 at the defaults), and no projected
-    // B×N×d tensor is kept for the backward pass. The same function; the results differ from projecting first only by
-    // rounding.
-
     /// <summary>
-    /// Every head's scores of tokens B×L×d (any row stride) against slot vectors (m×d, shared by the batch, or B×m×d):
-    /// B×L×(h·m), column i·m + j = ⟨head i of (x Wᵀ + b), head i of slot j⟩·scale. With a projection
-    /// (<paramref name="weight"/> d×d as out×in, optional <paramref name="bias"/> d) the tokens are never projected: the
-    /// product is x·(Wᵀ D) + b·D with D = <see cref="SlotColumns"/>. Without one the tokens are scored as they are.
-    /// <paramref name="scale"/> null means 1/√d_h.
+    /// softmax over each head's m slots of tokens (B×L×d, any row stride) against slot keys, then the slot values:
+    /// B×L×d in the merged-head layout. <paramref name="scale"/> null means 1/√d_h. Also returns the weights B×L×h×m.
+    /// Equals <see cref="Attend"/> on the head-split tensors. With an output projection (<paramref name="outputWeight"/>
+    /// d_out×d, optional <paramref name="outputBias"/>) the read is projected as well, B×L×d_out, and the projection is
+    /// applied to the h·m slot rows before the weights read them, (A·R)Wᵀ + b = A·(R Wᵀ) + b: no L×d×d product.
     /// </summary>
-    public static Tensor SlotLogits(Tensor tokens, Tensor slots, int heads, float? scale = null, Tensor? weight = null, Tensor? bias = null)
+    public static (Tensor Read, Tensor Weights) AttendSlots(Tensor tokens, Tensor keys, Tensor values, int heads, float? scale = null,
+        Tensor? outputWeight = null, Tensor? outputBias = null)
     {
-        SameWidth(tokens, weight ?? slots, "tokens", weight is null ? "slots" : "projection's inputs");
+        SameWidth(tokens, keys, "tokens", "slot keys");
+        SameWidth(tokens, values, "tokens", "slot values");
+        if (outputWeight is not null) SameWidth(values, outputWeight, "slot values", "output projection's inputs");
         var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
-        var columns = SlotColumns(slots, heads, scale ?? DefaultScale(slots.shape[^1] / heads));      // …×d×(h·m)
-        if (weight is null) return tokens.matmul(columns);
-        if (weight.shape[0] != slots.shape[^1])
-            throw new ArgumentException($"The projection gives {weight.shape[0]} outputs and the slots are {slots.shape[^1]} wide; they must match.");
-        var folded = weight.t().matmul(columns);                                                        // …×d×(h·m)
-        var offset = bias?.matmul(columns);                                                             // …×(h·m)
-        if (folded.dim() == 2)                                                                          // shared slots: one GEMM over B·L rows
-        {
-            var rows = tokens.reshape(batch * length, width);
-            return (offset is null ? rows.mm(folded) : offset.addmm(rows, folded)).view(batch, length, -1);
-        }
+        var slots = keys.shape[1];
+        var scores = tokens.matmul(SlotColumns(keys, heads, scale ?? DefaultScale(width / heads)));    // B×L×(h·m)
+        var weights = scores.view(batch, length, heads, slots).softmax(-1);                             // over each head's slots
+        var flat = weights.view(batch, length, heads * slots);
+        var rows = SlotRows(values, heads);                                                             // B×(h·m)×d
+        if (outputWeight is null) return (flat.matmul(rows), weights);
+        var projected = rows.view(-1, width).mm(outputWeight.t()).view(batch, heads * slots, -1);     // B×(h·m)×d_out
         // TorchSharp's Tensor.baddbmm is batch1.baddbmm(batch2, input): input + batch1·batch2
-        return offset is null ? tokens.bmm(folded) : tokens.baddbmm(folded, offset.unsqueeze(-2));
+        return (outputBias is null ? flat.bmm(projected) : flat.baddbmm(projected, outputBias), weights);
     }
 
     /// <summary>
-    /// The slot values that weights B×L×h×m (softmax over each head's slots) read, through an output projection:
-    /// (Σ_j w_ij v_j, heads merged)·Wᵀ + b, B×L×d, computed as weights (B×L×h·m) · (SlotRows(values) Wᵀ) + b.
-    /// Values B×m×d; <paramref name="weight"/> d×d (out×in), <paramref name="bias"/> d.
+    /// Slot queries m×d against tokens B×L×d (any row stride): scores B×h×m×L (a strided view), the same as
+    /// <see cref="Scores"/> on the head-split tensors. <paramref name="scale"/> null means 1/√d_h.
     /// </summary>
-    public static Tensor ReadSlots(Tensor weights, Tensor values, int heads, Tensor weight, Tensor bias)
+    public static Tensor SlotScores(Tensor queries, Tensor tokens, int heads, float? scale = null)
     {
-        SameWidth(values, weight, "slot values", "projection's inputs");
-        var (batch, length) = (weights.shape[0], weights.shape[1]);
-        if (weights.shape[2] * weights.shape[3] != heads * values.shape[1])
-            throw new ArgumentException($"Weights [{string.Join("×", weights.shape)}] do not read {heads} heads of {values.shape[1]} slots.");
-        var rows = SlotRows(values, heads).matmul(weight.t());                                        // B×(h·m)×d
-        return weights.reshape(batch, length, -1).baddbmm(rows, bias);                               // weights·rows + b
+        SameWidth(queries, tokens, "slot queries", "tokens");
+        var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
+        var slots = queries.shape[0];
+        var scores = tokens.matmul(SlotColumns(queries, heads, scale ?? DefaultScale(width / heads))); // B×L×(h·m)
+        return scores.transpose(1, 2).view(batch, heads, slots, length);
     }
 
     /// <summary>
-    /// Σ_j w_j (x_(i_j) Wᵀ + b), head by head: a sparse weighted sum of projected token rows that projects only the rows it
-    /// reads. Weights and indices B×h×Lq×K, tokens B×L×d (any row stride), <paramref name="weight"/> d×d (out×in; head i's
-    /// outputs are rows i·d_h … (i+1)·d_h − 1), <paramref name="bias"/> d → B×h×Lq×d_h. Equals
-    /// <c>GatherSum(weights, indices, SplitHeads(x Wᵀ + b))</c> without projecting all L tokens.
+    /// Σ_j w_j v_(i_j) per head with the values in the merged-head layout: weights and indices B×h×Lq×K, values B×L×d
+    /// (any row stride) → B×h×Lq×d_h. Equals <see cref="GatherSum"/> on the head-split values; its gradient reaches the
+    /// values in their own layout.
     /// </summary>
-    public static Tensor GatherProjectRows(Tensor weights, Tensor indices, Tensor tokens, Tensor weight, Tensor bias)
+    public static Tensor GatherSumRows(Tensor weights, Tensor indices, Tensor values)
     {
         SameShape(weights, indices);
-        SameWidth(tokens, weight, "tokens", "projection's inputs");
         var (batch, heads, queries, kept) = (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]);
-        var width = tokens.shape[2];
-        var headWidth = weight.shape[0] / heads;
-        // whole token rows, K per query and head: B×(h·Lq·K)×d → B×h×(Lq·K)×d
-        var rows = tokens.gather(1, indices.reshape(batch, heads * queries * kept, 1).expand(-1, -1, width)).view(batch, heads, queries * kept, width);
-        // head i's block of the projection, W_i (d_h×d): rows · W_iᵀ + b_i → B×h×(Lq·K)×d_h
-        var projected = rows.matmul(weight.view(heads, headWidth, width).transpose(-2, -1)) + bias.view(heads, 1, headWidth);
-        return weights.unsqueeze(-2).matmul(projected.view(batch, heads, queries, kept, headWidth)).squeeze(-2);
+        var (length, width) = (values.shape[1], values.shape[2]);
+        var headWidth = width / heads;
+        // index[b, q·K + k, i, e] = indices[b, i, q, k]: B×(Lq·K)×h×d_h (expanded), rows of B×L×h×d_h gathered along L
+        var index = indices.reshape(batch, heads, queries * kept).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, headWidth);
+        var rows = values.view(batch, length, heads, headWidth).gather(1, index)                        // B×(Lq·K)×h×d_h
+            .view(batch, queries, kept, heads, headWidth).permute(0, 3, 1, 2, 4);                         // B×h×Lq×K×d_h
+        return weights.unsqueeze(-2).matmul(rows).squeeze(-2);
     }
 
     // TorchSharp 0.107's matmul aborts the process on mismatched shapes (its native wrapper lets the libtorch error

@@ -17,8 +17,8 @@ public sealed record InteractionCost(long Projections, long AttentionPart)
     /// the spec's count, with a dense retrieve sum. <see cref="KnowledgeExtraction"/> sums only the K tokens every slot
     /// keeps (K = k, or k·T per task): pass <paramref name="keptPerSlot"/> to count its m·K·d instead of m·N·d.
     /// sKEM's per-head ETF projections are not counted. This is the spec's count, the basis of its comparison with
-    /// cross-attention. <see cref="KnowledgeExtraction"/> runs fewer: it folds the four token-side projections (Wk_r, Wv_r,
-    /// Wq_w, Wo_w, 4·N·d² here) into the slots, three products of N·d·h·m (block-diagonal over the heads) instead.
+    /// cross-attention. <see cref="KnowledgeExtraction"/> runs N·d² fewer: it applies the Write's output projection Wo_w to
+    /// the h·m slot value rows before the weights read them, not to the N tokens after (AttentionKernel.AttendSlots).
     /// </summary>
     /// <param name="tasks">T.</param>
     /// <param name="tokensPerTask">n.</param>

@@ -21,9 +21,7 @@ public sealed record KemTrace(Tensor Output, Tensor Memory, Tensor RetrieveWeigh
 /// Write:      O     = softmax_m((LN(F) Wq_w)(LN(R_new) Wk_w)ᵀ/√d_h)(LN(R_new) Wv_w) Wo_w
 /// Broadcast:  X'    = X + λ·O
 /// </code>
-/// The projections of the N tokens are computed folded into the m slots (AttentionKernel's <c>SlotLogits</c>,
-/// <c>ReadSlots</c>, <c>GatherProjectRows</c>): the same function, re-associated, with per-token products h·m instead of
-/// d wide. sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
+/// sKEM changes only how the Retrieve scores S are formed (<see cref="EtfMode"/>). Naming follows the
 /// paper: its Retrieve is SGW's "write", its Write is SGW's "broadcast" (MODEL-SPEC §15.20).
 /// Options that change the memory: <see cref="MemoryInit"/> (R_0's initial values), <see cref="MemoryUpdate"/> (Residual, Replace, <see cref="GatedMemoryUpdate"/>),
 /// <see cref="InteractionOptions.MemoryMlp"/> (<see cref="ResidualMemoryMlp"/>), <see cref="TopKAxis"/>
@@ -38,7 +36,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private readonly Parameter? memorySlots;               // R_0: m×d (absent only for SlotVertices + Replace, where nothing reads it)
     private readonly LayerNorm normMemory;                 // LN_r
     private readonly Linear? retrieveQuery;                // Wq_r (absent for SlotVertices: the ETF vertices are the slot queries)
-    private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one parameter ([Wk_r | Wv_r] with PerTaskWriteQuery), folded into the slots
+    private readonly Linear tokenProjection;               // [Wk_r | Wv_r | Wq_w]: the three projections of LN(F), one product ([Wk_r | Wv_r] with PerTaskWriteQuery)
     private readonly HeadwiseLinear? writeQuery;           // PerTaskWriteQuery: Wq_w per task, T×d×d, one batched matmul
     private readonly HeadwiseLinear? etfQueryProjection;   // sKEM TaskVertices + EtfInputProjection
     private readonly HeadwiseLinear? etfKeyProjection;     // sKEM + EtfInputProjection
@@ -48,7 +46,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private readonly GatedMemoryUpdate? gatedUpdate;       // MemoryUpdate.Gated
     private readonly ResidualMemoryMlp? memoryMlp;         // MemoryMlp
     private readonly Linear writeKeyValue;                 // [Wk_w | Wv_w]
-    private readonly Linear writeOutput;                   // Wo_w
+    private readonly Linear writeOutput;                   // Wo_w (applied to the h·m slot value rows: AttentionKernel.AttendSlots)
 
     private readonly int heads;
     private readonly int tasks;
@@ -126,33 +124,38 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         // F = [X_1; …; X_T]: B×T×n×d → B×N×d, N = T·n (a view of the stack)
         var tokens = normTokens.call(embedded.reshape(batch, tasks * perTask, width));
 
-        // K_r, V_r and Q_w all project LN(F), but only ever meet the m slots: the projections are folded into the slots
-        // (AttentionKernel.SlotLogits, GatherProjectRows), and LN(F) is the only B×N×d tensor the module forms
+        // K_r, V_r and Q_w all project LN(F): one N×d × d×3d product instead of two
+        var projected = TokenProjections(tokens);
         // MODEL-SPEC §2, Retrieve (SGW "write"): every slot reads its k best tokens of all tasks
-        var projections = TokenProjections();
-        var (memory, retrieveWeights) = Retrieve(tokens, projections, trace);          // R_new B×m×d, A B×h×m×N (trace only)
+        var (memory, retrieveWeights) = Retrieve(projected[0], projected[1], tokens, trace);   // R_new B×m×d, A B×h×m×N (trace only)
         // MODEL-SPEC §2, Write (SGW "broadcast"): every token reads the memory, softmax over the m slots
-        var (written, writeWeights) = Write(tokens, projections, memory, trace);       // O B×N×d
+        var (written, writeWeights) = Write(projected[2], memory, trace);               // O B×N×d
         // MODEL-SPEC §2, Broadcast: X' = X + λ·O, O split back per task (B×N×d → B×T×n×d), one fused kernel
         var update = written.reshape(batch, tasks, perTask, width);
         var output = x.PlusScaled(update, options.Lambda);
         return (output, memory, retrieveWeights, writeWeights);
     }
 
-    /// <summary>The blocks of the fused token projection [Wk_r | Wv_r | Wq_w] (0 keys, 1 values, 2 write queries).</summary>
-    /// <param name="Weights">d×d each (out×in), views.</param>
-    /// <param name="Biases">d each, views.</param>
-    private sealed record Projections(Tensor[] Weights, Tensor[] Biases);
-
     /// <summary>
-    /// [Wk_r | Wv_r | Wq_w] split into its blocks ([Wk_r | Wv_r] with <see cref="InteractionOptions.PerTaskWriteQuery"/>):
-    /// one chunk of the weight and one of the bias, so the backward pass joins the blocks' gradients in one kernel each
-    /// instead of zero-filling, copying and adding a full-size gradient per block.
+    /// [K_r | V_r | Q_w] of LN(F), B×N×d each. <see cref="EtfMode.Span"/> (MODEL-SPEC §3) projects the keys' input onto
+    /// the ETF's span first, F̃ = LN(F)·W·Wᵀ, so K_r = F̃ Wk_r while V_r and Q_w still read LN(F): the fused weight is sliced.
+    /// With <see cref="InteractionOptions.PerTaskWriteQuery"/> the fused weight is [Wk_r | Wv_r] and Q_w comes from each task's own Wq_w.
     /// </summary>
-    private Projections TokenProjections()
+    private Tensor[] TokenProjections(Tensor tokens)
     {
-        int blocks = writeQuery is null ? 3 : 2;
-        return new Projections(tokenProjection.weight!.chunk(blocks, 0), tokenProjection.bias!.chunk(blocks, 0));
+        int fused = writeQuery is null ? 3 : 2;                                      // [Wk_r | Wv_r | Wq_w], or [Wk_r | Wv_r]
+        var parts = etfMode == EtfMode.Span ? SpanProjections(tokens, fused) : tokenProjection.call(tokens).chunk(fused, -1);
+        return writeQuery is null ? parts : [parts[0], parts[1], PerTaskWriteQueries(tokens)];
+    }
+
+    private Tensor[] SpanProjections(Tensor tokens, int fused)
+    {
+        var width = tokens.shape[^1];
+        var spanTokens = tokens.matmul(etfVertices!).matmul(etfVertices!.t());                 // F̃ = LN(F) W Wᵀ: B×N×d
+        var keys = nn.functional.linear(spanTokens, tokenProjection.weight!.narrow(0, 0, width), tokenProjection.bias!.narrow(0, 0, width));
+        var rest = (fused - 1) * width;
+        var others = nn.functional.linear(tokens, tokenProjection.weight!.narrow(0, width, rest), tokenProjection.bias!.narrow(0, width, rest));
+        return [keys, .. others.chunk(fused - 1, -1)];
     }
 
     /// <summary>Q_w = LN(X_t) Wq_w,t for every task t at once: B×N×d → B×T×n×d → T batched Lin(d→d) → B×N×d.</summary>
@@ -162,22 +165,21 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return writeQuery!.call(tokens.reshape(batch, tasks, -1, width)).reshape(batch, -1, width);
     }
 
-    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor tokens, Projections projections, bool trace)
+    private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, Tensor tokens, bool trace)
     {
-        var retrieveScores = RetrieveScores(tokens, projections);               // S: B×h×m×N
-        var (valueWeight, valueBias) = (projections.Weights[1], projections.Biases[1]);   // Wv_r
+        // K and V stay B×N×d (views of the fused projection): no head-split copies of the N tokens (AttentionKernel.SlotScores)
+        var retrieveScores = RetrieveScores(projectedKeys);                     // S: B×h×m×N
         Tensor read;                                                            // A V: B×h×m×d_h
         Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
-        Tensor Values() => AttentionKernel.SplitHeads(nn.functional.linear(tokens, valueWeight, valueBias), heads);   // V: B×h×N×d_h
         if (options.TopKAxis == TopKAxis.Slots)                                 // dense: an ablation
-            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(Values());
+            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
         else if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
-            read = (weights = retrieveScores.softmax(-1)).matmul(Values());
+            read = (weights = retrieveScores.softmax(-1)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
         else
         {
-            // A has k (or k·T) non-zeros per row: gather those rows of LN(F) and project only them, instead of a dense m×N product
+            // A has k (or k·T) non-zeros per row: gather those rows of V instead of a dense m×N product
             var (kept, indices) = TopKSoftmax.Sparse(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks);
-            read = AttentionKernel.GatherProjectRows(kept, indices, tokens, valueWeight, valueBias);
+            read = AttentionKernel.GatherSumRows(kept, indices, projectedValues);
             if (trace) weights = TopKSoftmax.Densify(kept, indices, retrieveScores);
         }
         var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(read));  // R: B×m×d
@@ -192,20 +194,12 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
         return (memory, weights);
     }
 
-    /// <summary>S (B×h×m×N) from LN(F) B×N×d: MODEL-SPEC §2 for plain KEM, §3 for the sKEM modes.</summary>
-    private Tensor RetrieveScores(Tensor tokens, Projections projections)
+    /// <summary>S (B×h×m×N) from the keys B×N×d: MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes.</summary>
+    private Tensor RetrieveScores(Tensor projectedKeys)
     {
-        var (keyWeight, keyBias) = (projections.Weights[0], projections.Biases[0]); // Wk_r
-        if (etfMode is EtfMode.Off or EtfMode.Span)
-        {
-            // Span (MODEL-SPEC §3) projects the keys' input onto the ETF's span first: K_r = F̃ Wk_r, F̃ = LN(F)·W·Wᵀ
-            var keyInput = etfMode == EtfMode.Span ? tokens.matmul(etfVertices!).matmul(etfVertices!.t()) : tokens;
-            var (batch, length) = (tokens.shape[0], tokens.shape[1]);
-            var slotQueries = retrieveQuery!.call(normMemory.call(memorySlots!));  // Q_r: m×d
-            return AttentionKernel.SlotLogits(keyInput, slotQueries, heads, scoreScale, keyWeight, keyBias)   // B×N×(h·m), K_r never formed
-                .transpose(1, 2).view(batch, heads, slotQueries.shape[0], length);
-        }
-        var keys = AttentionKernel.SplitHeads(nn.functional.linear(tokens, keyWeight, keyBias), heads);   // K: B×h×N×d_h (the ETF modes normalise K)
+        if (etfMode is EtfMode.Off or EtfMode.Span)                                 // Span: the span projection acted on the keys' input
+            return AttentionKernel.SlotScores(retrieveQuery!.call(normMemory.call(memorySlots!)), projectedKeys, heads, scoreScale);
+        var keys = AttentionKernel.SplitHeads(projectedKeys, heads);               // K: B×h×N×d_h
         switch (etfMode)
         {
             case EtfMode.TaskVertices:
@@ -237,19 +231,13 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private Tensor SlotQueries() =>
         AttentionKernel.SplitHeads(retrieveQuery!.call(normMemory.call(memorySlots!)).unsqueeze(0), heads);
 
-    private (Tensor Written, Tensor? Weights) Write(Tensor tokens, Projections projections, Tensor memory, bool trace)
+    private (Tensor Written, Tensor? Weights) Write(Tensor projectedQueries, Tensor memory, bool trace)
     {
-        // K_m, V_m: B×m×d. Q_w = LN(F) Wq_w is folded into the slot keys (PerTaskWriteQuery: each task's own Wq_w, formed)
+        // Q: B×N×d, all tasks at once, never split into heads (AttentionKernel.AttendSlots); K_m, V_m: B×m×d
         var keyValue = writeKeyValue.call(normMemory.call(memory)).chunk(2, -1);
-        var (batch, length) = (tokens.shape[0], tokens.shape[1]);
-        Tensor logits;                                                                                                   // B×N×(h·m)
-        if (writeQuery is null)
-        {
-            logits = AttentionKernel.SlotLogits(tokens, keyValue[0], heads, scoreScale, projections.Weights[2], projections.Biases[2]);
-        }
-        else logits = AttentionKernel.SlotLogits(PerTaskWriteQueries(tokens), keyValue[0], heads, scoreScale);
-        var weights = logits.view(batch, length, heads, -1).softmax(-1);                                                 // over each head's m slots
-        var written = AttentionKernel.ReadSlots(weights, keyValue[1], heads, writeOutput.weight!, writeOutput.bias!);  // O = (A V_m) Wo_w: B×N×d
+        // O = (A V_m) Wo_w with Wo_w applied to the h·m slot rows, not the N tokens (AttentionKernel.AttendSlots)
+        var (written, weights) = AttentionKernel.AttendSlots(projectedQueries, keyValue[0], keyValue[1], heads, scoreScale,
+            writeOutput.weight, writeOutput.bias);                                                                       // B×N×d, B×N×h×m
         return (written, trace ? weights.permute(0, 2, 1, 3) : null);
     }
 

@@ -54,15 +54,10 @@ public sealed class AttentionKernelTests
         var tokens = TensorAssert.Randn(1, 2, 10, 8);
         var e = Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.Scores(TensorAssert.Randn(2, 2, 3, 4, 6), TensorAssert.Randn(3, 2, 3, 5, 4)));
         StringAssert.Contains(e.Message, "queries are 6 wide and the keys 4");
-        var projection = TensorAssert.Randn(4, 8, 8);
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.SlotLogits(tokens, TensorAssert.Randn(4, 4, 6), heads: 2));
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.SlotLogits(tokens, TensorAssert.Randn(5, 4, 6), heads: 2, weight: projection));
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.SlotLogits(TensorAssert.Randn(5, 2, 10, 6), TensorAssert.Randn(6, 4, 8), heads: 2, weight: projection));
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.ReadSlots(TensorAssert.Randn(6, 2, 10, 2, 4), TensorAssert.Randn(6, 2, 4, 6), 2, projection, TensorAssert.Randn(7, 8)));
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.ReadSlots(TensorAssert.Randn(6, 2, 10, 2, 3), TensorAssert.Randn(6, 2, 4, 8), 2, projection, TensorAssert.Randn(7, 8)));
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.SlotScores(TensorAssert.Randn(4, 4, 6), tokens, heads: 2));
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.AttendSlots(tokens, TensorAssert.Randn(5, 2, 4, 8), TensorAssert.Randn(6, 2, 4, 6), heads: 2));
         var indices = zeros([2, 2, 3, 2], dtype: ScalarType.Int64);
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherProjectRows(TensorAssert.Randn(7, 2, 2, 3, 3), indices, tokens, projection, TensorAssert.Randn(7, 8)));
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherProjectRows(TensorAssert.Randn(7, 2, 2, 3, 2), indices, TensorAssert.Randn(5, 2, 10, 6), projection, TensorAssert.Randn(7, 8)));
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherSumRows(TensorAssert.Randn(7, 2, 2, 3, 3), indices, tokens));
         Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherSum(TensorAssert.Randn(8, 2, 2, 3, 3), indices, TensorAssert.Randn(9, 2, 2, 10, 4)));
     }
 }

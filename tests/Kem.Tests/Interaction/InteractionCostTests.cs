@@ -49,7 +49,7 @@ public sealed class InteractionCostTests
     [DataRow("KemSlotAxis")]
     [DataRow("KemBlocks2")]
     [DataRow("TaskVerticesBlocks3Gated")]
-    public void Kem_cost_equals_the_products_of_the_spec_form(string variant)
+    public void Kem_cost_equals_the_products_the_module_runs_plus_the_folded_output_projection(string variant)
     {
         const int tasks = 3;
         var options = Options(variant);
@@ -80,13 +80,11 @@ public sealed class InteractionCostTests
         }
         var expected = InteractionCost.Kem(tasks, PerTask, Width, options);
         Assert.AreEqual(expected.AttentionPart, attention, "attention part");
-        // The module runs the slot-side projections as Linear modules. The four token-side ones (Wk_r, Wv_r, Wq_w, Wo_w:
-        // 4·N·d² in the spec's count) never run on the N tokens as modules: KEM folds them into the slots, and the ablations
-        // that need K_r or V_r of every token apply the fused weight's block directly.
+        // The module runs every projection as a Linear module except the Write's output projection Wo_w (N·d² in the spec's
+        // count), which it applies to the h·m slot value rows instead of the N tokens (AttentionKernel.AttendSlots).
         long tokens = tasks * PerTask;
-        foreach (var (name, rows) in projections.Rows)
-            Assert.IsTrue(rows <= Slots + 1, $"{name} projected {rows} rows: only the m slots (and a pooled vector) go through Linear modules");
-        Assert.AreEqual(expected.Projections, projections.MultiplyAdds + options.KemBlocks * 4 * tokens * Width * Width, "projections: the slot side run, plus the folded token side");
+        Assert.IsFalse(projections.Rows.Keys.Any(name => name.EndsWith("writeOutput")), "Wo_w never runs on the tokens");
+        Assert.AreEqual(expected.Projections, projections.MultiplyAdds + options.KemBlocks * tokens * Width * Width, "projections: those run, plus the folded Wo_w");
         if (variant == "Kem") Assert.AreEqual(expected, InteractionCost.Kem(tasks, PerTask, Width, Slots, keptPerSlot: TopK), "for the defaults the options overload is the plain count");
     }
 

@@ -66,17 +66,17 @@ public sealed class KnowledgeExtractionTests
     }
 
     /// <summary>
-    /// The module computes its token projections folded into the slots (AttentionKernel.SlotLogits, ReadSlots,
-    /// GatherProjectRows). Here MODEL-SPEC §2 is written out projection first, as the spec states it: K_r, V_r and Q_w of
-    /// LN(F) for all N tokens, heads split, dense top-k weights, Wo_w applied to the N tokens. Outputs and every gradient
-    /// must agree in float64.
+    /// The module keeps the N tokens in their B×N×d layout (block-diagonal slot matrices instead of head splits, a top-k
+    /// gather instead of a dense product) and applies the Write's output projection to the slot value rows. Here
+    /// MODEL-SPEC §2 is written out as the spec states it: K_r, V_r and Q_w of LN(F), heads split, dense top-k weights,
+    /// Wo_w applied to the N tokens. Outputs and every gradient must agree in float64.
     /// </summary>
     [TestMethod]
     [DataRow("Kem")]
     [DataRow("KemPerTask")]
     [DataRow("KemRenormalizedReplace")]
     [DataRow("Span")]
-    public void Folded_projections_give_the_spec_form_computed_projection_first(string variant)
+    public void The_module_computes_the_spec_form_written_out(string variant)
     {
         using var kem = Kem(variant);
         kem.to(ScalarType.Float64);

@@ -5,31 +5,18 @@ using static TorchSharp.torch;
 namespace Kem.Tests.Interaction;
 
 /// <summary>
-/// KEM's token-layout attention with the token projections folded into the slots (AttentionKernel.SlotLogits, ReadSlots,
-/// GatherProjectRows): the tokens stay B×L×d and are never projected, the few slots are laid out block-diagonally per
-/// head and meet the projection first. Values and gradients (tokens, slots, projection weight and bias) equal the
-/// project-first, head-split forms (linear, SplitHeads, Scores, GatherSum) in float64.
+/// KEM's token-layout attention (AttentionKernel.SlotScores, AttendSlots, GatherSumRows): the tokens stay B×L×d — here a
+/// strided view of a fused projection, as in KEM — and the few slots are laid out block-diagonally per head. Values and
+/// gradients equal the head-split forms (Scores, Attend, GatherSum) that KEM used before; AttendSlots' output projection,
+/// applied to the slot rows, equals it applied to the read.
 /// </summary>
 [TestClass]
 public sealed class SlotAttentionLayoutTests
 {
     private const int Heads = 3, Width = 12, Slots = 5, Length = 9, Batch = 2;   // d_h 4 ≠ m 5, so a swapped axis fails on shape
-    private const double Tolerance = 1e-10;
 
-    private static Tensor Grad(long seed, params long[] shape) => TensorAssert.Randn(seed, shape).to(ScalarType.Float64).requires_grad_(true);
-
-    // B×L×3d, sliced like a fused projection's output: a token view with row stride 3d
-    private static Tensor StridedTokens(long seed) => Grad(seed, Batch, Length, 3 * Width).narrow(-1, Width, Width);
-
-    private static (Tensor Weight, Tensor Bias) Projection(long seed) => (Grad(seed, Width, Width), Grad(seed + 1, Width));
-
-    private static void SameGradients(Tensor folded, Tensor reference, Tensor[] inputs, long seed)
-    {
-        var g = TensorAssert.Randn(seed, folded.shape).to(ScalarType.Float64);
-        var a = autograd.grad([(folded * g).sum()], inputs, retain_graph: true);   // the two graphs share nodes
-        var b = autograd.grad([(reference * g).sum()], inputs);
-        for (int i = 0; i < inputs.Length; i++) TensorAssert.Close(b[i], a[i], Tolerance, $"gradient of input {i}");
-    }
+    // B×L×3d fused projection, sliced like KnowledgeExtraction's [K | V | Q] (row stride 3d)
+    private static Tensor[] TokenViews(long seed) => TensorAssert.Randn(seed, Batch, Length, 3 * Width).requires_grad_(true).chunk(3, -1);
 
     [TestMethod]
     public void Block_diagonal_slot_columns_hold_each_head_block_once()
@@ -49,64 +36,76 @@ public sealed class SlotAttentionLayoutTests
     }
 
     [TestMethod]
-    [DataRow(false, true, DisplayName = "shared slots m×d, projected with bias")]
-    [DataRow(true, true, DisplayName = "per-sample slots B×m×d, projected with bias")]
-    [DataRow(true, false, DisplayName = "per-sample slots, projected without bias")]
-    public void SlotLogits_equal_the_scores_of_the_projected_head_split_tokens(bool perSample, bool withBias)
+    public void SlotScores_equal_the_head_split_scores_with_their_gradients()
     {
         using var scope = NewDisposeScope();
-        var tokens = StridedTokens(5);
-        var slots = perSample ? Grad(6, Batch, Slots, Width) : Grad(6, Slots, Width);
-        var (weight, bias) = Projection(7);
-        var folded = AttentionKernel.SlotLogits(tokens, slots, Heads, weight: weight, bias: withBias ? bias : null);   // B×L×(h·m)
-        // project first: K = x Wᵀ + b, split into heads, scored against the split slots → B×h×L×m → B×L×(h·m)
-        var keys = AttentionKernel.SplitHeads(nn.functional.linear(tokens, weight, withBias ? bias : null), Heads);
-        var splitSlots = AttentionKernel.SplitHeads(perSample ? slots : slots.unsqueeze(0), Heads);
-        var reference = AttentionKernel.Scores(keys, splitSlots).permute(0, 2, 1, 3).reshape(Batch, Length, Heads * Slots);
-        CollectionAssert.AreEqual(new long[] { Batch, Length, Heads * Slots }, folded.shape);
-        TensorAssert.Close(reference, folded, Tolerance, "scores");
-        SameGradients(folded, reference, withBias ? [tokens, slots, weight, bias] : [tokens, slots, weight], 8);
+        var keys = TokenViews(5)[0];
+        var queries = TensorAssert.Randn(6, Slots, Width).requires_grad_(true);
+        var slotLayout = AttentionKernel.SlotScores(queries, keys, Heads);
+        var split = AttentionKernel.Scores(AttentionKernel.SplitHeads(queries.unsqueeze(0), Heads), AttentionKernel.SplitHeads(keys, Heads));
+        CollectionAssert.AreEqual(new long[] { Batch, Heads, Slots, Length }, slotLayout.shape);
+        TensorAssert.Close(split, slotLayout, 1e-5, "scores");
+        var g = TensorAssert.Randn(7, Batch, Heads, Slots, Length);
+        var a = autograd.grad([(slotLayout * g).sum()], [queries, keys]);
+        var b = autograd.grad([(split * g).sum()], [queries, keys]);
+        TensorAssert.Close(b[0], a[0], 1e-5, "query gradients");
+        TensorAssert.Close(b[1], a[1], 1e-5, "key gradients");
     }
 
     [TestMethod]
-    public void SlotLogits_without_a_projection_score_the_tokens_as_they_are()
+    [DataRow(null)]
+    [DataRow(1f)]
+    public void AttendSlots_equals_fused_attention_on_split_heads(float? scale)
     {
         using var scope = NewDisposeScope();
-        var tokens = StridedTokens(9);
-        var slots = Grad(10, Batch, Slots, Width);
-        var logits = AttentionKernel.SlotLogits(tokens, slots, Heads, scale: 1f);
-        var reference = AttentionKernel.Scores(AttentionKernel.SplitHeads(tokens, Heads), AttentionKernel.SplitHeads(slots, Heads), 1f)
-            .permute(0, 2, 1, 3).reshape(Batch, Length, Heads * Slots);
-        TensorAssert.Close(reference, logits, Tolerance, "scores");
-        SameGradients(logits, reference, [tokens, slots], 11);
+        var queries = TokenViews(8)[2];
+        var keyValue = TensorAssert.Randn(9, Batch, Slots, 2 * Width).requires_grad_(true).chunk(2, -1);
+        var (read, weights) = AttentionKernel.AttendSlots(queries, keyValue[0], keyValue[1], Heads, scale);
+        var split = AttentionKernel.MergeHeads(AttentionKernel.Attend(AttentionKernel.SplitHeads(queries, Heads),
+            AttentionKernel.SplitHeads(keyValue[0], Heads), AttentionKernel.SplitHeads(keyValue[1], Heads), scale));
+        TensorAssert.Close(split, read, 1e-5, "read");
+        var splitWeights = AttentionKernel.Weights(AttentionKernel.SplitHeads(queries, Heads), AttentionKernel.SplitHeads(keyValue[0], Heads), scale);
+        TensorAssert.Close(splitWeights, weights.permute(0, 2, 1, 3), 1e-6, "weights B×h×L×m");
+        var g = TensorAssert.Randn(10, Batch, Length, Width);
+        var inputs = new[] { queries, keyValue[0], keyValue[1] };
+        var a = autograd.grad([(read * g).sum()], inputs);
+        var b = autograd.grad([(split * g).sum()], inputs);
+        for (int i = 0; i < 3; i++) TensorAssert.Close(b[i], a[i], 1e-5, $"gradient {i}");
+    }
+
+    /// <summary>The output projection applied to the h·m slot rows before the weights read them equals it applied to the read, in float64.</summary>
+    [TestMethod]
+    [DataRow(true)]
+    [DataRow(false)]
+    public void AttendSlots_with_an_output_projection_equals_the_projected_read(bool withBias)
+    {
+        using var scope = NewDisposeScope();
+        var queries = TokenViews(14)[2].to(ScalarType.Float64).detach().requires_grad_(true);
+        var keyValue = TensorAssert.Randn(15, Batch, Slots, 2 * Width).to(ScalarType.Float64).requires_grad_(true).chunk(2, -1);
+        var weight = TensorAssert.Randn(16, Width + 1, Width).to(ScalarType.Float64).requires_grad_(true);    // d_out ≠ d
+        var bias = TensorAssert.Randn(17, Width + 1).to(ScalarType.Float64).requires_grad_(true);
+        var (folded, _) = AttentionKernel.AttendSlots(queries, keyValue[0], keyValue[1], Heads, null, weight, withBias ? bias : null);
+        var reference = nn.functional.linear(AttentionKernel.AttendSlots(queries, keyValue[0], keyValue[1], Heads).Read, weight, withBias ? bias : null);
+        CollectionAssert.AreEqual(new long[] { Batch, Length, Width + 1 }, folded.shape);
+        TensorAssert.Close(reference, folded, 1e-12, "projected read");
+        var g = TensorAssert.Randn(18, Batch, Length, Width + 1).to(ScalarType.Float64);
+        Tensor[] inputs = withBias ? [queries, keyValue[0], keyValue[1], weight, bias] : [queries, keyValue[0], keyValue[1], weight];
+        var a = autograd.grad([(folded * g).sum()], inputs, retain_graph: true);   // the two graphs share nodes
+        var b = autograd.grad([(reference * g).sum()], inputs);
+        for (int i = 0; i < inputs.Length; i++) TensorAssert.Close(b[i], a[i], 1e-12, $"gradient of input {i}");
     }
 
     [TestMethod]
-    public void ReadSlots_equals_the_weighted_sum_of_split_values_then_the_output_projection()
+    public void GatherSumRows_equals_GatherSum_on_split_values()
     {
         using var scope = NewDisposeScope();
-        var weights = Grad(12, Batch, Length, Heads, Slots).softmax(-1);                       // B×L×h×m
-        var values = Grad(13, Batch, Slots, Width);
-        var (weight, bias) = Projection(14);
-        var folded = AttentionKernel.ReadSlots(weights, values, Heads, weight, bias);
-        var read = AttentionKernel.MergeHeads(weights.permute(0, 2, 1, 3).matmul(AttentionKernel.SplitHeads(values, Heads)));   // B×L×d
-        var reference = nn.functional.linear(read, weight, bias);
-        TensorAssert.Close(reference, folded, Tolerance, "read");
-        SameGradients(folded, reference, [weights, values, weight, bias], 15);
-    }
-
-    [TestMethod]
-    public void GatherProjectRows_equals_GatherSum_on_the_projected_split_values()
-    {
-        using var scope = NewDisposeScope();
-        var tokens = StridedTokens(16);
-        var (weight, bias) = Projection(17);
-        var scores = Grad(18, Batch, Heads, Slots, Length);
-        var (kept, indices) = TopKSoftmax.Sparse(scores, 2, TopKMode.Masked, TopKScope.Joint, 1);
-        var folded = AttentionKernel.GatherProjectRows(kept, indices, tokens, weight, bias);
-        var reference = AttentionKernel.GatherSum(kept, indices, AttentionKernel.SplitHeads(nn.functional.linear(tokens, weight, bias), Heads));
-        CollectionAssert.AreEqual(new long[] { Batch, Heads, Slots, Width / Heads }, folded.shape);
-        TensorAssert.Close(reference, folded, Tolerance, "gathered sums");
-        SameGradients(folded, reference, [tokens, weight, bias, scores], 19);
+        var values = TokenViews(11)[1];
+        var scores = TensorAssert.Randn(12, Batch, Heads, Slots, Length);
+        var (weights, indices) = TopKSoftmax.Sparse(scores, 2, TopKMode.Masked, TopKScope.Joint, 1);
+        var rows = AttentionKernel.GatherSumRows(weights, indices, values);
+        var split = AttentionKernel.GatherSum(weights, indices, AttentionKernel.SplitHeads(values, Heads));
+        TensorAssert.Close(split, rows, 1e-6, "gathered sums");
+        var g = TensorAssert.Randn(13, Batch, Heads, Slots, Width / Heads);
+        TensorAssert.Close(autograd.grad([(split * g).sum()], [values])[0], autograd.grad([(rows * g).sum()], [values])[0], 1e-6, "value gradients");
     }
 }
