@@ -36,7 +36,7 @@ internal sealed class TokenOutputKem : nn.Module<Tensor, Tensor>
         var scores = AttentionKernel.SlotScores(slots, projected[0], heads);
         var (kept, indices) = TopKSoftmax.Sparse(scores, topK, TopKMode.Masked, TopKScope.Joint, tasks);
         var read = AttentionKernel.GatherSumRows(kept, indices, projected[1]);
-        var memory = p["memorySlots"] + Linear(AttentionKernel.MergeHeads(read), "retrieveOutput");
+        var memory = p["memorySlots"] + Linear(read, "retrieveOutput");
         // Write, then Wo_w on the N tokens
         var keyValue = Linear(LayerNorm(memory, "normMemory"), "writeKeyValue").chunk(2, -1);
         var (written, _) = AttentionKernel.AttendSlots(projected[2], keyValue[0], keyValue[1], heads);

@@ -29,11 +29,11 @@ def top_k_sparse_masked(s, k):
     """TopKSoftmax.Sparse, Masked mode (TopKSoftmax.cs): the k kept weights of every row and their indices; the row's
     other entries count in the denominator as constants (the same values and gradients as the dense form)."""
     kept, idx = s.topk(k, dim=-1, sorted=False)
-    row_max = kept.amax(-1, keepdim=True).detach()
+    with torch.no_grad():                                                  # constants: no autograd nodes
+        row_max = kept.amax(-1, keepdim=True)
+        row_sum = (s - row_max).exp_().sum(-1, keepdim=True)
     e = (kept - row_max).exp()
     kept_sum = e.sum(-1, keepdim=True)
-    with torch.no_grad():
-        row_sum = (s - row_max).exp_().sum(-1, keepdim=True)
     return e / (kept_sum + (row_sum - kept_sum.detach())), idx
 
 
@@ -45,26 +45,23 @@ def gather_sum(w, idx, values):
     return (w.unsqueeze(-2) @ rows).squeeze(-2)
 
 
-_BLOCK_MASKS = {}
+_HEAD_MASKS = {}
 
 
-def block_mask(heads, slots, dh, scale, dtype, device):
-    """AttentionKernel.BlockMask: the block-diagonal pattern h×m×h×d_h times scale, cached; first in the product, it makes
-    the product contiguous, so slot_rows' reshape is a view."""
-    key = (str(device), dtype, heads, slots, dh, scale)
-    if key not in _BLOCK_MASKS:
+def head_mask(heads, width, scale, dtype, device):
+    """AttentionKernel.HeadMask: h×1×d, row i = scale on head i's columns, cached."""
+    key = (str(device), dtype, heads, width, scale)
+    if key not in _HEAD_MASKS:
         eye = torch.eye(heads, device=device).mul_(scale)                  # fp32 first: CPU torch has no bf16 eye
-        _BLOCK_MASKS[key] = eye.view(heads, 1, heads, 1).expand(heads, slots, heads, dh).to(dtype).contiguous()
-    return _BLOCK_MASKS[key]
+        _HEAD_MASKS[key] = eye.unsqueeze(-1).expand(heads, heads, width // heads).reshape(heads, 1, width).to(dtype).contiguous()
+    return _HEAD_MASKS[key]
 
 
 def slot_rows(slots, heads, scale=1.0):
     """AttentionKernel.SlotRows: slots …×m×d → block-diagonal …×(h·m)×d, row i·m+j = slot j's head-i vector × scale."""
     m, d = slots.shape[-2:]
     lead = slots.shape[:-2]
-    mask = block_mask(heads, m, d // heads, scale, slots.dtype, slots.device)
-    rows = slots.reshape(*lead, m, heads, d // heads).transpose(-3, -2).unsqueeze(-2)
-    return (mask * rows).reshape(*lead, heads * m, d)
+    return (head_mask(heads, d, scale, slots.dtype, slots.device) * slots.unsqueeze(-3)).reshape(*lead, heads * m, d)
 
 
 def slot_columns(slots, heads, scale=1.0):
@@ -95,13 +92,13 @@ def slot_scores(queries, tokens, heads, scale=None):
 
 
 def gather_sum_rows(w, idx, values):
-    """AttentionKernel.GatherSumRows: weights/indices B×h×Lq×K, values B×L×d (any row stride) → B×h×Lq×d_h."""
+    """AttentionKernel.GatherSumRows: weights/indices B×h×Lq×K, values B×L×d (any row stride) → B×Lq×d, heads merged."""
     b, h, q, k = idx.shape
     length, d = values.shape[1:]
     dh = d // h
     index = idx.reshape(b, h, q * k).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, dh)
-    rows = values.view(b, length, h, dh).gather(1, index).view(b, q, k, h, dh).permute(0, 3, 1, 2, 4)
-    return (w.unsqueeze(-2) @ rows).squeeze(-2)
+    rows = values.view(b, length, h, dh).gather(1, index).view(b, q, k, h, dh)
+    return (rows * w.permute(0, 2, 3, 1).unsqueeze(-1)).sum(2).reshape(b, q, d)
 
 
 def etf(dim, vertices, seed):
@@ -164,10 +161,10 @@ class Kem(nn.Module):
         else:                                                               # K stays B×N×d: no head-split copy
             s = slot_scores(self.retrieve_query(self.norm_memory(self.memory_slots)), projected_keys, self.heads)
         if self.top_k >= s.shape[-1]:
-            read = s.softmax(-1) @ split_heads(projected_values, self.heads)
-        else:                                                               # the k kept tokens of every slot, gathered
+            read = merge_heads(s.softmax(-1) @ split_heads(projected_values, self.heads))
+        else:                                                               # the k kept tokens of every slot, gathered, heads merged
             read = gather_sum_rows(*top_k_sparse_masked(s, self.top_k), projected_values)
-        retrieved = self.retrieve_output(merge_heads(read))
+        retrieved = self.retrieve_output(read)
         return self.memory_slots + retrieved
 
     def write(self, projected_queries, memory):

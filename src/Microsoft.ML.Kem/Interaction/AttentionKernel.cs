@@ -88,21 +88,19 @@ public static class AttentionKernel
     // fused kernel kept them in fp32), and the score scale is folded into the head mask in the tensors' dtype (exact for
     // d_h = 64, within bf16 rounding otherwise). fp32 results equal the head-split forms to rounding.
 
-    private static readonly ConcurrentDictionary<(string Device, ScalarType Type, long Heads, long Slots, long HeadWidth, float Scale), Tensor> BlockMasks = new();
+    private static readonly ConcurrentDictionary<(DeviceType Device, int Index, ScalarType Type, long Heads, long Width, float Scale), Tensor> HeadMasks = new();
 
     /// <summary>
-    /// The block-diagonal pattern h×m×h×d_h: 1 where the row's head equals the column's head, times
-    /// <paramref name="scale"/> (cached per device, dtype, shape and scale; h·m·d ≈ 46k values at the defaults). Stored
-    /// whole rather than as a broadcast h×h identity: as the first operand of the product it makes the product's layout
-    /// contiguous, so that <see cref="SlotRows"/>' reshape is a view instead of a copy.
+    /// h×1×d: row i is <paramref name="scale"/> on head i's columns i·d_h … (i+1)·d_h − 1 and 0 elsewhere (cached per
+    /// device, dtype, h, d and scale; h·d values).
     /// </summary>
-    private static Tensor BlockMask(long heads, long slots, long headWidth, float scale, ScalarType type, Device device) =>
-        BlockMasks.GetOrAdd((device.ToString(), type, heads, slots, headWidth, scale), key =>
+    private static Tensor HeadMask(long heads, long width, float scale, ScalarType type, Device device) =>
+        HeadMasks.GetOrAdd((device.type, device.index, type, heads, width, scale), key =>
         {
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
             var identity = eye(key.Heads, dtype: ScalarType.Float32, device: device).mul_(key.Scale);   // fp32 first: not every libtorch has a bf16 eye
-            return identity.view(key.Heads, 1, key.Heads, 1).expand(key.Heads, key.Slots, key.Heads, key.HeadWidth)
+            return identity.unsqueeze(-1).expand(key.Heads, key.Heads, key.Width / key.Heads).reshape(key.Heads, 1, key.Width)
                 .to(key.Type).contiguous().DetachFromDisposeScope();
         });
 
@@ -115,11 +113,9 @@ public static class AttentionKernel
     {
         var (count, width) = (slots.shape[^2], slots.shape[^1]);
         var lead = slots.shape[..^2];
-        var headWidth = width / heads;
-        var mask = BlockMask(heads, count, headWidth, scale, slots.dtype, slots.device);   // h×m×h×d_h
-        // …×m×d → …×m×h×d_h → …×h×m×1×d_h, times the mask → …×h×m×h×d_h (contiguous: the mask, first, sets the layout) → …×(h·m)×d
-        var rows = slots.reshape([.. lead, count, heads, headWidth]).transpose(-3, -2).unsqueeze(-2);
-        return (mask * rows).reshape([.. lead, heads * count, width]);
+        var mask = HeadMask(heads, width, scale, slots.dtype, slots.device);                // h×1×d
+        // …×1×m×d times the head mask h×1×d → …×h×m×d (contiguous, so the reshape is a view) → …×(h·m)×d
+        return (mask * slots.unsqueeze(-3)).reshape([.. lead, heads * count, width]);
     }
 
     /// <summary>
@@ -167,9 +163,9 @@ public static class AttentionKernel
     }
 
     /// <summary>
-    /// Σ_j w_j v_(i_j) per head with the values in the merged-head layout: weights and indices B×h×Lq×K, values B×L×d
-    /// (any row stride) → B×h×Lq×d_h. Equals <see cref="GatherSum"/> on the head-split values; its gradient reaches the
-    /// values in their own layout.
+    /// Σ_j w_j v_(i_j) per head with the values in the merged-head layout, and the result too: weights and indices
+    /// B×h×Lq×K, values B×L×d (any row stride) → B×Lq×d (heads merged). Equals <c>MergeHeads(GatherSum(…))</c> on the
+    /// head-split values; its gradient reaches the values in their own layout.
     /// </summary>
     public static Tensor GatherSumRows(Tensor weights, Tensor indices, Tensor values)
     {
@@ -179,9 +175,9 @@ public static class AttentionKernel
         var headWidth = width / heads;
         // index[b, q·K + k, i, e] = indices[b, i, q, k]: B×(Lq·K)×h×d_h (expanded), rows of B×L×h×d_h gathered along L
         var index = indices.reshape(batch, heads, queries * kept).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, headWidth);
-        var rows = values.view(batch, length, heads, headWidth).gather(1, index)                        // B×(Lq·K)×h×d_h
-            .view(batch, queries, kept, heads, headWidth).permute(0, 3, 1, 2, 4);                         // B×h×Lq×K×d_h
-        return weights.unsqueeze(-2).matmul(rows).squeeze(-2);
+        var rows = values.view(batch, length, heads, headWidth).gather(1, index).view(batch, queries, kept, heads, headWidth);   // B×Lq×K×h×d_h
+        // Σ over the K kept rows with the weights laid out alike (B×Lq×K×h×1): B×Lq×h×d_h, heads already merged in memory
+        return (rows * weights.permute(0, 2, 3, 1).unsqueeze(-1)).sum(2).reshape(batch, queries, width);
     }
 
     // TorchSharp 0.107's matmul aborts the process on mismatched shapes (its native wrapper lets the libtorch error

@@ -169,12 +169,12 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     {
         // K and V stay B×N×d (views of the fused projection): no head-split copies of the N tokens (AttentionKernel.SlotScores)
         var retrieveScores = RetrieveScores(projectedKeys);                     // S: B×h×m×N
-        Tensor read;                                                            // A V: B×h×m×d_h
+        Tensor read;                                                            // A V, heads merged: B×m×d
         Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
         if (options.TopKAxis == TopKAxis.Slots)                                 // dense: an ablation
-            read = (weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
+            read = AttentionKernel.MergeHeads((weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(AttentionKernel.SplitHeads(projectedValues, heads)));
         else if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
-            read = (weights = retrieveScores.softmax(-1)).matmul(AttentionKernel.SplitHeads(projectedValues, heads));
+            read = AttentionKernel.MergeHeads((weights = retrieveScores.softmax(-1)).matmul(AttentionKernel.SplitHeads(projectedValues, heads)));
         else
         {
             // A has k (or k·T) non-zeros per row: gather those rows of V instead of a dense m×N product
@@ -182,7 +182,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
             read = AttentionKernel.GatherSumRows(kept, indices, projectedValues);
             if (trace) weights = TopKSoftmax.Densify(kept, indices, retrieveScores);
         }
-        var retrieved = retrieveOutput.call(AttentionKernel.MergeHeads(read));  // R: B×m×d
+        var retrieved = retrieveOutput.call(read);                              // R: B×m×d
         var memory = options.MemoryUpdate switch                                // R_new, MODEL-SPEC §2 "Memory update"
         {
             MemoryUpdate.Residual => memorySlots! + retrieved,

@@ -90,11 +90,14 @@ public static class TopKSoftmax
 
         // Masked: kept / (Σ kept + Σ dropped) of exp(s − max); the row maximum is always kept. The dropped entries
         // count as constants: the denominator's value is the whole row's sum, its gradient the kept part's only.
-        var rowMax = kept.amax([-1], keepdim: true).detach();
+        Tensor rowMax, rowSum;                                                       // constants: no autograd nodes
+        using (no_grad())
+        {
+            rowMax = kept.amax([-1], keepdim: true);
+            rowSum = (scores - rowMax).exp_().sum(-1, keepdim: true);
+        }
         var exp = (kept - rowMax).exp();
         var keptSum = exp.sum(-1, keepdim: true);
-        Tensor rowSum;
-        using (no_grad()) rowSum = (scores - rowMax).exp_().sum(-1, keepdim: true);
         return (exp / (keptSum + (rowSum - keptSum.detach())), indices);
     }
 

@@ -100,12 +100,16 @@ public sealed class SlotAttentionLayoutTests
     {
         using var scope = NewDisposeScope();
         var values = TokenViews(11)[1];
-        var scores = TensorAssert.Randn(12, Batch, Heads, Slots, Length);
+        var scores = TensorAssert.Randn(12, Batch, Heads, Slots, Length).requires_grad_(true);
         var (weights, indices) = TopKSoftmax.Sparse(scores, 2, TopKMode.Masked, TopKScope.Joint, 1);
-        var rows = AttentionKernel.GatherSumRows(weights, indices, values);
-        var split = AttentionKernel.GatherSum(weights, indices, AttentionKernel.SplitHeads(values, Heads));
+        var rows = AttentionKernel.GatherSumRows(weights, indices, values);                              // heads merged
+        var split = AttentionKernel.MergeHeads(AttentionKernel.GatherSum(weights, indices, AttentionKernel.SplitHeads(values, Heads)));
+        CollectionAssert.AreEqual(new long[] { Batch, Slots, Width }, rows.shape);
         TensorAssert.Close(split, rows, 1e-6, "gathered sums");
-        var g = TensorAssert.Randn(13, Batch, Heads, Slots, Width / Heads);
-        TensorAssert.Close(autograd.grad([(split * g).sum()], [values])[0], autograd.grad([(rows * g).sum()], [values])[0], 1e-6, "value gradients");
+        var g = TensorAssert.Randn(13, Batch, Slots, Width);
+        var a = autograd.grad([(split * g).sum()], [values, scores], retain_graph: true);   // the two graphs share the top-k
+        var b = autograd.grad([(rows * g).sum()], [values, scores]);
+        TensorAssert.Close(a[0], b[0], 1e-6, "value gradients");
+        TensorAssert.Close(a[1], b[1], 1e-6, "score gradients");
     }
 }
