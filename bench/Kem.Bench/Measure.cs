@@ -128,4 +128,24 @@ internal sealed class Results(string path)
         File.AppendAllText(path, line + "\n");
         Console.WriteLine(line);
     }
+
+    /// <summary>
+    /// Writes one timed row: as skipped once <paramref name="budget"/> is spent; otherwise after <paramref name="measure"/>
+    /// has filled it in, or, when it throws, as an error with the exception's type and first line (the other rows still run).
+    /// </summary>
+    public void Write(Dictionary<string, object?> row, Budget budget, Action measure)
+    {
+        if (budget.Exceeded) { Write(Skip(row, $"time budget of {budget.Seconds:F0} s used up")); return; }
+        try { measure(); }
+        catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
+        Write(row);
+    }
+
+    /// <summary>Marks <paramref name="row"/> as skipped for <paramref name="reason"/>.</summary>
+    public static Dictionary<string, object?> Skip(Dictionary<string, object?> row, string reason)
+    {
+        row["status"] = "skipped";
+        row["reason"] = reason;
+        return row;
+    }
 }

@@ -30,15 +30,8 @@ internal static class ModuleBench
         foreach (var tokens in c.TokenCounts)
         foreach (var (name, options) in Kinds.Where(k => c.Runs(k.Name)))
         {
-            var row = new Dictionary<string, object?>
-            {
-                ["bench"] = "module", ["kind"] = name, ["tasks"] = tasks, ["tokens"] = tokens, ["batch"] = c.Batch,
-                ["width"] = c.Width, ["heads"] = c.Heads, ["slots"] = c.Slots, ["topk"] = c.TopK, ["dtype"] = dtype, ["device"] = gpu.Name,
-            };
-            if (budget.Exceeded) { results.Write(Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
-            try { Measure1(c, gpu, name, options, tasks, tokens, dtype, row); }
-            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
-            results.Write(row);
+            var row = Row(c, gpu, "module", name, tasks, tokens, dtype);
+            results.Write(row, budget, () => Measure1(c, gpu, name, options, tasks, tokens, dtype, row));
         }
     }
 
@@ -57,17 +50,12 @@ internal static class ModuleBench
         foreach (var tokens in c.TokenCounts)
         foreach (var (name, options) in Kinds.Where(k => GraphKinds.Contains(k.Name) && c.Runs(k.Name)))
         {
-            var row = new Dictionary<string, object?>
+            var row = Row(c, gpu, "graph", name, tasks, tokens, dtype);
+            if (!gpu.IsCuda) { results.Write(Results.Skip(row, "CUDA graphs need a CUDA device")); continue; }
+            if (!CudaGraph.Available) { results.Write(Results.Skip(row, "the graph shim (bench/native, libkemcudagraph.so) was not built")); continue; }
+            results.Write(row, budget, () =>
             {
-                ["bench"] = "graph", ["kind"] = name, ["tasks"] = tasks, ["tokens"] = tokens, ["batch"] = c.Batch,
-                ["width"] = c.Width, ["heads"] = c.Heads, ["slots"] = c.Slots, ["topk"] = c.TopK, ["dtype"] = dtype, ["device"] = gpu.Name,
-            };
-            if (!gpu.IsCuda) { results.Write(Skip(row, "CUDA graphs need a CUDA device")); continue; }
-            if (!CudaGraph.Available) { results.Write(Skip(row, "the graph shim (bench/native, libkemcudagraph.so) was not built")); continue; }
-            if (budget.Exceeded) { results.Write(Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
-            try
-            {
-                using var m = Build(c, gpu, options!, tasks, tokens, dtype, row);
+                using var m = Build(c, gpu, options, tasks, tokens, dtype, row);
                 using var graph = CudaGraph.Capture(() =>
                 {
                     using var scope = NewDisposeScope();
@@ -75,9 +63,7 @@ internal static class ModuleBench
                 }, warmup: 3);
                 Measure.TimeInto(row, gpu, graph.Replay, c.ModuleSchedule);
                 row["parameters"] = m.Module.parameters().Sum(p => p.numel());
-            }
-            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
-            results.Write(row);
+            });
         }
     }
 
@@ -92,39 +78,35 @@ internal static class ModuleBench
         }
     }
 
-    private static Built Build(Config c, Gpu gpu, InteractionOptions options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
+    /// <summary>
+    /// The row's module (seed 1; options null: one CTAM of the sequential design on task maps) on the device in
+    /// <paramref name="dtype"/>, train mode, with its input X (requires grad) and output gradient G.
+    /// </summary>
+    private static Built Build(Config c, Gpu gpu, InteractionOptions? options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
     {
         var type = dtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
         torch.manual_seed(1);
-        var module = InteractionFactory.Create("interaction", options with { MemorySlots = c.Slots, TopK = c.TopK }, c.Width, c.Heads, tasks);
+        var (module, shape) = options is null
+            ? CrossTaskAttentionModule(c, tasks, tokens, row)
+            : (InteractionFactory.Create("interaction", options with { MemorySlots = c.Slots, TopK = c.TopK }, c.Width, c.Heads, tasks),
+               new long[] { c.Batch, tasks, tokens, c.Width });
         module.to(gpu.Device);
         module.to(type);
         module.train();
-        long[] shape = [c.Batch, tasks, tokens, c.Width];
         return new Built(module, randn(shape, dtype: type, device: gpu.Device).requires_grad_(true), randn(shape, dtype: type, device: gpu.Device));
     }
 
     private static void Measure1(Config c, Gpu gpu, string name, InteractionOptions? options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
     {
-        var type = dtype == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
-        torch.manual_seed(1);
-        var (created, shape) = options is null
-            ? CrossTaskAttentionModule(c, tasks, tokens, row)
-            : (InteractionFactory.Create("interaction", options with { MemorySlots = c.Slots, TopK = c.TopK }, c.Width, c.Heads, tasks),
-               new long[] { c.Batch, tasks, tokens, c.Width });
-        using var built = created;
-        built.to(gpu.Device);
-        built.to(type);
-        built.train();
-        using var previous = name == "kem-wo-tokens" ? new TokenOutputKem((KnowledgeExtraction)built, c.Heads, tasks, c.TopK) : null;
-        var module = (nn.Module<Tensor, Tensor>?)previous ?? built;
-        using var x = randn(shape, dtype: type, device: gpu.Device).requires_grad_(true);
-        using var g = randn(shape, dtype: type, device: gpu.Device);
+        using var built = Build(c, gpu, options, tasks, tokens, dtype, row);
+        var (x, g) = (built.X, built.G);
+        using var previous = name == "kem-wo-tokens" ? new TokenOutputKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK) : null;
+        var module = (nn.Module<Tensor, Tensor>?)previous ?? built.Module;
 
         void Iteration()
         {
             using var scope = NewDisposeScope();
-            built.zero_grad();
+            built.Module.zero_grad();
             var y = module.call(x);
             y.backward([g]);
         }
@@ -132,10 +114,17 @@ internal static class ModuleBench
         if (previous is not null)
             using (no_grad())
             using (NewDisposeScope())
-                row["max_abs_diff_vs_kem"] = (previous.call(x) - built.call(x)).abs().max().to(ScalarType.Float32).item<float>();   // same values, other layout
+                row["max_abs_diff_vs_kem"] = (previous.call(x) - built.Module.call(x)).abs().max().to(ScalarType.Float32).item<float>();   // same values, other layout
         Measure.TimeInto(row, gpu, Iteration, c.ModuleSchedule);
-        row["parameters"] = built.parameters().Sum(p => p.numel());
+        row["parameters"] = built.Module.parameters().Sum(p => p.numel());
     }
+
+    /// <summary>The keys every module and graph row starts with.</summary>
+    private static Dictionary<string, object?> Row(Config c, Gpu gpu, string bench, string kind, int tasks, int tokens, string dtype) => new()
+    {
+        ["bench"] = bench, ["kind"] = kind, ["tasks"] = tasks, ["tokens"] = tokens, ["batch"] = c.Batch,
+        ["width"] = c.Width, ["heads"] = c.Heads, ["slots"] = c.Slots, ["topk"] = c.TopK, ["dtype"] = dtype, ["device"] = gpu.Name,
+    };
 
     /// <summary>
     /// One CTAM (MODEL-SPEC §5) for a row of <paramref name="tokens"/> tokens per task, and its input shape B×T×d×h×w;
@@ -159,12 +148,5 @@ internal static class ModuleBench
             if (c.ImageHeight % stride == 0 && c.ImageWidth % stride == 0 && c.ImageHeight / stride * (c.ImageWidth / stride) == tokens)
                 return (stride, c.ImageHeight / stride, c.ImageWidth / stride);
         return null;
-    }
-
-    internal static Dictionary<string, object?> Skip(Dictionary<string, object?> row, string reason)
-    {
-        row["status"] = "skipped";
-        row["reason"] = reason;
-        return row;
     }
 }

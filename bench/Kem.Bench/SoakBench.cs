@@ -24,10 +24,7 @@ internal static class SoakBench
             ["bench"] = "soak", ["kind"] = kind, ["tasks"] = tasks, ["tokens"] = c.ImageHeight / c.TokenStride * (c.ImageWidth / c.TokenStride),
             ["batch"] = c.Batch, ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name, ["steps"] = steps,
         };
-        if (budget.Exceeded) { results.Write(ModuleBench.Skip(row, $"time budget of {budget.Seconds:F0} s used up")); return; }
-        try { Measure1(c, gpu, kind, tasks, steps, row, budget.Remaining); }
-        catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
-        results.Write(row);
+        results.Write(row, budget, () => Measure1(c, gpu, kind, tasks, steps, row, budget.Remaining));
     }
 
     /// <summary>A data set of random images (0..255) and labels in host memory, like one read from disk.</summary>

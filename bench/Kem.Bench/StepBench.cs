@@ -71,10 +71,7 @@ internal static class StepBench
                 ["bench"] = "step", ["impl"] = impl, ["kind"] = kind, ["tasks"] = tasks, ["tokens"] = c.ImageHeight / c.TokenStride * (c.ImageWidth / c.TokenStride),
                 ["batch"] = c.Batch, ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
             };
-            if (budget.Exceeded) { results.Write(ModuleBench.Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
-            try { Measure1(c, gpu, kind, tasks, impl == "csharp-legacy", row); }
-            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
-            results.Write(row);
+            results.Write(row, budget, () => Measure1(c, gpu, kind, tasks, impl == "csharp-legacy", row));
         }
     }
 
@@ -88,10 +85,7 @@ internal static class StepBench
                 ["bench"] = bench, [bench] = name, ["kind"] = kind, ["tasks"] = tasks, ["batch"] = c.Batch,
                 ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
             };
-            if (budget.Exceeded) { results.Write(ModuleBench.Skip(row, $"time budget of {budget.Seconds:F0} s used up")); continue; }
-            try { Measure.TimeInto(row, gpu, iteration, c.StepSchedule); }
-            catch (Exception e) { row["status"] = "error"; row["reason"] = e.GetType().Name + ": " + e.Message.Split('\n')[0]; }
-            results.Write(row);
+            results.Write(row, budget, () => Measure.TimeInto(row, gpu, iteration, c.StepSchedule));
         }
     }
 

@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import modules  # noqa: E402
 import network  # noqa: E402
-from common import Budget, Gpu, GpuMonitor, Results, measure  # noqa: E402
+from common import Budget, Gpu, GpuMonitor, Results, measure, queued_pass  # noqa: E402
 
 FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
             warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.3, memory_iters=3,
@@ -72,7 +72,7 @@ def run_modules(c, gpu, results, budget):
                     except Exception as e:  # noqa: BLE001 - a failed row is reported, the rest still runs
                         error(row, e)
                     results.write(row)
-                    torch.cuda.empty_cache() if gpu.is_cuda else None
+                    gpu.empty_cache()
 
 
 def grid(c, tokens):
@@ -158,7 +158,7 @@ def run_graphs(c, gpu, results, budget):
                     except Exception as e:  # noqa: BLE001 - a failed row is reported, the rest still runs
                         error(row, e)
                     results.write(row)
-                    torch.cuda.empty_cache() if gpu.is_cuda else None
+                    gpu.empty_cache()
 
 
 def run_profile(c, gpu, results, budget, iterations=5):
@@ -187,12 +187,7 @@ def run_profile(c, gpu, results, budget, iterations=5):
                             gpu.sync()
                         kernels = [e for e in prof.events() if str(getattr(e, "device_type", "")).endswith("CUDA")]
                         kernel_us = sum(e.time_range.elapsed_us() for e in kernels)
-                        gpu.sync()
-                        t0 = time.perf_counter()
-                        for _ in range(iterations):
-                            iteration()
-                        gpu.sync()
-                        queued_ms = (time.perf_counter() - t0) * 1000 / iterations
+                        queued_ms = queued_pass(gpu, iteration, iterations)
                         row.update(status="ok", kernel_ms=kernel_us / 1000 / iterations, kernels=len(kernels) / iterations,
                                    queued_ms=queued_ms, profiled_iters=iterations)
                         averages = prof.key_averages()
@@ -232,7 +227,7 @@ def run_step(c, gpu, results, budget):
             except Exception as e:  # noqa: BLE001
                 error(row, e)
             results.write(row)
-            torch.cuda.empty_cache() if gpu.is_cuda else None
+            gpu.empty_cache()
 
 
 def time_parts(c, gpu, results, budget, bench, kind, tasks, parts):

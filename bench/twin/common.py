@@ -158,6 +158,16 @@ class GpuMonitor:
         self.close()
 
 
+def queued_pass(gpu, iteration, count):
+    """ms per iteration of `count` iterations back to back between one pair of device synchronisations."""
+    gpu.sync()
+    start = time.perf_counter()
+    for _ in range(count):
+        iteration()
+    gpu.sync()
+    return (time.perf_counter() - start) * 1000.0 / count
+
+
 def time_it(gpu, iteration, s):
     """Warm-up, the timing pass and the queued pass of schedule `s` (as Kem.Bench's Measure.Time): every timed
     iteration between two device synchronisations (median/p10/p90), the median time for iteration() to return
@@ -184,12 +194,7 @@ def time_it(gpu, iteration, s):
     median = _percentile(times, 0.5)
 
     queued = int(min(max(math.floor(s["queued_s"] * 1000.0 / max(median, 1e-3)), 1), s["queued_iters"]))
-    gpu.sync()
-    start = time.perf_counter()
-    for _ in range(queued):
-        iteration()
-    gpu.sync()
-    queued_ms = (time.perf_counter() - start) * 1000.0 / queued
+    queued_ms = queued_pass(gpu, iteration, queued)
 
     return {"median_ms": median, "p10_ms": _percentile(times, 0.1), "p90_ms": _percentile(times, 0.9), "iters": len(times),
             "host_ms": _percentile(host, 0.5), "queued_ms": queued_ms, "queued_iters": queued}
