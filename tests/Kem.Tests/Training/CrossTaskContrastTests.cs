@@ -1,3 +1,4 @@
+using Kem.Tests.Data;
 using Kem.Tests.Interaction;
 using Microsoft.ML.Kem.Interaction;
 using Microsoft.ML.Kem.Modeling;
@@ -81,7 +82,7 @@ public sealed class CrossTaskContrastTests
     public void Training_with_it_is_seeded_changes_the_weights_and_resumes_exactly()
     {
         var data = TinyData.Make(TinyData.SegDepth, 8, 32, 32, seed: 5);
-        var folder = Path.Combine(Path.GetTempPath(), "kem-contrast-" + Guid.NewGuid().ToString("N"));
+        using var folder = new TempFolder();
         var options = new TrainingOptions
         {
             Epochs = 2, BatchSize = 4, LearningRate = 1e-3, WarmupSteps = 1, Device = ComputeDevice.Cpu,
@@ -94,27 +95,20 @@ public sealed class CrossTaskContrastTests
             MultiTaskTrainingLoop.Fit(network, data, null, o);
             return network.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray();
         }
-        try
-        {
-            var contrasted = Train(options);
-            CollectionAssert.AreEqual(contrasted, Train(options), "same seed, same weights");
-            CollectionAssert.AreNotEqual(contrasted, Train(options with { CrossTaskContrast = null }), "the term changes training");
+        var contrasted = Train(options);
+        CollectionAssert.AreEqual(contrasted, Train(options), "same seed, same weights");
+        CollectionAssert.AreNotEqual(contrasted, Train(options with { CrossTaskContrast = null }), "the term changes training");
 
-            // Stopped after epoch 1 (a one-epoch run's checkpoint would not match: Epochs is part of the setup), then resumed.
-            string path = Path.Combine(folder, "contrast.safetensors");
-            using (var cancel = new CancellationTokenSource())
-            {
-                manual_seed(9);
-                using var network = new MultiTaskNetwork(Net(new TaskSpecs(TinyData.SegDepth)));
-                Assert.ThrowsExactly<OperationCanceledException>(() => MultiTaskTrainingLoop.Fit(network, data, null, options with { CheckpointPath = path, ReportEverySteps = 1 },
-                    new CancelAt(2, cancel), cancellation: cancel.Token));
-            }
-            CollectionAssert.AreEqual(contrasted, Train(options with { CheckpointPath = path }, seed: 77), "resumed: memory banks, Z and negatives as uninterrupted");
-        }
-        finally
+        // Stopped after epoch 1 (a one-epoch run's checkpoint would not match: Epochs is part of the setup), then resumed.
+        string path = folder.File("contrast.safetensors");
+        using (var cancel = new CancellationTokenSource())
         {
-            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+            manual_seed(9);
+            using var network = new MultiTaskNetwork(Net(new TaskSpecs(TinyData.SegDepth)));
+            Assert.ThrowsExactly<OperationCanceledException>(() => MultiTaskTrainingLoop.Fit(network, data, null, options with { CheckpointPath = path, ReportEverySteps = 1 },
+                new CancelAt(2, cancel), cancellation: cancel.Token));
         }
+        CollectionAssert.AreEqual(contrasted, Train(options with { CheckpointPath = path }, seed: 77), "resumed: memory banks, Z and negatives as uninterrupted");
     }
 
     [TestMethod]
