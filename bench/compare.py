@@ -183,11 +183,11 @@ def main(folder):
     phase_rows = [r for r in cs if r.get("bench") == "phase"]
     if phase_rows:
         p("### The KEM step cut into phases (`--phases`): forward + losses, + backward, whole step\n")
-        p("| phase | C# ms | C# host ms | C# queued ms | PyTorch ms | PyTorch host ms | PyTorch queued ms | C#/PyTorch queued |")
-        p("|---|---|---|---|---|---|---|---|")
+        p("| phase | jit | C# ms | C# host ms | C# queued ms | PyTorch ms | PyTorch host ms | PyTorch queued ms | C#/PyTorch queued |")
+        p("|---|---|---|---|---|---|---|---|---|")
         for r in phase_rows:
             t = find(py, bench="phase", phase=r["phase"])
-            p(f'| {r["phase"]} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(col(r, "queued_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
+            p(f'| {r["phase"]} | {r.get("jit", "tiered")} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(col(r, "queued_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
               f'{f(col(t, "queued_ms"))} | {f(ratio(col(r, "queued_ms"), col(t, "queued_ms")))} |')
         p("")
 
@@ -202,6 +202,27 @@ def main(folder):
             t = find(py, bench="segment", segment=r["segment"])
             p(f'| {r["segment"]} | {r.get("jit", "tiered")} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
               f'{f(ratio(col(r, "host_ms"), col(t, "host_ms")))} |')
+        p("")
+
+    # Host probe (--probe): host cost per op kind, and which parts of the step wait for the GPU
+    op_rows = [r for r in cs if r.get("bench") == "op"]
+    if op_rows:
+        p("### Host cost per op kind (`--probe`): tiny tensors in the step's dtype, calls back to back, µs per call\n")
+        p("| op | C# µs | PyTorch µs | C#/PyTorch |")
+        p("|---|---|---|---|")
+        for r in op_rows:
+            t = find(py, bench="op", op=r["op"])
+            p(f'| {r["op"]} | {f(col(r, "host_us"))} | {f(col(t, "host_us"))} | {f(ratio(col(r, "host_us"), col(t, "host_us")))} |')
+        p("")
+    sync_rows = [r for r in cs if r.get("bench") == "sync"]
+    if sync_rows:
+        p("### Which parts of the KEM step wait for the GPU (`--probe`): host time on an idle GPU and right after "
+          f'{f(col(sync_rows[0], "preload_ms"), 1)} ms of queued products (a part with a host synchronisation grows by about that)\n')
+        p("| part | C# host ms | C# host ms, GPU loaded | PyTorch host ms | PyTorch host ms, GPU loaded |")
+        p("|---|---|---|---|---|")
+        for r in sync_rows:
+            t = find(py, bench="sync", part=r["part"])
+            p(f'| {r["part"]} | {f(col(r, "host_ms"))} | {f(col(r, "host_loaded_ms"))} | {f(col(t, "host_ms"))} | {f(col(t, "host_loaded_ms"))} |')
         p("")
 
     # Soak

@@ -75,6 +75,7 @@ internal static class Program
           --graphs            KEM, sKEM, CA forward+backward captured as one CUDA graph and replayed (launches removed; CUDA + graph shim)
           --phases            the KEM whole step cut after the forward pass, after the backward pass, and whole
           --segments          the KEM step's forward by stage (backbone+encoders, interaction, whole forward, losses)
+          --probe             host cost per op kind on tiny tensors, and which step parts wait for the GPU (a host sync)
           --soak N            N steps through MultiTaskTrainingLoop.Fit on generated data: memory over time, GPU busy %
           --busy              same as --soak 300
           --out DIR           where csharp.jsonl goes (default: current folder)
@@ -90,7 +91,7 @@ internal static class Program
 
     public static int Main(string[] args)
     {
-        bool modules = false, graphs = false, step = false, quick = false, phases = false, segments = false;
+        bool modules = false, graphs = false, step = false, quick = false, phases = false, segments = false, probe = false;
         int soak = 0;
         string output = ".", deviceName = "auto";
         double budgetSeconds = double.PositiveInfinity;
@@ -107,6 +108,7 @@ internal static class Program
                 case "--step": step = true; break;
                 case "--phases": phases = true; break;
                 case "--segments": segments = true; break;
+                case "--probe": probe = true; break;
                 case "--soak": soak = int.Parse(args[++i]); break;
                 case "--busy": soak = Math.Max(soak, 300); break;
                 case "--out": output = args[++i]; break;
@@ -123,7 +125,7 @@ internal static class Program
                 default: Console.Error.WriteLine($"Unknown argument '{args[i]}'.\n{Usage}"); return 2;
             }
         }
-        if (!modules && !graphs && !step && !phases && !segments && soak == 0) { Console.Error.WriteLine(Usage); return 2; }
+        if (!modules && !graphs && !step && !phases && !segments && !probe && soak == 0) { Console.Error.WriteLine(Usage); return 2; }
 
         var device = deviceName switch
         {
@@ -153,6 +155,7 @@ internal static class Program
         if (graphs) ModuleBench.RunGraphs(config, gpu, results, budget);
         if (step) StepBench.Run(config, gpu, results, budget);
         if (phases || segments) StepBench.RunParts(config, gpu, results, budget, phases, segments);
+        if (probe) HostProbe.Run(config, gpu, results, budget);
         if (soak > 0) SoakBench.Run(config, gpu, results, soak, budget);
         return 0;
     }

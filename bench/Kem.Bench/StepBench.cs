@@ -75,18 +75,15 @@ internal static class StepBench
         }
     }
 
-    /// <summary>One row per part (<c>bench</c> = <paramref name="bench"/>, the part's name under the same key): timed as every row, or skipped once the budget is spent.</summary>
-    private static void TimeParts(Config c, Gpu gpu, Results results, Budget budget, string bench, string kind, int tasks, (string Name, Action Iteration)[] parts)
+    /// <summary>One row per part (<c>bench</c> = the part's kind, the part's name under the same key): timed as every row, or skipped once the budget is spent.</summary>
+    private static void TimePart(Config c, Gpu gpu, Results results, Budget budget, string bench, string name, int tasks, Action iteration)
     {
-        foreach (var (name, iteration) in parts)
+        var row = new Dictionary<string, object?>
         {
-            var row = new Dictionary<string, object?>
-            {
-                ["bench"] = bench, [bench] = name, ["kind"] = kind, ["tasks"] = tasks, ["batch"] = c.Batch,
-                ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
-            };
-            results.Write(row, budget, () => Measure.TimeInto(row, gpu, iteration, c.StepSchedule));
-        }
+            ["bench"] = bench, [bench] = name, ["kind"] = "kem", ["tasks"] = tasks, ["batch"] = c.Batch,
+            ["image"] = $"{c.ImageHeight}x{c.ImageWidth}", ["dtype"] = gpu.IsCuda ? "bf16" : "fp32", ["device"] = gpu.Name,
+        };
+        results.Write(row, budget, () => Measure.TimeInto(row, gpu, iteration, c.StepSchedule));
     }
 
     /// <summary>The bench network for <paramref name="kind"/> and <paramref name="tasks"/> (seed 1) in train mode, its loss, and a random batch, all on the device.</summary>
@@ -134,7 +131,14 @@ internal static class StepBench
     /// losses on fixed outputs; <c>host_ms</c> against <c>ms</c> says which stage is launch-bound, and the C#/PyTorch host
     /// ratio per stage says where C# spends more time launching. The twin times the same parts.
     /// </summary>
-    public static void RunParts(Config c, Gpu gpu, Results results, Budget budget, bool phases, bool segments)
+    public static void RunParts(Config c, Gpu gpu, Results results, Budget budget, bool phases, bool segments) =>
+        ForEachPart(c, gpu, phases, segments, (bench, name, tasks, iteration) => TimePart(c, gpu, results, budget, bench, name, tasks, iteration));
+
+    /// <summary>
+    /// Builds the KEM step's network once and hands every part of <see cref="RunParts"/> to <paramref name="visit"/>
+    /// (kind of part, "phase" or "segment"; its name; the task count; one iteration).
+    /// </summary>
+    public static void ForEachPart(Config c, Gpu gpu, bool phases, bool segments, Action<string, string, int, Action> visit)
     {
         const string kind = "kem";
         int tasks = c.StepTaskCounts[0];
@@ -148,12 +152,11 @@ internal static class StepBench
             loss.forward(options.Tasks.Select((t, i) => TaskLoss.Compute(t, outputs[i].to(ScalarType.Float32), labels[i])).ToArray());
 
         if (phases)
-            TimeParts(c, gpu, results, budget, "phase", kind, tasks,
-            [
-                ("forward", () => { using var scope = NewDisposeScope(); Losses(network.ForwardTraining(input).Predictions); }),
-                ("forward+backward", () => { using var scope = NewDisposeScope(); Losses(network.ForwardTraining(input).Predictions).backward(); }),
-                ("step", () => { using var scope = NewDisposeScope(); step.Run(images, labels, 1e-4); }),
-            ]);
+        {
+            visit("phase", "forward", tasks, () => { using var scope = NewDisposeScope(); Losses(network.ForwardTraining(input).Predictions); });
+            visit("phase", "forward+backward", tasks, () => { using var scope = NewDisposeScope(); Losses(network.ForwardTraining(input).Predictions).backward(); });
+            visit("phase", "step", tasks, () => { using var scope = NewDisposeScope(); step.Run(images, labels, 1e-4); });
+        }
         if (segments)
         {
             Tensor tokens;
@@ -163,13 +166,10 @@ internal static class StepBench
                 tokens = network.EncodeTasks(input).DetachFromDisposeScope();
                 outputs = network.forward(input).Select(o => o.to(ScalarType.Float32).requires_grad_(true).DetachFromDisposeScope()).ToArray();
             }
-            TimeParts(c, gpu, results, budget, "segment", kind, tasks,
-            [
-                ("backbone+encoders", () => { using var scope = NewDisposeScope(); network.EncodeTasks(input); }),
-                ("interaction", () => { using var scope = NewDisposeScope(); network.Interaction.forward(tokens); }),
-                ("forward", () => { using var scope = NewDisposeScope(); network.forward(input); }),
-                ("losses", () => { using var scope = NewDisposeScope(); Losses(outputs); }),
-            ]);
+            visit("segment", "backbone+encoders", tasks, () => { using var scope = NewDisposeScope(); network.EncodeTasks(input); });
+            visit("segment", "interaction", tasks, () => { using var scope = NewDisposeScope(); network.Interaction.forward(tokens); });
+            visit("segment", "forward", tasks, () => { using var scope = NewDisposeScope(); network.forward(input); });
+            visit("segment", "losses", tasks, () => { using var scope = NewDisposeScope(); Losses(outputs); });
             tokens.Dispose();
             foreach (var o in outputs) o.Dispose();
         }

@@ -11,11 +11,12 @@ import threading
 import time
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import modules  # noqa: E402
 import network  # noqa: E402
-from common import Budget, Gpu, GpuMonitor, Results, measure, queued_pass  # noqa: E402
+from common import Budget, Gpu, GpuMonitor, Results, measure, queued_pass, sdpa  # noqa: E402
 
 FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
             warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.3, memory_iters=3,
@@ -230,25 +231,30 @@ def run_step(c, gpu, results, budget):
             gpu.empty_cache()
 
 
-def time_parts(c, gpu, results, budget, bench, kind, tasks, parts):
-    """Kem.Bench's StepBench.TimeParts: one row per (name, iteration), timed as every row or skipped once the budget is spent."""
-    for name, iteration in parts:
-        row = {"bench": bench, bench: name, "kind": kind, "tasks": tasks, "batch": c["batch"], "image": f'{c["height"]}x{c["img_width"]}',
-               "dtype": "bf16" if gpu.is_cuda else "fp32", "device": gpu.name}
-        if budget.exceeded:
-            results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
-            continue
-        try:
-            row.update(status="ok", **measure(gpu, iteration, step_schedule(c)))
-        except Exception as e:  # noqa: BLE001
-            error(row, e)
-        results.write(row)
+def time_part(c, gpu, results, budget, bench, name, kind, tasks, iteration):
+    """Kem.Bench's StepBench.TimePart: one row for a part, timed as every row or skipped once the budget is spent."""
+    row = {"bench": bench, bench: name, "kind": kind, "tasks": tasks, "batch": c["batch"], "image": f'{c["height"]}x{c["img_width"]}',
+           "dtype": "bf16" if gpu.is_cuda else "fp32", "device": gpu.name}
+    if budget.exceeded:
+        results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+        return
+    try:
+        row.update(status="ok", **measure(gpu, iteration, step_schedule(c)))
+    except Exception as e:  # noqa: BLE001
+        error(row, e)
+    results.write(row)
 
 
 def run_parts(c, gpu, results, budget, phases, segments):
-    """Kem.Bench's StepBench.RunParts: the KEM step at the first task count in parts, on one network (bf16 on CUDA),
-    fixed inputs and gradients on. --phases: forward + losses, + backward, whole step. --segments: the forward by stage
-    (backbone + encoders, interaction, whole forward, losses on fixed outputs)."""
+    """Kem.Bench's StepBench.RunParts: --phases: forward + losses, + backward, whole step. --segments: the forward by
+    stage (backbone + encoders, interaction, whole forward, losses on fixed outputs)."""
+    for bench, name, tasks, iteration in parts(c, gpu, phases, segments):
+        time_part(c, gpu, results, budget, bench, name, "kem", tasks, iteration)
+
+
+def parts(c, gpu, phases, segments):
+    """Kem.Bench's StepBench.ForEachPart: the KEM step at the first task count in parts, on one network (bf16 on CUDA),
+    fixed inputs and gradients on; yields (kind of part, name, tasks, iteration)."""
     kind, tasks = "kem", c["step_tasks"][0]
     net, loss = build(c, kind, tasks, gpu.device)
     step = network.TrainingStep(net, loss, bf16=gpu.is_cuda)                # casts the network to bf16 on CUDA
@@ -263,16 +269,133 @@ def run_parts(c, gpu, results, budget, phases, segments):
         return torch.stack([e(shared) for e in net.encoders], 1)
 
     if phases:
-        time_parts(c, gpu, results, budget, "phase", kind, tasks,
-                   [("forward", lambda: losses(net(x))), ("forward+backward", lambda: losses(net(x)).backward()),
-                    ("step", lambda: step.run(images, labels, 1e-4))])
+        yield "phase", "forward", tasks, lambda: losses(net(x))
+        yield "phase", "forward+backward", tasks, lambda: losses(net(x)).backward()
+        yield "phase", "step", tasks, lambda: step.run(images, labels, 1e-4)
     if segments:
         with torch.no_grad():
             tokens = encode()
             outputs = [o.float().requires_grad_(True) for o in net(x)]
-        time_parts(c, gpu, results, budget, "segment", kind, tasks,
-                   [("backbone+encoders", encode), ("interaction", lambda: net.interaction(tokens)), ("forward", lambda: net(x)),
-                    ("losses", lambda: losses(outputs))])
+        yield "segment", "backbone+encoders", tasks, encode
+        yield "segment", "interaction", tasks, lambda: net.interaction(tokens)
+        yield "segment", "forward", tasks, lambda: net(x)
+        yield "segment", "losses", tasks, lambda: losses(outputs)
+
+
+PROBE_CALLS = 400
+
+
+def probe_ops(device, dtype):
+    """Kem.Bench's HostProbe.Ops: the op kinds of the network's forward and losses, each on tensors of a few hundred values."""
+    def r(*shape):
+        return torch.randn(*shape, dtype=dtype, device=device)
+    x, y = r(2, 16, 32), r(2, 16, 32)
+    w, b, w2 = r(96, 32), r(96), r(64, 32)
+    gamma, beta = torch.ones(32, dtype=dtype, device=device), torch.zeros(32, dtype=dtype, device=device)
+    q, k, v = r(2, 4, 16, 8), r(2, 4, 16, 8), r(2, 4, 16, 8)
+    fmap = r(2, 32, 4, 8)
+    cw, cb = r(32, 32, 1, 1), r(32)
+    mean, var = torch.zeros(32, dtype=dtype, device=device), torch.ones(32, dtype=dtype, device=device)
+    mask = torch.rand(2, 16, 32, device=device).gt(0.5)
+    zero = torch.zeros((), dtype=dtype, device=device)
+    logits = torch.randn(2, 5, 4, 8, device=device)
+    target = torch.randint(0, 5, (2, 4, 8), device=device)
+    xg, wg = r(2, 16, 32).requires_grad_(True), r(32, 32).requires_grad_(True)
+    return [
+        ("add", lambda: x + y),
+        ("mul_scalar", lambda: x.mul(0.5)),
+        ("linear", lambda: F.linear(x, w, b)),
+        ("layer_norm", lambda: F.layer_norm(x, [32], gamma, beta)),
+        ("gelu", lambda: F.gelu(x)),
+        ("softmax", lambda: x.softmax(-1)),
+        ("matmul_4d", lambda: q @ k.transpose(-2, -1)),
+        ("sdpa", lambda: sdpa(q, k, v)),
+        ("merge_heads", lambda: q.transpose(1, 2).reshape(2, 16, 32)),
+        ("cat_weights", lambda: torch.cat([w, w2], 0)),
+        ("chunk3_views", lambda: x.chunk(4, -1)),
+        ("conv1x1", lambda: F.conv2d(fmap, cw, cb)),
+        ("batch_norm_train", lambda: F.batch_norm(fmap, mean, var, gamma, beta, training=True)),
+        ("relu", lambda: F.relu(fmap)),
+        ("interpolate", lambda: F.interpolate(fmap, scale_factor=2.0, mode="bilinear", align_corners=True)),
+        ("stack2", lambda: torch.stack([x, y], 1)),
+        ("to_fp32", lambda: x.float()),
+        ("where", lambda: torch.where(mask, x, zero)),
+        ("sum", lambda: x.sum()),
+        ("cross_entropy", lambda: F.cross_entropy(logits, target, reduction="none")),
+        ("linear_backward", lambda: F.linear(xg, wg).sum().backward()),
+    ]
+
+
+def run_probe(c, gpu, results, budget):
+    """Kem.Bench's HostProbe: rows "op" (host cost per op kind: PROBE_CALLS calls back to back, results kept until the
+    end as the C# dispose scope keeps them, best of 3 passes after one warm-up) and rows "sync" (each part of the KEM
+    step timed on the host with an idle GPU and right after ~40 ms of queued matrix products: a part that waits for the
+    GPU returns only after them)."""
+    dtype = torch.bfloat16 if gpu.is_cuda else torch.float32
+    for name, op in probe_ops(gpu.device, dtype):
+        row = dict(bench="op", op=name, dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name, calls=PROBE_CALLS)
+        if budget.exceeded:
+            results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+            continue
+        try:
+            best = float("inf")
+            for p in range(4):
+                gpu.sync()
+                start = time.perf_counter()
+                kept = [op() for _ in range(PROBE_CALLS)]
+                del kept
+                us = (time.perf_counter() - start) * 1e6 / PROBE_CALLS
+                gpu.sync()
+                if p > 0:
+                    best = min(best, us)
+            row.update(status="ok", host_us=best)
+        except Exception as e:  # noqa: BLE001
+            error(row, e)
+        results.write(row)
+
+    size = 4096 if gpu.is_cuda else 128
+    a = torch.randn(size, size, dtype=dtype, device=gpu.device)
+    gpu.sync()
+    start = time.perf_counter()
+    for _ in range(4):
+        a @ a
+    gpu.sync()
+    per_product = (time.perf_counter() - start) * 1000.0 / 4
+    products = min(max(int(40 / max(per_product, 1e-3)), 1), 2000) if gpu.is_cuda else 1
+    gpu.sync()
+    start = time.perf_counter()
+    for _ in range(products):
+        a @ a
+    gpu.sync()
+    preload_ms = (time.perf_counter() - start) * 1000.0
+    for bench, name, tasks, iteration in parts(c, gpu, True, True):
+        row = dict(bench="sync", part=f"{bench}: {name}", kind="kem", tasks=tasks, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
+                   dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
+        if budget.exceeded:
+            results.write(skip(row, f"time budget of {budget.seconds:.0f} s used up"))
+            continue
+        try:
+            idle, loaded = [], []
+            for i in range(5):
+                gpu.sync()
+                start = time.perf_counter()
+                iteration()
+                if i > 0:
+                    idle.append((time.perf_counter() - start) * 1000.0)
+                gpu.sync()
+                for _ in range(products):
+                    a @ a
+                start = time.perf_counter()
+                iteration()
+                if i > 0:
+                    loaded.append((time.perf_counter() - start) * 1000.0)
+                gpu.sync()
+            idle.sort()
+            loaded.sort()
+            row.update(status="ok", host_ms=idle[len(idle) // 2], host_loaded_ms=loaded[len(loaded) // 2], preload_ms=preload_ms)
+        except Exception as e:  # noqa: BLE001
+            error(row, e)
+        results.write(row)
 
 
 def generate(tasks, count, height, width, seed):
@@ -426,11 +549,12 @@ def main():
     p.add_argument("--graphs", action="store_true", help="kem, skem, ca forward+backward captured as one CUDA graph and replayed")
     p.add_argument("--phases", action="store_true", help="the KEM whole step cut after the forward pass, after the backward pass, and whole")
     p.add_argument("--segments", action="store_true", help="the KEM step's forward by stage (backbone+encoders, interaction, forward, losses)")
+    p.add_argument("--probe", action="store_true", help="host cost per op kind on tiny tensors, and which step parts wait for the GPU")
     a = p.parse_args()
     if a.busy:
         a.soak = max(a.soak, 300)
-    if not (a.modules or a.graphs or a.step or a.soak or a.profile or a.phases or a.segments):
-        p.error("give --modules, --graphs, --step, --phases, --segments, --profile and/or --soak N")
+    if not (a.modules or a.graphs or a.step or a.soak or a.profile or a.phases or a.segments or a.probe):
+        p.error("give --modules, --graphs, --step, --phases, --segments, --probe, --profile and/or --soak N")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     c = dict(QUICK if a.quick else FULL)
     if a.dtypes:
@@ -456,6 +580,8 @@ def main():
         run_step(c, gpu, results, budget)
     if a.phases or a.segments:
         run_parts(c, gpu, results, budget, a.phases, a.segments)
+    if a.probe:
+        run_probe(c, gpu, results, budget)
     if a.soak:
         run_soak(c, gpu, results, a.soak, budget)
 
