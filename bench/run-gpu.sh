@@ -29,8 +29,8 @@ fi
 # device tool's limit for one call): 480 s of phases + at most 90 s of shim builds. The soft budgets end it far sooner
 # (~5 minutes with both dtypes; 212 s for bf16 alone at 61346f8). DTYPES=bf16 (the targets' dtype) skips the fp32 rows.
 # Modules: bf16 rows first, so a spent budget skips fp32 rows only. Per module row: timing pass (≥ 10 iterations and
-# 0.4 s, ≤ 50), queued pass (≤ 10 iterations, ≤ 0.3 s), memory pass (3 iterations). C# rows: kem, kem-wo-tokens (the
-# previous form: Wo_w applied to the N tokens, an A/B), skem, ca, seq; twin rows: kem, skem, ca, seq, naive KEM. Then the diagnostic
+# 0.4 s, ≤ 50), queued pass (≤ 10 iterations, ≤ 0.3 s), memory pass (3 iterations). C# rows: kem, kem-gather (the
+# previous Retrieve: k gathered value rows per slot, an A/B), skem, ca, seq; twin rows: kem, skem, ca, seq, naive KEM. Then the diagnostic
 # CUDA-graph rows (KEM, sKEM, CA at n 4032 in bf16, replayed as one graph on both sides: the cost without launches),
 # the twin's profiler on KEM / CA / naive KEM at T = 3 in bf16 (kernel time against wall time), the whole step, the KEM
 # step cut into phases (forward + losses, + backward, whole: does the C# forward still wait for the GPU?) and the soaks

@@ -17,7 +17,7 @@ internal static class ModuleBench
     public static readonly (string Name, InteractionOptions? Options)[] Kinds =
     [
         ("kem", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-wo-tokens", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),   // TokenOutputKem: Wo_w on the N tokens, the previous form
+        ("kem-gather", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),      // GatheredTopKKem: the previous Retrieve (k gathered rows)
         ("skem", new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, EtfInputProjection = true, MemorySlots = 20, TopK = 3 }),
         ("ca", new InteractionOptions { Kind = InteractionKind.CrossAttention }),
         ("seq", null),
@@ -100,7 +100,7 @@ internal static class ModuleBench
     {
         using var built = Build(c, gpu, options, tasks, tokens, dtype, row);
         var (x, g) = (built.X, built.G);
-        using var previous = name == "kem-wo-tokens" ? new TokenOutputKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK) : null;
+        using var previous = name == "kem-gather" ? new GatheredTopKKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK) : null;
         var module = (nn.Module<Tensor, Tensor>?)previous ?? built.Module;
 
         void Iteration()

@@ -83,7 +83,7 @@ internal static class Program
           --device D          auto (default), cuda or cpu
           --budget-s S        stop measuring after S seconds (remaining rows are written as skipped)
           --dtypes a,b        subset of fp32,bf16 for --modules / --graphs
-          --kinds a,b         subset of kem,kem-wo-tokens,skem,ca,seq (modules) and kem,ca,none (step)
+          --kinds a,b         subset of kem,kem-gather,skem,ca,seq (modules) and kem,ca,none (step)
           --tasks a,b         task counts of --modules / --graphs;  --tokens a,b: tokens per task of --modules / --graphs
           --step-tasks a,b    task counts of --step (2 and/or 3)
           --augment           --soak trains with AugmentationOptions.Nyud (flip, scale, rotate on the device)

@@ -25,24 +25,21 @@ def scores(q, k, scale=None):
     return (q @ k.transpose(-2, -1)).mul(scale if scale is not None else 1.0 / math.sqrt(q.shape[-1]))
 
 
-def top_k_sparse_masked(s, k):
-    """TopKSoftmax.Sparse, Masked mode (TopKSoftmax.cs): the k kept weights of every row and their indices; the row's
-    other entries count in the denominator as constants (the same values and gradients as the dense form)."""
-    kept, idx = s.topk(k, dim=-1, sorted=False)
-    with torch.no_grad():                                                  # constants: no autograd nodes
-        row_max = kept.amax(-1, keepdim=True)
-        row_sum = (s - row_max).exp_().sum(-1, keepdim=True)
-    e = (kept - row_max).exp()
-    kept_sum = e.sum(-1, keepdim=True)
-    return e / (kept_sum + (row_sum - kept_sum.detach())), idx
+_TRUES = {}
 
 
-def gather_sum(w, idx, values):
-    """AttentionKernel.GatherSum: sum_j w_j v_(i_j), weights/indices B×h×Lq×K, values B×h×Lk×d_h → B×h×Lq×d_h."""
-    b, h, q, k = idx.shape
-    dh = values.shape[-1]
-    rows = values.gather(2, idx.reshape(b, h, q * k, 1).expand(-1, -1, -1, dh)).reshape(b, h, q, k, dh)
-    return (w.unsqueeze(-2) @ rows).squeeze(-2)
+def keep_mask(s, k):
+    """TopKSoftmax.KeepMask (joint scope): which entries of every row are among its k largest, boolean, no gradient."""
+    with torch.no_grad():
+        idx = s.topk(k, dim=-1, sorted=False)[1]
+        true = _TRUES.setdefault(str(s.device), torch.ones((), dtype=torch.bool, device=s.device))
+        return torch.zeros(s.shape, dtype=torch.bool, device=s.device).scatter_(-1, idx, true.expand(idx.shape))
+
+
+def top_k_weights(s, keep):
+    """TopKSoftmax.Weights, Masked mode: the softmax with the dropped scores detached (constants in the denominator),
+    times the mask: the row's softmax at the kept entries, gradients at the kept scores only."""
+    return torch.where(keep, s, s.detach()).softmax(-1) * keep
 
 
 _HEAD_MASKS = {}
@@ -69,36 +66,48 @@ def slot_columns(slots, heads, scale=1.0):
     return slot_rows(slots, heads, scale).transpose(-2, -1)
 
 
-def attend_slots(tokens, keys, values, heads, scale=None, out_weight=None, out_bias=None):
-    """AttentionKernel.AttendSlots: softmax over each head's slots, tokens B×L×d (any row stride) → B×L×d merged heads;
-    with an output projection, applied to the h·m slot rows first: A·(R Wᵀ) + b."""
+_PAIR_MASKS = {}
+
+
+def pair_mask(heads, width, key_scale, dtype, device):
+    """AttentionKernel.PairMask: h×1×2d, head_mask(key_scale) beside head_mask(1), cached."""
+    key = (str(device), dtype, heads, width, key_scale)
+    if key not in _PAIR_MASKS:
+        _PAIR_MASKS[key] = torch.cat([head_mask(heads, width, key_scale, dtype, device), head_mask(heads, width, 1.0, dtype, device)], -1)
+    return _PAIR_MASKS[key]
+
+
+def attend_slots(tokens, key_value, heads, scale=None, out_weight=None, out_bias=None):
+    """AttentionKernel.AttendSlots: softmax over each head's slots, tokens B×L×d (any row stride), keys and values side by
+    side B×m×2d → B×L×d merged heads; with an output projection, applied to the h·m slot rows first: A·(R Wᵀ) + b."""
     b, length, d = tokens.shape
-    m = keys.shape[1]
-    s = tokens @ slot_columns(keys, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
+    m = key_value.shape[1]
+    blocks = pair_mask(heads, d, scale if scale is not None else 1.0 / math.sqrt(d // heads), key_value.dtype, key_value.device) * key_value.unsqueeze(-3)
+    key_rows = blocks[..., :d].reshape(b, heads * m, d)
+    value_rows = blocks[..., d:].reshape(b, heads * m, d)
+    s = tokens.bmm(key_rows.transpose(1, 2))
     w = s.view(b, length, heads, m).softmax(-1).view(b, length, heads * m)
-    rows = slot_rows(values, heads)
     if out_weight is None:
-        return w @ rows
-    projected = rows.view(-1, d).mm(out_weight.t()).view(b, heads * m, -1)
+        return w.bmm(value_rows)
+    projected = value_rows @ out_weight.t()
     return w.bmm(projected) if out_bias is None else torch.baddbmm(out_bias, w, projected)
 
 
 def slot_scores(queries, tokens, heads, scale=None):
-    """AttentionKernel.SlotScores: slot queries m×d against tokens B×L×d → B×h×m×L (a strided view)."""
+    """AttentionKernel.SlotScores: slot queries m×d against tokens B×L×d → B×h×m×L, contiguous (one batched product)."""
     b, length, d = tokens.shape
     m = queries.shape[0]
-    s = tokens @ slot_columns(queries, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
-    return s.transpose(1, 2).view(b, heads, m, length)
+    rows = slot_rows(queries, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
+    return rows.expand(b, heads * m, d).bmm(tokens.transpose(1, 2)).view(b, heads, m, length)
 
 
-def gather_sum_rows(w, idx, values):
-    """AttentionKernel.GatherSumRows: weights/indices B×h×Lq×K, values B×L×d (any row stride) → B×Lq×d, heads merged."""
-    b, h, q, k = idx.shape
-    length, d = values.shape[1:]
-    dh = d // h
-    index = idx.reshape(b, h, q * k).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, dh)
-    rows = values.view(b, length, h, dh).gather(1, index).view(b, q, k, h, dh)
-    return (rows * w.permute(0, 2, 3, 1).unsqueeze(-1)).sum(2).reshape(b, q, d)
+def read_slots(w, values):
+    """AttentionKernel.ReadSlots: weights B×h×m×L, values B×L×d (any row stride) → B×m×d, heads merged: every head's
+    weights times all d columns, then each head keeps its own d_h columns."""
+    b, h, m, length = w.shape
+    d = values.shape[-1]
+    read = w.reshape(b, h * m, length).bmm(values).view(b, h, m, d)
+    return (read * head_mask(h, d, 1.0, read.dtype, read.device)).sum(1)
 
 
 def etf(dim, vertices, seed):
@@ -160,16 +169,14 @@ class Kem(nn.Module):
             s = scores(qc, kc, 1.0).mul(self.log_temperature.exp())
         else:                                                               # K stays B×N×d: no head-split copy
             s = slot_scores(self.retrieve_query(self.norm_memory(self.memory_slots)), projected_keys, self.heads)
-        if self.top_k >= s.shape[-1]:
-            read = merge_heads(s.softmax(-1) @ split_heads(projected_values, self.heads))
-        else:                                                               # the k kept tokens of every slot, gathered, heads merged
-            read = gather_sum_rows(*top_k_sparse_masked(s, self.top_k), projected_values)
+        w = s.softmax(-1) if self.top_k >= s.shape[-1] else top_k_weights(s, keep_mask(s, self.top_k))
+        read = read_slots(w, projected_values)                              # the dense weights in one product, heads merged
         retrieved = self.retrieve_output(read)
         return self.memory_slots + retrieved
 
     def write(self, projected_queries, memory):
-        kv = self.write_key_value(self.norm_memory(memory)).chunk(2, -1)
-        return attend_slots(projected_queries, kv[0], kv[1], self.heads, None, self.write_output.weight, self.write_output.bias)
+        kv = self.write_key_value(self.norm_memory(memory))                 # [K_m | V_m]: B×m×2d
+        return attend_slots(projected_queries, kv, self.heads, None, self.write_output.weight, self.write_output.bias)
 
 
 class MultiHeadAttention(nn.Module):

@@ -48,22 +48,6 @@ public static class AttentionKernel
         Scores(q, k, scale, bias).softmax(-1);
 
     /// <summary>
-    /// Σ_j w_j v_(i_j): the weighted sum of a few rows of <paramref name="values"/> per query, for sparse weights
-    /// (top-k): weights and indices B×h×Lq×K, values B×h×Lk×d_h → B×h×Lq×d_h. Equals the dense
-    /// <c>A.matmul(values)</c> with A holding the weights at the indices and zeros elsewhere, in O(Lq·K·d_h).
-    /// </summary>
-    public static Tensor GatherSum(Tensor weights, Tensor indices, Tensor values)
-    {
-        SameShape(weights, indices);
-        var (batch, heads, queries, kept) = (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]);
-        var headWidth = values.shape[^1];
-        // B×h×Lq×K → B×h×(Lq·K)×d_h (an expanded view), gathered rows → B×h×Lq×K×d_h
-        var rows = values.gather(2, indices.reshape(batch, heads, queries * kept, 1).expand(-1, -1, -1, headWidth))
-            .reshape(batch, heads, queries, kept, headWidth);
-        return weights.unsqueeze(-2).matmul(rows).squeeze(-2);                   // B×h×Lq×1×K · B×h×Lq×K×d_h
-    }
-
-    /// <summary>
     /// softmax(q kᵀ·scale + bias) v: q B×h×Lq×d_h, k and v B×h×Lk×d_h → B×h×Lq×d_h, through the fused
     /// <c>scaled_dot_product_attention</c> kernel. <paramref name="scale"/> null means 1/√d_h.
     /// </summary>
@@ -104,6 +88,17 @@ public static class AttentionKernel
                 .to(key.Type).contiguous().DetachFromDisposeScope();
         });
 
+    private static readonly ConcurrentDictionary<(DeviceType Device, int Index, ScalarType Type, long Heads, long Width, float Scale), Tensor> PairMasks = new();
+
+    /// <summary>h×1×2d: <see cref="HeadMask"/> with <paramref name="keyScale"/> beside the one with scale 1, for keys and values side by side (cached).</summary>
+    private static Tensor PairMask(long heads, long width, float keyScale, ScalarType type, Device device) =>
+        PairMasks.GetOrAdd((device.type, device.index, type, heads, width, keyScale), key =>
+        {
+            using var scope = NewDisposeScope();
+            return cat([HeadMask(key.Heads, key.Width, key.Scale, key.Type, device), HeadMask(key.Heads, key.Width, 1f, key.Type, device)], -1)
+                .DetachFromDisposeScope();
+        });
+
     /// <summary>
     /// Slot vectors …×m×d (B×m×d or m×d) → the block-diagonal …×(h·m)×d with row i·m + j holding slot j's head-i vector in
     /// columns i·d_h … (i+1)·d_h − 1, times <paramref name="scale"/> (zero elsewhere): weights …×(h·m) times it give the
@@ -125,59 +120,67 @@ public static class AttentionKernel
     public static Tensor SlotColumns(Tensor slots, int heads, float scale = 1f) => SlotRows(slots, heads, scale).transpose(-2, -1);
 
     /// <summary>
-    /// softmax over each head's m slots of tokens (B×L×d, any row stride) against slot keys, then the slot values:
+    /// softmax over each head's m slots of tokens (B×L×d, any row stride) against the slot keys, then the slot values, with
+    /// keys and values side by side in <paramref name="keyValue"/> (B×m×2d, [K | V], e.g. one Lin(d→2d) of the slots):
     /// B×L×d in the merged-head layout. <paramref name="scale"/> null means 1/√d_h. Also returns the weights B×L×h×m.
-    /// Equals <see cref="Attend"/> on the head-split tensors. With an output projection (<paramref name="outputWeight"/>
-    /// d_out×d, optional <paramref name="outputBias"/>) the read is projected as well, B×L×d_out, and the projection is
-    /// applied to the h·m slot rows before the weights read them, (A·R)Wᵀ + b = A·(R Wᵀ) + b: no L×d×d product.
+    /// Equals <see cref="Attend"/> on the head-split tensors. Both block-diagonal slot matrices come from one product with a
+    /// cached h×1×2d mask (<see cref="SlotRows"/> for K and V at once). With an output projection
+    /// (<paramref name="outputWeight"/> d_out×d, optional <paramref name="outputBias"/>) the read is projected as well,
+    /// B×L×d_out, and the projection is applied to the h·m slot rows before the weights read them,
+    /// (A·R)Wᵀ + b = A·(R Wᵀ) + b: no L×d×d product.
     /// </summary>
-    public static (Tensor Read, Tensor Weights) AttendSlots(Tensor tokens, Tensor keys, Tensor values, int heads, float? scale = null,
+    public static (Tensor Read, Tensor Weights) AttendSlots(Tensor tokens, Tensor keyValue, int heads, float? scale = null,
         Tensor? outputWeight = null, Tensor? outputBias = null)
     {
-        SameWidth(tokens, keys, "tokens", "slot keys");
-        SameWidth(tokens, values, "tokens", "slot values");
-        if (outputWeight is not null) SameWidth(values, outputWeight, "slot values", "output projection's inputs");
         var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
-        var slots = keys.shape[1];
-        var scores = tokens.matmul(SlotColumns(keys, heads, scale ?? DefaultScale(width / heads)));    // B×L×(h·m)
+        if (keyValue.dim() != 3 || keyValue.shape[0] != batch || keyValue.shape[^1] != 2 * width)
+            throw new ArgumentException($"The slot keys and values must be B×m×2d = {batch}×m×{2 * width} for tokens {batch}×{length}×{width}, got [{string.Join("×", keyValue.shape)}].");
+        if (outputWeight is not null) SameWidth(tokens, outputWeight, "slot values", "output projection's inputs");
+        var slots = keyValue.shape[1];
+        var mask = PairMask(heads, width, scale ?? DefaultScale(width / heads), keyValue.dtype, keyValue.device);   // h×1×2d
+        var blocks = mask * keyValue.unsqueeze(-3);                                                     // B×h×m×2d
+        // Views: B×h×m×d halves with row stride 2d, (h, m) merged into h·m rows
+        var keyRows = blocks.narrow(-1, 0, width).reshape(batch, heads * slots, width);
+        var valueRows = blocks.narrow(-1, width, width).reshape(batch, heads * slots, width);
+        var scores = tokens.bmm(keyRows.transpose(1, 2));                                               // B×L×(h·m)
         var weights = scores.view(batch, length, heads, slots).softmax(-1);                             // over each head's slots
         var flat = weights.view(batch, length, heads * slots);
-        var rows = SlotRows(values, heads);                                                             // B×(h·m)×d
-        if (outputWeight is null) return (flat.matmul(rows), weights);
-        var projected = rows.view(-1, width).mm(outputWeight.t()).view(batch, heads * slots, -1);     // B×(h·m)×d_out
+        if (outputWeight is null) return (flat.bmm(valueRows), weights);
+        var projected = valueRows.matmul(outputWeight.t());                                            // B×(h·m)×d_out
         // TorchSharp's Tensor.baddbmm is batch1.baddbmm(batch2, input): input + batch1·batch2
         return (outputBias is null ? flat.bmm(projected) : flat.baddbmm(projected, outputBias), weights);
     }
 
     /// <summary>
-    /// Slot queries m×d against tokens B×L×d (any row stride): scores B×h×m×L (a strided view), the same as
-    /// <see cref="Scores"/> on the head-split tensors. <paramref name="scale"/> null means 1/√d_h.
+    /// Slot queries m×d against tokens B×L×d (any row stride): scores B×h×m×L, contiguous (one batched product of the
+    /// block-diagonal slot rows with the tokens' transpose), the same as <see cref="Scores"/> on the head-split tensors.
+    /// <paramref name="scale"/> null means 1/√d_h.
     /// </summary>
     public static Tensor SlotScores(Tensor queries, Tensor tokens, int heads, float? scale = null)
     {
         SameWidth(queries, tokens, "slot queries", "tokens");
         var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
         var slots = queries.shape[0];
-        var scores = tokens.matmul(SlotColumns(queries, heads, scale ?? DefaultScale(width / heads))); // B×L×(h·m)
-        return scores.transpose(1, 2).view(batch, heads, slots, length);
+        var rows = SlotRows(queries, heads, scale ?? DefaultScale(width / heads));                        // (h·m)×d
+        return rows.expand(batch, heads * slots, width).bmm(tokens.transpose(1, 2)).view(batch, heads, slots, length);
     }
 
     /// <summary>
-    /// Σ_j w_j v_(i_j) per head with the values in the merged-head layout, and the result too: weights and indices
-    /// B×h×Lq×K, values B×L×d (any row stride) → B×Lq×d (heads merged). Equals <c>MergeHeads(GatherSum(…))</c> on the
-    /// head-split values; its gradient reaches the values in their own layout.
+    /// Σ_j A_ij v_j per head with the values in the merged-head layout, and the result too: weights B×h×m×L (dense, e.g.
+    /// top-k weights with zeros), values B×L×d (any row stride) → B×m×d (heads merged). Equals
+    /// <c>MergeHeads(weights.matmul(SplitHeads(values)))</c> without splitting the L values into heads: one product of every
+    /// head's weights with all d columns, then each head keeps its own d_h columns (h× the product's small arithmetic).
     /// </summary>
-    public static Tensor GatherSumRows(Tensor weights, Tensor indices, Tensor values)
+    public static Tensor ReadSlots(Tensor weights, Tensor values)
     {
-        SameShape(weights, indices);
-        var (batch, heads, queries, kept) = (indices.shape[0], indices.shape[1], indices.shape[2], indices.shape[3]);
-        var (length, width) = (values.shape[1], values.shape[2]);
-        var headWidth = width / heads;
-        // index[b, q·K + k, i, e] = indices[b, i, q, k]: B×(Lq·K)×h×d_h (expanded), rows of B×L×h×d_h gathered along L
-        var index = indices.reshape(batch, heads, queries * kept).transpose(1, 2).unsqueeze(-1).expand(-1, -1, -1, headWidth);
-        var rows = values.view(batch, length, heads, headWidth).gather(1, index).view(batch, queries, kept, heads, headWidth);   // B×Lq×K×h×d_h
-        // Σ over the K kept rows with the weights laid out alike (B×Lq×K×h×1): B×Lq×h×d_h, heads already merged in memory
-        return (rows * weights.permute(0, 2, 3, 1).unsqueeze(-1)).sum(2).reshape(batch, queries, width);
+        if (weights.dim() != 4 || values.dim() != 3 || weights.shape[0] != values.shape[0] || weights.shape[^1] != values.shape[1])
+            throw new ArgumentException($"Weights must be B×h×m×L and values B×L×d with the same B and L, got [{string.Join("×", weights.shape)}] and [{string.Join("×", values.shape)}].");
+        var (batch, heads, slots, length) = (weights.shape[0], weights.shape[1], weights.shape[2], weights.shape[3]);
+        var width = values.shape[2];
+        if (width % heads != 0)
+            throw new ArgumentException($"Width {width} is not divisible by {heads} heads.", nameof(values));
+        var read = weights.reshape(batch, heads * slots, length).bmm(values).view(batch, heads, slots, width);   // B×h×m×d
+        return (read * HeadMask(heads, width, 1f, read.dtype, read.device)).sum(1);                            // h×1×d: B×m×d
     }
 
     // TorchSharp 0.107's matmul aborts the process on mismatched shapes (its native wrapper lets the libtorch error
@@ -186,11 +189,5 @@ public static class AttentionKernel
     {
         if (a.shape[^1] != b.shape[^1])
             throw new ArgumentException($"The {aName} are {a.shape[^1]} wide and the {bName} {b.shape[^1]}; they must match.");
-    }
-
-    private static void SameShape(Tensor weights, Tensor indices)
-    {
-        if (!weights.shape.SequenceEqual(indices.shape))
-            throw new ArgumentException($"Weights [{string.Join("×", weights.shape)}] and indices [{string.Join("×", indices.shape)}] must have the same shape.");
     }
 }

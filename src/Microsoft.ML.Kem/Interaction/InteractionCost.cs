@@ -14,8 +14,10 @@ public sealed record InteractionCost(long Projections, long AttentionPart)
     /// <summary>
     /// KEM: Projections = 4·T·n·d² + 4·m·d² (Retrieve 2N d² + 2m d², Write 2N d² + 2m d²);
     /// AttentionPart = 4·m·T·n·d (retrieve scores, retrieve sum, write scores, write sum: m·N·d each), linear in n and T:
-    /// the spec's count, with a dense retrieve sum. <see cref="KnowledgeExtraction"/> sums only the K tokens every slot
-    /// keeps (K = k, or k·T per task): pass <paramref name="keptPerSlot"/> to count its m·K·d instead of m·N·d.
+    /// the spec's count, with a dense retrieve sum. With top-k every slot's weights are non-zero at the K tokens it keeps
+    /// (K = k, or k·T per task): pass <paramref name="keptPerSlot"/> to count the algorithm's m·K·d instead of m·N·d.
+    /// (<see cref="KnowledgeExtraction"/> itself multiplies the dense weights, zeros included, in one batched product of
+    /// every head's weights with all d columns, h·m·N·d on the device: fewer and larger kernels than gathering the K rows.)
     /// sKEM's per-head ETF projections are not counted. This is the spec's count, the basis of its comparison with
     /// cross-attention. <see cref="KnowledgeExtraction"/> runs N·d² fewer: it applies the Write's output projection Wo_w to
     /// the h·m slot value rows before the weights read them, not to the N tokens after (AttentionKernel.AttendSlots).

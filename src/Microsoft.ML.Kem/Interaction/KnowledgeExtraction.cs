@@ -167,21 +167,12 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
 
     private (Tensor Memory, Tensor? Weights) Retrieve(Tensor projectedKeys, Tensor projectedValues, Tensor tokens, bool trace)
     {
-        // K and V stay B×N×d (views of the fused projection): no head-split copies of the N tokens (AttentionKernel.SlotScores)
+        // K and V stay B×N×d (views of the fused projection): no head-split copies of the N tokens (AttentionKernel.SlotScores, ReadSlots)
         var retrieveScores = RetrieveScores(projectedKeys);                     // S: B×h×m×N
-        Tensor read;                                                            // A V, heads merged: B×m×d
-        Tensor? weights = null;                                                 // A: B×h×m×N, formed only for a trace
-        if (options.TopKAxis == TopKAxis.Slots)                                 // dense: an ablation
-            read = AttentionKernel.MergeHeads((weights = TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)).matmul(AttentionKernel.SplitHeads(projectedValues, heads)));
-        else if (TopKSoftmax.KeepsAll(retrieveScores.shape[^1], options.TopK, options.TopKScope, tasks))
-            read = AttentionKernel.MergeHeads((weights = retrieveScores.softmax(-1)).matmul(AttentionKernel.SplitHeads(projectedValues, heads)));
-        else
-        {
-            // A has k (or k·T) non-zeros per row: gather those rows of V instead of a dense m×N product
-            var (kept, indices) = TopKSoftmax.Sparse(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks);
-            read = AttentionKernel.GatherSumRows(kept, indices, projectedValues);
-            if (trace) weights = TopKSoftmax.Densify(kept, indices, retrieveScores);
-        }
+        var weights = options.TopKAxis == TopKAxis.Slots                        // A: B×h×m×N, dense (k non-zeros per row for top-k)
+            ? TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)                // per token over slots: an ablation
+            : TopKSoftmax.Apply(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks);
+        var read = AttentionKernel.ReadSlots(weights, projectedValues);         // A V, heads merged: B×m×d
         var retrieved = retrieveOutput.call(read);                              // R: B×m×d
         var memory = options.MemoryUpdate switch                                // R_new, MODEL-SPEC §2 "Memory update"
         {
@@ -191,7 +182,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
             _ => throw new InvalidOperationException($"MemoryUpdate {options.MemoryUpdate} is not known."),
         };
         if (memoryMlp is not null) memory = memoryMlp.call(memory);            // R_new + MLP(LN(R_new))
-        return (memory, weights);
+        return (memory, trace ? weights : null);
     }
 
     /// <summary>S (B×h×m×N) from the keys B×N×d: MODEL-SPEC §2 for plain KEM, §3 for the two sKEM modes.</summary>
@@ -234,9 +225,9 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private (Tensor Written, Tensor? Weights) Write(Tensor projectedQueries, Tensor memory, bool trace)
     {
         // Q: B×N×d, all tasks at once, never split into heads (AttentionKernel.AttendSlots); K_m, V_m: B×m×d
-        var keyValue = writeKeyValue.call(normMemory.call(memory)).chunk(2, -1);
+        var keyValue = writeKeyValue.call(normMemory.call(memory));                                      // [K_m | V_m]: B×m×2d
         // O = (A V_m) Wo_w with Wo_w applied to the h·m slot rows, not the N tokens (AttentionKernel.AttendSlots)
-        var (written, weights) = AttentionKernel.AttendSlots(projectedQueries, keyValue[0], keyValue[1], heads, scoreScale,
+        var (written, weights) = AttentionKernel.AttendSlots(projectedQueries, keyValue, heads, scoreScale,
             writeOutput.weight, writeOutput.bias);                                                                       // B×N×d, B×N×h×m
         return (written, trace ? weights.permute(0, 2, 1, 3) : null);
     }

@@ -30,20 +30,19 @@ public static class TopKSoftmax
 
     /// <summary>
     /// The dense weights (…×L, zeros outside the kept entries) for the scope chosen in the options,
-    /// <see cref="TopKScope.Joint"/> or <see cref="TopKScope.PerTask"/>: <see cref="Sparse"/> scattered back into rows,
+    /// <see cref="TopKScope.Joint"/> or <see cref="TopKScope.PerTask"/>: <see cref="Weights"/> on the <see cref="KeepMask"/>,
     /// or the plain softmax where every entry is kept.
     /// </summary>
     public static Tensor Apply(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks)
     {
         if (scope == TopKScope.PerTask) CheckBlocks(scores.shape[^1], tasks);
         if (KeepsAll(scores.shape[^1], k, scope, tasks)) return scores.softmax(-1);
-        var (weights, indices) = Sparse(scores, k, mode, scope, tasks);
-        return Densify(weights, indices, scores);
+        return Weights(scores, KeepMask(scores, k, scope, tasks), mode);
     }
 
     /// <summary>
     /// True when every entry of a row is kept (k ≥ the row length, or ≥ the block length for
-    /// <see cref="TopKScope.PerTask"/>): the weights are then the plain softmax and <see cref="Sparse"/> does not apply.
+    /// <see cref="TopKScope.PerTask"/>): the weights are then the plain softmax and <see cref="KeepMask"/> does not apply.
     /// </summary>
     /// <param name="rowLength">Length of the last axis (T·n for the per-task scope).</param>
     /// <param name="k">Winners per row or per task block.</param>
@@ -56,50 +55,43 @@ public static class TopKSoftmax
     }
 
     /// <summary>
-    /// The top-k weights, kept entries only: for every row its K = k (joint) or k·T (per task) non-zero weights and
-    /// their column indices, …×K each, so that a weighted sum can gather K rows instead of multiplying by a dense row that
-    /// is almost all zeros (<see cref="Apply(Tensor, int, TopKMode, TopKScope, int)"/> scatters them back). Gradients reach
-    /// the kept scores only; not for rows that <see cref="KeepsAll"/>.
+    /// Which entries every row keeps, a boolean tensor shaped like <paramref name="scores"/>: its k largest (joint) or the
+    /// k largest of every task block (per task, k·T per row). Made without gradient: the choice is not differentiated.
+    /// Not for rows that <see cref="KeepsAll"/>.
     /// </summary>
     /// <param name="scores">Scores; the last axis is competed over (T blocks of n columns for the per-task scope).</param>
     /// <param name="k">Winners per row or per task block.</param>
-    /// <param name="mode">Weighting of the kept entries.</param>
     /// <param name="scope">Joint or per-task top-k.</param>
     /// <param name="tasks">Number of task blocks T (per-task scope).</param>
-    /// <returns>Weights …×K in the scores' dtype and int64 column indices …×K, in no particular order.</returns>
-    public static (Tensor Weights, Tensor Indices) Sparse(Tensor scores, int k, TopKMode mode, TopKScope scope, int tasks)
+    public static Tensor KeepMask(Tensor scores, int k, TopKScope scope, int tasks)
     {
         var length = scores.shape[^1];
         if (scope == TopKScope.PerTask) CheckBlocks(length, tasks);
         if (KeepsAll(length, k, scope, tasks))
             throw new ArgumentException($"k = {k} keeps every entry of rows of length {length}: use the dense softmax.", nameof(k));
-
-        Tensor kept, indices;                                                        // the kept scores keep their gradient
-        if (scope == TopKScope.Joint)
-            (kept, indices) = scores.topk(k, dim: -1, sorted: false);
-        else
-        {
-            // …×(T·n) → …×T×n: k per block, block-local indices shifted to their block, then …×(T·k)
-            var perTask = length / tasks;
-            var (blockKept, blockIndices) = scores.unflatten(scores.dim() - 1, [tasks, perTask]).topk(k, dim: -1, sorted: false);
-            var offsets = arange(0, length, perTask, dtype: ScalarType.Int64, device: scores.device).unsqueeze(-1);
-            (kept, indices) = (blockKept.flatten(-2), (blockIndices + offsets).flatten(-2));
-        }
-
-        if (mode == TopKMode.Renormalized) return (kept.softmax(-1), indices);
-
-        // Masked: kept / (Σ kept + Σ dropped) of exp(s − max); the row maximum is always kept. The dropped entries
-        // count as constants: the denominator's value is the whole row's sum, its gradient the kept part's only.
-        Tensor rowMax, rowSum;                                                       // constants: no autograd nodes
-        using (no_grad())
-        {
-            rowMax = kept.amax([-1], keepdim: true);
-            rowSum = (scores - rowMax).exp_().sum(-1, keepdim: true);
-        }
-        var exp = (kept - rowMax).exp();
-        var keptSum = exp.sum(-1, keepdim: true);
-        return (exp / (keptSum + (rowSum - keptSum.detach())), indices);
+        using var noGrad = no_grad();
+        // Per task: …×(T·n) → …×T×n, k per block; the mask is then flattened back (a view of the contiguous mask)
+        var rows = scope == TopKScope.Joint ? scores : scores.unflatten(scores.dim() - 1, [tasks, length / tasks]);
+        var indices = rows.topk(k, dim: -1, sorted: false).indexes;
+        var keep = zeros(rows.shape, ScalarType.Bool, scores.device).scatter_(-1, indices, True(scores.device).expand(indices.shape));
+        return scope == TopKScope.Joint ? keep : keep.flatten(-2);
     }
+
+    /// <summary>
+    /// The top-k weights for a <see cref="KeepMask"/>, dense (…×L, exactly zero outside the mask) and with gradients at
+    /// the kept scores only. <see cref="TopKMode.Masked"/>: the row's softmax at the kept entries, the dropped entries
+    /// counted in the denominator as constants (the softmax of the scores with the dropped ones detached, times the mask).
+    /// <see cref="TopKMode.Renormalized"/>: −∞ outside the mask, then softmax.
+    /// </summary>
+    /// <param name="scores">Scores.</param>
+    /// <param name="keep">The kept entries, boolean, shaped like <paramref name="scores"/>.</param>
+    /// <param name="mode">Weighting of the kept entries.</param>
+    public static Tensor Weights(Tensor scores, Tensor keep, TopKMode mode) => mode switch
+    {
+        TopKMode.Masked => where(keep, scores, scores.detach()).softmax(-1) * keep,
+        TopKMode.Renormalized => scores.Else(keep, double.NegativeInfinity).softmax(-1),
+        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "Masked or Renormalized."),
+    };
 
     /// <summary>Slot rows whose kept weights sum to less than this are scaled by 1/ε instead of normalised (<see cref="OverSlots"/>).</summary>
     public const float SlotRowEpsilon = 1e-6f;
@@ -122,9 +114,15 @@ public static class TopKSoftmax
         return perToken / perToken.sum(-1, keepdim: true).clamp_min(SlotRowEpsilon);
     }
 
-    /// <summary>The dense …×L weights of <see cref="Sparse"/>'s result (zeros elsewhere), shaped like <paramref name="scores"/>.</summary>
-    public static Tensor Densify(Tensor weights, Tensor indices, Tensor scores) =>
-        zeros_like(scores).scatter(-1, indices, weights);
+    // A 0-dim true on the device, cached per device: expanded, the source of KeepMask's scatter (no kernel per call).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(DeviceType, int), Tensor> Trues = new();
+
+    private static Tensor True(Device device) =>
+        Trues.GetOrAdd((device.type, device.index), key =>
+        {
+            using var scope = NewDisposeScope();
+            return ones(Array.Empty<long>(), ScalarType.Bool, device).DetachFromDisposeScope();
+        });
 
     private static void CheckK(int k)
     {

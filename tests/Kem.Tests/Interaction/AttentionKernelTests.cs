@@ -55,9 +55,10 @@ public sealed class AttentionKernelTests
         var e = Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.Scores(TensorAssert.Randn(2, 2, 3, 4, 6), TensorAssert.Randn(3, 2, 3, 5, 4)));
         StringAssert.Contains(e.Message, "queries are 6 wide and the keys 4");
         Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.SlotScores(TensorAssert.Randn(4, 4, 6), tokens, heads: 2));
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.AttendSlots(tokens, TensorAssert.Randn(5, 2, 4, 8), TensorAssert.Randn(6, 2, 4, 6), heads: 2));
-        var indices = zeros([2, 2, 3, 2], dtype: ScalarType.Int64);
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherSumRows(TensorAssert.Randn(7, 2, 2, 3, 3), indices, tokens));
-        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.GatherSum(TensorAssert.Randn(8, 2, 2, 3, 3), indices, TensorAssert.Randn(9, 2, 2, 10, 4)));
+        e = Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.AttendSlots(tokens, TensorAssert.Randn(5, 2, 4, 14), heads: 2));
+        StringAssert.Contains(e.Message, "B×m×2d");
+        e = Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.ReadSlots(TensorAssert.Randn(7, 2, 2, 3, 9), tokens));
+        StringAssert.Contains(e.Message, "same B and L");
+        Assert.ThrowsExactly<ArgumentException>(() => AttentionKernel.ReadSlots(TensorAssert.Randn(8, 2, 3, 3, 10), tokens));   // 8 wide, 3 heads
     }
 }

@@ -66,7 +66,7 @@ public sealed class InteractionCostTests
         Assert.AreEqual(options.KemBlocks, traces.Count, "rounds");
 
         // Attention part from the shapes the module produced: S (B×h×m×N ·d_h), the retrieve sum (over the kept entries of
-        // A, which the module gathers, or all of A where it multiplies densely: TopKAxis.Slots), Write scores and sum
+        // A, the algorithm's count, or all of A for TopKAxis.Slots, whose weights are dense), Write scores and sum
         // (B×h×N×m ·d_h each).
         var headWidth = Width / Heads;
         long attention = 0;

@@ -66,8 +66,8 @@ public sealed class KnowledgeExtractionTests
     }
 
     /// <summary>
-    /// The module keeps the N tokens in their B×N×d layout (block-diagonal slot matrices instead of head splits, a top-k
-    /// gather instead of a dense product) and applies the Write's output projection to the slot value rows. Here
+    /// The module keeps the N tokens in their B×N×d layout (block-diagonal slot matrices instead of head splits, the top-k
+    /// weights as a keep mask on the detached softmax) and applies the Write's output projection to the slot value rows. Here
     /// MODEL-SPEC §2 is written out as the spec states it: K_r, V_r and Q_w of LN(F), heads split, dense top-k weights,
     /// Wo_w applied to the N tokens. Outputs and every gradient must agree in float64.
     /// </summary>

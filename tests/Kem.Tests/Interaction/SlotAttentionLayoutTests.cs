@@ -5,10 +5,10 @@ using static TorchSharp.torch;
 namespace Kem.Tests.Interaction;
 
 /// <summary>
-/// KEM's token-layout attention (AttentionKernel.SlotScores, AttendSlots, GatherSumRows): the tokens stay B×L×d — here a
+/// KEM's token-layout attention (AttentionKernel.SlotScores, AttendSlots, ReadSlots): the tokens stay B×L×d — here a
 /// strided view of a fused projection, as in KEM — and the few slots are laid out block-diagonally per head. Values and
-/// gradients equal the head-split forms (Scores, Attend, GatherSum) that KEM used before; AttendSlots' output projection,
-/// applied to the slot rows, equals it applied to the read.
+/// gradients equal the head-split forms (Scores, Attend, weights × split values) that KEM used before; AttendSlots' output
+/// projection, applied to the slot rows, equals it applied to the read.
 /// </summary>
 [TestClass]
 public sealed class SlotAttentionLayoutTests
@@ -59,18 +59,19 @@ public sealed class SlotAttentionLayoutTests
     {
         using var scope = NewDisposeScope();
         var queries = TokenViews(8)[2];
-        var keyValue = TensorAssert.Randn(9, Batch, Slots, 2 * Width).requires_grad_(true).chunk(2, -1);
-        var (read, weights) = AttentionKernel.AttendSlots(queries, keyValue[0], keyValue[1], Heads, scale);
+        var keyValue = TensorAssert.Randn(9, Batch, Slots, 2 * Width).requires_grad_(true);
+        var (keys, values) = (keyValue.narrow(-1, 0, Width), keyValue.narrow(-1, Width, Width));
+        var (read, weights) = AttentionKernel.AttendSlots(queries, keyValue, Heads, scale);
         var split = AttentionKernel.MergeHeads(AttentionKernel.Attend(AttentionKernel.SplitHeads(queries, Heads),
-            AttentionKernel.SplitHeads(keyValue[0], Heads), AttentionKernel.SplitHeads(keyValue[1], Heads), scale));
+            AttentionKernel.SplitHeads(keys, Heads), AttentionKernel.SplitHeads(values, Heads), scale));
         TensorAssert.Close(split, read, 1e-5, "read");
-        var splitWeights = AttentionKernel.Weights(AttentionKernel.SplitHeads(queries, Heads), AttentionKernel.SplitHeads(keyValue[0], Heads), scale);
+        var splitWeights = AttentionKernel.Weights(AttentionKernel.SplitHeads(queries, Heads), AttentionKernel.SplitHeads(keys, Heads), scale);
         TensorAssert.Close(splitWeights, weights.permute(0, 2, 1, 3), 1e-6, "weights B×h×L×m");
         var g = TensorAssert.Randn(10, Batch, Length, Width);
-        var inputs = new[] { queries, keyValue[0], keyValue[1] };
+        var inputs = new[] { queries, keyValue };
         var a = autograd.grad([(read * g).sum()], inputs);
         var b = autograd.grad([(split * g).sum()], inputs);
-        for (int i = 0; i < 3; i++) TensorAssert.Close(b[i], a[i], 1e-5, $"gradient {i}");
+        for (int i = 0; i < inputs.Length; i++) TensorAssert.Close(b[i], a[i], 1e-5, $"gradient {i}");
     }
 
     /// <summary>The output projection applied to the h·m slot rows before the weights read them equals it applied to the read, in float64.</summary>
@@ -81,34 +82,34 @@ public sealed class SlotAttentionLayoutTests
     {
         using var scope = NewDisposeScope();
         var queries = TokenViews(14)[2].to(ScalarType.Float64).detach().requires_grad_(true);
-        var keyValue = TensorAssert.Randn(15, Batch, Slots, 2 * Width).to(ScalarType.Float64).requires_grad_(true).chunk(2, -1);
+        var keyValue = TensorAssert.Randn(15, Batch, Slots, 2 * Width).to(ScalarType.Float64).requires_grad_(true);
         var weight = TensorAssert.Randn(16, Width + 1, Width).to(ScalarType.Float64).requires_grad_(true);    // d_out ≠ d
         var bias = TensorAssert.Randn(17, Width + 1).to(ScalarType.Float64).requires_grad_(true);
-        var (folded, _) = AttentionKernel.AttendSlots(queries, keyValue[0], keyValue[1], Heads, null, weight, withBias ? bias : null);
-        var reference = nn.functional.linear(AttentionKernel.AttendSlots(queries, keyValue[0], keyValue[1], Heads).Read, weight, withBias ? bias : null);
+        var (folded, _) = AttentionKernel.AttendSlots(queries, keyValue, Heads, null, weight, withBias ? bias : null);
+        var reference = nn.functional.linear(AttentionKernel.AttendSlots(queries, keyValue, Heads).Read, weight, withBias ? bias : null);
         CollectionAssert.AreEqual(new long[] { Batch, Length, Width + 1 }, folded.shape);
         TensorAssert.Close(reference, folded, 1e-12, "projected read");
         var g = TensorAssert.Randn(18, Batch, Length, Width + 1).to(ScalarType.Float64);
-        Tensor[] inputs = withBias ? [queries, keyValue[0], keyValue[1], weight, bias] : [queries, keyValue[0], keyValue[1], weight];
+        Tensor[] inputs = withBias ? [queries, keyValue, weight, bias] : [queries, keyValue, weight];
         var a = autograd.grad([(folded * g).sum()], inputs, retain_graph: true);   // the two graphs share nodes
         var b = autograd.grad([(reference * g).sum()], inputs);
         for (int i = 0; i < inputs.Length; i++) TensorAssert.Close(b[i], a[i], 1e-12, $"gradient of input {i}");
     }
 
     [TestMethod]
-    public void GatherSumRows_equals_GatherSum_on_split_values()
+    public void ReadSlots_equals_the_weights_times_the_split_values()
     {
         using var scope = NewDisposeScope();
         var values = TokenViews(11)[1];
         var scores = TensorAssert.Randn(12, Batch, Heads, Slots, Length).requires_grad_(true);
-        var (weights, indices) = TopKSoftmax.Sparse(scores, 2, TopKMode.Masked, TopKScope.Joint, 1);
-        var rows = AttentionKernel.GatherSumRows(weights, indices, values);                              // heads merged
-        var split = AttentionKernel.MergeHeads(AttentionKernel.GatherSum(weights, indices, AttentionKernel.SplitHeads(values, Heads)));
-        CollectionAssert.AreEqual(new long[] { Batch, Slots, Width }, rows.shape);
-        TensorAssert.Close(split, rows, 1e-6, "gathered sums");
+        var weights = TopKSoftmax.Apply(scores, 2, TopKMode.Masked);                                     // dense, 2 non-zeros per row
+        var read = AttentionKernel.ReadSlots(weights, values);                                           // heads merged
+        var split = AttentionKernel.MergeHeads(weights.matmul(AttentionKernel.SplitHeads(values, Heads)));
+        CollectionAssert.AreEqual(new long[] { Batch, Slots, Width }, read.shape);
+        TensorAssert.Close(split, read, 1e-6, "weighted sums");
         var g = TensorAssert.Randn(13, Batch, Slots, Width);
-        var a = autograd.grad([(split * g).sum()], [values, scores], retain_graph: true);   // the two graphs share the top-k
-        var b = autograd.grad([(rows * g).sum()], [values, scores]);
+        var a = autograd.grad([(split * g).sum()], [values, scores], retain_graph: true);   // the two graphs share the weights
+        var b = autograd.grad([(read * g).sum()], [values, scores]);
         TensorAssert.Close(a[0], b[0], 1e-6, "value gradients");
         TensorAssert.Close(a[1], b[1], 1e-6, "score gradients");
     }

@@ -130,24 +130,25 @@ public sealed class TopKSoftmaxTests
     [DataRow(TopKMode.Renormalized, TopKScope.Joint)]
     [DataRow(TopKMode.Masked, TopKScope.PerTask)]
     [DataRow(TopKMode.Renormalized, TopKScope.PerTask)]
-    public void Sparse_weights_have_the_dense_values_and_gradients(TopKMode mode, TopKScope topKScope)
+    public void Weights_have_the_spec_values_and_gradients(TopKMode mode, TopKScope topKScope)
     {
         using var scope = NewDisposeScope();
         const int tasks = 3, k = 2;
         var upstream = TensorAssert.Randn(13, 2, 2, 3, 12);
-        var denseScores = (TensorAssert.Randn(9, 2, 2, 3, 12) * 3).requires_grad_(true);
-        var dense = DenseReference(denseScores, k, mode, topKScope, tasks);
-        (dense * upstream).sum().backward();
+        var referenceScores = (TensorAssert.Randn(9, 2, 2, 3, 12) * 3).requires_grad_(true);
+        var reference = DenseReference(referenceScores, k, mode, topKScope, tasks);
+        (reference * upstream).sum().backward();
 
-        var sparseScores = denseScores.detach().clone().requires_grad_(true);
-        var (weights, indices) = TopKSoftmax.Sparse(sparseScores, k, mode, topKScope, tasks);
-        Assert.AreEqual(topKScope == TopKScope.Joint ? k : k * tasks, weights.shape[^1], "kept entries per row");
-        var densified = TopKSoftmax.Densify(weights, indices, sparseScores);
-        (densified * upstream).sum().backward();
+        var scores = referenceScores.detach().clone().requires_grad_(true);
+        var keep = TopKSoftmax.KeepMask(scores, k, topKScope, tasks);
+        Assert.AreEqual(ScalarType.Bool, keep.dtype);
+        Assert.IsTrue(keep.sum(-1).eq(topKScope == TopKScope.Joint ? k : k * tasks).all().item<bool>(), "kept entries per row");
+        var weights = TopKSoftmax.Weights(scores, keep, mode);
+        (weights * upstream).sum().backward();
 
-        TensorAssert.Close(dense, densified, 1e-6, "weights");
-        TensorAssert.Close(denseScores.grad!, sparseScores.grad!, 1e-6, "gradients of the scores");
-        Assert.IsTrue(sparseScores.grad!.abs().max().item<float>() > 1e-4, "the kept scores get a gradient");
+        TensorAssert.Close(reference, weights, 1e-6, "weights");
+        TensorAssert.Close(referenceScores.grad!, scores.grad!, 1e-6, "gradients of the scores");
+        Assert.IsTrue(scores.grad!.abs().max().item<float>() > 1e-4, "the kept scores get a gradient");
     }
 
     /// <summary>
@@ -173,30 +174,13 @@ public sealed class TopKSoftmaxTests
     }
 
     [TestMethod]
-    public void Sparse_refuses_rows_it_would_keep_whole()
+    public void KeepMask_refuses_rows_it_would_keep_whole()
     {
         using var scope = NewDisposeScope();
         Assert.IsTrue(TopKSoftmax.KeepsAll(7, 7, TopKScope.Joint, 1));
         Assert.IsFalse(TopKSoftmax.KeepsAll(12, 3, TopKScope.PerTask, 3));
         Assert.IsTrue(TopKSoftmax.KeepsAll(12, 4, TopKScope.PerTask, 3));
-        Assert.ThrowsExactly<ArgumentException>(() => TopKSoftmax.Sparse(Scores(), 7, TopKMode.Masked, TopKScope.Joint, 1));
-    }
-
-    [TestMethod]
-    public void GatherSum_equals_the_dense_weighted_sum()
-    {
-        using var scope = NewDisposeScope();
-        var scores = Scores();                                                   // B 2, h 2, m 3, N 7
-        var values = TensorAssert.Randn(3, 2, 2, 7, 4).requires_grad_(true);
-        var (weights, indices) = TopKSoftmax.Sparse(scores, K, TopKMode.Masked, TopKScope.Joint, 1);
-        var gathered = AttentionKernel.GatherSum(weights, indices, values);
-        var dense = TopKSoftmax.Apply(scores, K, TopKMode.Masked).matmul(values);
-        CollectionAssert.AreEqual(new long[] { 2, 2, 3, 4 }, gathered.shape);
-        TensorAssert.Close(dense, gathered, 1e-6, "weighted sums");
-
-        var gatheredGrad = autograd.grad([gathered.sum()], [values])[0];
-        var denseGrad = autograd.grad([dense.sum()], [values])[0];
-        TensorAssert.Close(denseGrad, gatheredGrad, 1e-6, "gradients of the values");
+        Assert.ThrowsExactly<ArgumentException>(() => TopKSoftmax.KeepMask(Scores(), 7, TopKScope.Joint, 1));
     }
 
     // TopKAxis.Slots: B=2, h=2, m=5 slots, N=7 tokens, k=2 slots per token; slot 0 scores lowest everywhere, so no token picks it.
