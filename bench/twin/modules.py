@@ -94,11 +94,12 @@ def attend_slots(tokens, key_value, heads, scale=None, out_weight=None, out_bias
 
 
 def slot_scores(queries, tokens, heads, scale=None):
-    """AttentionKernel.SlotScores: slot queries m×d against tokens B×L×d → B×h×m×L, contiguous (one batched product)."""
+    """AttentionKernel.SlotScores: slot queries m×d against tokens B×L×d → B×h×m×L, contiguous: the tokens times the slot
+    columns (B×L×h·m, so the tokens' gradient comes back in their own layout), then one copy slot-major."""
     b, length, d = tokens.shape
     m = queries.shape[0]
-    rows = slot_rows(queries, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
-    return rows.expand(b, heads * m, d).bmm(tokens.transpose(1, 2)).view(b, heads, m, length)
+    columns = slot_columns(queries, heads, scale if scale is not None else 1.0 / math.sqrt(d // heads))
+    return tokens.bmm(columns.expand(b, d, heads * m)).transpose(1, 2).contiguous().view(b, heads, m, length)
 
 
 def read_slots(w, values):

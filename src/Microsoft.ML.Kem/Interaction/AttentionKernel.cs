@@ -152,17 +152,20 @@ public static class AttentionKernel
     }
 
     /// <summary>
-    /// Slot queries m×d against tokens B×L×d (any row stride): scores B×h×m×L, contiguous (one batched product of the
-    /// block-diagonal slot rows with the tokens' transpose), the same as <see cref="Scores"/> on the head-split tensors.
-    /// <paramref name="scale"/> null means 1/√d_h.
+    /// Slot queries m×d against tokens B×L×d (any row stride): scores B×h×m×L, contiguous, the same as <see cref="Scores"/>
+    /// on the head-split tensors. <paramref name="scale"/> null means 1/√d_h. One batched product of the tokens with the
+    /// block-diagonal slot columns gives B×L×h·m, whose backward hands the tokens their gradient in their own B×L×d layout
+    /// (the product the other way round would give it transposed, and KEM's fused projection would then gather it
+    /// column by column); one copy lays the scores out slot-major for the top-k and the softmax over the tokens.
     /// </summary>
     public static Tensor SlotScores(Tensor queries, Tensor tokens, int heads, float? scale = null)
     {
         SameWidth(queries, tokens, "slot queries", "tokens");
         var (batch, length, width) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
         var slots = queries.shape[0];
-        var rows = SlotRows(queries, heads, scale ?? DefaultScale(width / heads));                        // (h·m)×d
-        return rows.expand(batch, heads * slots, width).bmm(tokens.transpose(1, 2)).view(batch, heads, slots, length);
+        var columns = SlotColumns(queries, heads, scale ?? DefaultScale(width / heads));                   // d×(h·m)
+        var tokenMajor = tokens.bmm(columns.expand(batch, width, heads * slots));                         // B×L×(h·m)
+        return tokenMajor.transpose(1, 2).contiguous().view(batch, heads, slots, length);
     }
 
     /// <summary>
