@@ -179,51 +179,45 @@ def main(folder):
         overhead_table(p, [(f'{r["kind"]} T={r["tasks"]}', r, find(py, impl="pytorch", bench="step", kind=r["kind"], tasks=r["tasks"]))
                            for r in steps], "interaction T")
 
-    # Phases of the whole step
-    phase_rows = [r for r in cs if r.get("bench") == "phase"]
-    if phase_rows:
-        p("### The KEM step cut into phases (`--phases`): forward + losses, + backward, whole step\n")
-        p("| phase | jit | C# ms | C# host ms | C# queued ms | PyTorch ms | PyTorch host ms | PyTorch queued ms | C#/PyTorch queued |")
-        p("|---|---|---|---|---|---|---|---|---|")
-        for r in phase_rows:
-            t = find(py, bench="phase", phase=r["phase"])
-            p(f'| {r["phase"]} | {r.get("jit", "tiered")} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(col(r, "queued_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
-              f'{f(col(t, "queued_ms"))} | {f(ratio(col(r, "queued_ms"), col(t, "queued_ms")))} |')
+    def paired(bench, key, title, columns, cells):
+        """One table of the C# rows of `bench`, each beside the twin's row with the same `key`: cells(C# row, twin row)."""
+        rows = [r for r in cs if r.get("bench") == bench]
+        if not rows:
+            return
+        p((title(rows) if callable(title) else title) + "\n")
+        p("| " + " | ".join(columns) + " |")
+        p("|" + "---|" * len(columns))
+        for r in rows:
+            t = find(py, bench=bench, **{key: r[key]})
+            p("| " + " | ".join(cells(r, t)) + " |")
         p("")
+
+    def jit(r):
+        return r.get("jit", "tiered")
+
+    # Phases of the whole step
+    paired("phase", "phase", "### The KEM step cut into phases (`--phases`): forward + losses, + backward, whole step",
+           ["phase", "jit", "C# ms", "C# host ms", "C# queued ms", "PyTorch ms", "PyTorch host ms", "PyTorch queued ms", "C#/PyTorch queued"],
+           lambda r, t: [r["phase"], jit(r), f(ms(r)), f(col(r, "host_ms")), f(col(r, "queued_ms")), f(ms(t)), f(col(t, "host_ms")),
+                         f(col(t, "queued_ms")), f(ratio(col(r, "queued_ms"), col(t, "queued_ms")))])
 
     # Forward stages of the step
-    segment_rows = [r for r in cs if r.get("bench") == "segment"]
-    if segment_rows:
-        p("### The KEM step's forward by stage (`--segments`, gradients on): where each side spends host time\n")
-        p("`jit`: the C# process's JIT, `tiered` (the .NET default) or `full` (`DOTNET_TieredCompilation=0`, optimised from the first call).\n")
-        p("| stage | jit | C# ms | C# host ms | PyTorch ms | PyTorch host ms | C#/PyTorch host |")
-        p("|---|---|---|---|---|---|---|")
-        for r in segment_rows:
-            t = find(py, bench="segment", segment=r["segment"])
-            p(f'| {r["segment"]} | {r.get("jit", "tiered")} | {f(ms(r))} | {f(col(r, "host_ms"))} | {f(ms(t))} | {f(col(t, "host_ms"))} | '
-              f'{f(ratio(col(r, "host_ms"), col(t, "host_ms")))} |')
-        p("")
+    paired("segment", "segment",
+           "### The KEM step's forward by stage (`--segments`, gradients on): where each side spends host time\n\n"
+           "`jit`: the C# process's JIT, `tiered` (the .NET default) or `full` (`DOTNET_TieredCompilation=0`, optimised from the first call).",
+           ["stage", "jit", "C# ms", "C# host ms", "PyTorch ms", "PyTorch host ms", "C#/PyTorch host"],
+           lambda r, t: [r["segment"], jit(r), f(ms(r)), f(col(r, "host_ms")), f(ms(t)), f(col(t, "host_ms")),
+                         f(ratio(col(r, "host_ms"), col(t, "host_ms")))])
 
     # Host probe (--probe): host cost per op kind, and which parts of the step wait for the GPU
-    op_rows = [r for r in cs if r.get("bench") == "op"]
-    if op_rows:
-        p("### Host cost per op kind (`--probe`): tiny tensors in the step's dtype, calls back to back, µs per call\n")
-        p("| op | C# µs | PyTorch µs | C#/PyTorch |")
-        p("|---|---|---|---|")
-        for r in op_rows:
-            t = find(py, bench="op", op=r["op"])
-            p(f'| {r["op"]} | {f(col(r, "host_us"))} | {f(col(t, "host_us"))} | {f(ratio(col(r, "host_us"), col(t, "host_us")))} |')
-        p("")
-    sync_rows = [r for r in cs if r.get("bench") == "sync"]
-    if sync_rows:
-        p("### Which parts of the KEM step wait for the GPU (`--probe`): host time on an idle GPU and right after "
-          f'{f(col(sync_rows[0], "preload_ms"), 1)} ms of queued products (a part with a host synchronisation grows by about that)\n')
-        p("| part | C# host ms | C# host ms, GPU loaded | PyTorch host ms | PyTorch host ms, GPU loaded |")
-        p("|---|---|---|---|---|")
-        for r in sync_rows:
-            t = find(py, bench="sync", part=r["part"])
-            p(f'| {r["part"]} | {f(col(r, "host_ms"))} | {f(col(r, "host_loaded_ms"))} | {f(col(t, "host_ms"))} | {f(col(t, "host_loaded_ms"))} |')
-        p("")
+    paired("op", "op", "### Host cost per op kind (`--probe`): tiny tensors in the step's dtype, calls back to back, µs per call",
+           ["op", "C# µs", "PyTorch µs", "C#/PyTorch"],
+           lambda r, t: [r["op"], f(col(r, "host_us")), f(col(t, "host_us")), f(ratio(col(r, "host_us"), col(t, "host_us")))])
+    paired("sync", "part",
+           lambda rows: "### Which parts of the KEM step wait for the GPU (`--probe`): host time on an idle GPU and right after "
+                        f'{f(col(rows[0], "preload_ms"), 1)} ms of queued products (a part with a host synchronisation grows by about that)',
+           ["part", "C# host ms", "C# host ms, GPU loaded", "PyTorch host ms", "PyTorch host ms, GPU loaded"],
+           lambda r, t: [r["part"], f(col(r, "host_ms")), f(col(r, "host_loaded_ms")), f(col(t, "host_ms")), f(col(t, "host_loaded_ms"))])
 
     # Soak
     soak_rows = [(name, r) for name, rows in (("C#", cs), ("PyTorch", py)) for r in rows if r.get("bench") == "soak"]
