@@ -23,7 +23,11 @@ public sealed class InteractionFactoryTests
     {
         using var module = Create(variant);
         // One pass first: AttentionKernel's head masks and TopKSoftmax's true are cached per device, dtype and shape, on first use
-        using (var warmUp = NewDisposeScope()) (module.call(Tokens()) * 1).sum().backward();
+        using (var warmUp = NewDisposeScope())
+        {
+            var first = module.call(Tokens());
+            (first * first).sum().backward();
+        }
         var statistics = DisposeScopeManager.Statistics;
         var (createdOutside, live) = (statistics.CreatedOutsideScopeCount, statistics.ThreadTotalLiveCount);
         using (var scope = NewDisposeScope())
