@@ -67,7 +67,9 @@ internal sealed class GatheredTopKKem : nn.Module<Tensor, Tensor>
         return (rows * weights.permute(0, 2, 3, 1).unsqueeze(-1)).sum(2).reshape(batch, queries, width);
     }
 
-    private Tensor Linear(Tensor x, string name) => nn.functional.linear(x, p[name + ".weight"], p[name + ".bias"]);
+    // Rows × d through one fused product, as src/ (FusedLinear): TorchSharp's linear on B×L×d adds the bias in a second kernel
+    private Tensor Linear(Tensor x, string name) =>
+        nn.functional.linear(x.reshape(-1, x.shape[^1]), p[name + ".weight"], p[name + ".bias"]).view([.. x.shape[..^1], -1]);
 
     private Tensor LayerNorm(Tensor x, string name) =>
         nn.functional.layer_norm(x, [x.shape[^1]], p[name + ".weight"], p[name + ".bias"]);

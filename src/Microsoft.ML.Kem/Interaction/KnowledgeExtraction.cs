@@ -144,7 +144,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private Tensor[] TokenProjections(Tensor tokens)
     {
         int fused = writeQuery is null ? 3 : 2;                                      // [Wk_r | Wv_r | Wq_w], or [Wk_r | Wv_r]
-        var parts = etfMode == EtfMode.Span ? SpanProjections(tokens, fused) : tokenProjection.call(tokens).chunk(fused, -1);
+        var parts = etfMode == EtfMode.Span ? SpanProjections(tokens, fused) : tokenProjection.Apply(tokens).chunk(fused, -1);
         return writeQuery is null ? parts : [parts[0], parts[1], PerTaskWriteQueries(tokens)];
     }
 
@@ -152,9 +152,9 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     {
         var width = tokens.shape[^1];
         var spanTokens = tokens.matmul(etfVertices!).matmul(etfVertices!.t());                 // F̃ = LN(F) W Wᵀ: B×N×d
-        var keys = nn.functional.linear(spanTokens, tokenProjection.weight!.narrow(0, 0, width), tokenProjection.bias!.narrow(0, 0, width));
+        var keys = FusedLinear.Linear(spanTokens, tokenProjection.weight!.narrow(0, 0, width), tokenProjection.bias!.narrow(0, 0, width));
         var rest = (fused - 1) * width;
-        var others = nn.functional.linear(tokens, tokenProjection.weight!.narrow(0, width, rest), tokenProjection.bias!.narrow(0, width, rest));
+        var others = FusedLinear.Linear(tokens, tokenProjection.weight!.narrow(0, width, rest), tokenProjection.bias!.narrow(0, width, rest));
         return [keys, .. others.chunk(fused - 1, -1)];
     }
 
@@ -173,7 +173,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
             ? TopKSoftmax.OverSlots(retrieveScores, options.TopK, options.TopKMode)                // per token over slots: an ablation
             : TopKSoftmax.Apply(retrieveScores, options.TopK, options.TopKMode, options.TopKScope, tasks);
         var read = AttentionKernel.ReadSlots(weights, projectedValues);         // A V, heads merged: B×m×d
-        var retrieved = retrieveOutput.call(read);                              // R: B×m×d
+        var retrieved = retrieveOutput.Apply(read);                              // R: B×m×d
         var memory = options.MemoryUpdate switch                                // R_new, MODEL-SPEC §2 "Memory update"
         {
             MemoryUpdate.Residual => memorySlots! + retrieved,
@@ -225,7 +225,7 @@ public sealed class KnowledgeExtraction : nn.Module<Tensor, Tensor>
     private (Tensor Written, Tensor? Weights) Write(Tensor projectedQueries, Tensor memory, bool trace)
     {
         // Q: B×N×d, all tasks at once, never split into heads (AttentionKernel.AttendSlots); K_m, V_m: B×m×d
-        var keyValue = writeKeyValue.call(normMemory.call(memory));                                      // [K_m | V_m]: B×m×2d
+        var keyValue = writeKeyValue.Apply(normMemory.call(memory));                                      // [K_m | V_m]: B×m×2d
         // O = (A V_m) Wo_w with Wo_w applied to the h·m slot rows, not the N tokens (AttentionKernel.AttendSlots)
         var (written, weights) = AttentionKernel.AttendSlots(projectedQueries, keyValue, heads, scoreScale,
             writeOutput.weight, writeOutput.bias);                                                                       // B×N×d, B×N×h×m

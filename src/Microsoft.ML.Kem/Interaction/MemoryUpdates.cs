@@ -46,7 +46,7 @@ public sealed class GatedMemoryUpdate : nn.Module<Tensor, Tensor, Tensor, Tensor
         var attended = normAttended.call(slots + retrieved);                                    // R ← LN(R_0 + R)
         var refined = normRefined.call(attended + mlp.call(attended));                          // R ← LN(R + MLP(R))
         // B×1×2d + m×2d → B×m×2d, then [i | f]
-        var gates = (inputGate.call(pooledTokens).unsqueeze(1) + memoryGate.call(slots.tanh())).chunk(2, -1);
+        var gates = (inputGate.call(pooledTokens).unsqueeze(1) + memoryGate.Apply(slots.tanh())).chunk(2, -1);
         return gates[0].sigmoid() * refined.tanh() + gates[1].sigmoid() * slots;                 // σ(i)·tanh(R) + σ(f)·R_0
     }
 }
@@ -73,5 +73,5 @@ public sealed class ResidualMemoryMlp : nn.Module<Tensor, Tensor>
 
     /// <summary>R_new (B×m×d) → R_new + MLP(LN(R_new)).</summary>
     public override Tensor forward(Tensor memory) =>
-        memory + fc2.call(nn.functional.gelu(fc1.call(norm.call(memory))));
+        memory + fc2.Apply(nn.functional.gelu(fc1.Apply(norm.call(memory))));
 }

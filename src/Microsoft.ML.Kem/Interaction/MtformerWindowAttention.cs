@@ -136,13 +136,13 @@ public sealed class MtformerWindowAttention : nn.Module<Tensor, Tensor>
             long perImage = layout.WindowsPerImage, length = layout.Length;
 
             // Q_u, K_u from every task's windows; V_t from the target's, shared by the T attentions.
-            var qk = queryKey.call(windows).chunk(2, -1);                               // 2 × (B·T·nW)×w²×d
+            var qk = queryKey.Apply(windows).chunk(2, -1);                               // 2 × (B·T·nW)×w²×d
             var targetWindows = windows.view(batch, tasks, perImage, length, width).select(1, 0);                 // B×nW×w²×d
-            var v = value.call(targetWindows).unsqueeze(1).expand(-1, tasks, -1, -1, -1).reshape(batch * tasks * perImage, length, width);
+            var v = value.Apply(targetWindows).unsqueeze(1).expand(-1, tasks, -1, -1, -1).reshape(batch * tasks * perImage, length, width);
             var bias = layout.Bias(relative_position_bias_table, relative_position_index, attention_mask, heads, batch * tasks);
             var read = AttentionKernel.Attend(AttentionKernel.SplitHeads(qk[0], heads), AttentionKernel.SplitHeads(qk[1], heads),
                 AttentionKernel.SplitHeads(v, heads), scale, bias);                      // (B·T·nW)×h×w²×d_h
-            var attended = output.call(AttentionKernel.MergeHeads(read));               // (B·T·nW)×w²×d
+            var attended = output.Apply(AttentionKernel.MergeHeads(read));               // (B·T·nW)×w²×d
             var perTask = layout.Reverse(attended, batch * tasks).view(batch, tasks, count, width);   // A_tu: B×T×n×d, u = target first
 
             var self = perTask.select(1, 0);                                            // A_tt
@@ -173,6 +173,6 @@ public sealed class MtformerWindowAttention : nn.Module<Tensor, Tensor>
             RegisterComponents();
         }
 
-        public override Tensor forward(Tensor x) => fc2.call(act.call(fc1.call(x)));
+        public override Tensor forward(Tensor x) => fc2.Apply(act.call(fc1.Apply(x)));
     }
 }

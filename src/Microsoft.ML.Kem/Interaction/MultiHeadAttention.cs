@@ -48,17 +48,17 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor, Tensor>
         if (ReferenceEquals(query, keyValue))
         {
             // Self-attention: one GEMM with [Wq | Wk | Wv] (the parameters stay the two Linear layers), B×L×3d → 3 × B×L×d
-            qkv = nn.functional.linear(query,
+            qkv = FusedLinear.Linear(query,
                 cat([this.query.weight!, this.keyValue.weight!], 0), cat([this.query.bias!, this.keyValue.bias!], 0)).chunk(3, -1);
         }
         else
         {
-            var kv = this.keyValue.call(keyValue).chunk(2, -1);               // 2 × B×Lk×d
-            qkv = [this.query.call(query), kv[0], kv[1]];
+            var kv = this.keyValue.Apply(keyValue).chunk(2, -1);               // 2 × B×Lk×d
+            qkv = [this.query.Apply(query), kv[0], kv[1]];
         }
         var q = AttentionKernel.SplitHeads(qkv[0], heads);                    // B×h×Lq×d_h
         var k = AttentionKernel.SplitHeads(qkv[1], heads);                    // B×h×Lk×d_h
         var v = AttentionKernel.SplitHeads(qkv[2], heads);
-        return output.call(AttentionKernel.MergeHeads(AttentionKernel.Attend(q, k, v, scale, bias)));
+        return output.Apply(AttentionKernel.MergeHeads(AttentionKernel.Attend(q, k, v, scale, bias)));
     }
 }

@@ -156,15 +156,15 @@ public sealed class DeltaTransformerBlock : nn.Module
     {
         var w = BaseWeights();
         var a = F.layer_norm(x, new[] { width }, w["norm1.weight"], w["norm1.bias"]);            // LN(x)
-        var q = F.linear(a, w["attn.query.weight"], w["attn.query.bias"]);                      // B×n×d
-        var kv = F.linear(a, w["attn.keyValue.weight"], w["attn.keyValue.bias"]);              // B×n×2d
+        var q = FusedLinear.Linear(a, w["attn.query.weight"], w["attn.query.bias"]);                      // B×n×d
+        var kv = FusedLinear.Linear(a, w["attn.keyValue.weight"], w["attn.keyValue.bias"]);              // B×n×2d
         var o = Attention(q, kv);                                                               // B×n×d, merged heads
-        var p = F.linear(o, w["attn.output.weight"], w["attn.output.bias"]);
+        var p = FusedLinear.Linear(o, w["attn.output.weight"], w["attn.output.bias"]);
         x = x + p;
         var m = F.layer_norm(x, new[] { width }, w["norm2.weight"], w["norm2.bias"]);
-        var h = F.linear(m, w["fc1.weight"], w["fc1.bias"]);                                    // B×n×rd
+        var h = FusedLinear.Linear(m, w["fc1.weight"], w["fc1.bias"]);                                    // B×n×rd
         var g = F.gelu(h);
-        var f = F.linear(g, w["fc2.weight"], w["fc2.bias"]);
+        var f = FusedLinear.Linear(g, w["fc2.weight"], w["fc2.bias"]);
         trace = new BlockTrace(a, q, kv, o, p, m, h, g, f);
         return x + f;
     }
@@ -229,7 +229,7 @@ public sealed class DeltaTransformerBlock : nn.Module
         public Tensor Linear(string layer, Tensor yBase, (Tensor Shared, Tensor Delta) input)
         {
             var baseWeight = w[layer + ".weight"].detach();
-            var y = yBase.detach() + F.linear(input.Delta, baseWeight) + F.linear(input.Shared, d[layer + ".weight"], d[layer + ".bias"]);
+            var y = yBase.detach() + FusedLinear.Linear(input.Delta, baseWeight) + FusedLinear.Linear(input.Shared, d[layer + ".weight"], d[layer + ".bias"]);
             if (tally is not null)
             {
                 long outWidth = baseWeight.shape[0], inWidth = baseWeight.shape[1], rows = input.Shared.numel() / inWidth;

@@ -230,7 +230,7 @@ public sealed class PatchMerging : nn.Module<Tensor, Tensor>
         var merged = grid.reshape(batch, Grid.Rows, 2, Grid.Cols, 2, width)                   // B×r'×2×c'×2×C
             .permute(0, 1, 3, 2, 4, 5)                                                        // B×r'×c'×2×2×C
             .reshape(batch, (long)Grid.Rows * Grid.Cols, 4 * width);                          // B×(r'·c')×4C
-        return reduction.forward(norm.forward(merged));
+        return reduction.Apply(norm.forward(merged));
     }
 }
 

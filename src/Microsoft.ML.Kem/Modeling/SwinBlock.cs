@@ -67,7 +67,7 @@ public sealed class SwinBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         x = x + WindowAttention(norm1.forward(x));
-        return x + fc2.forward(act.forward(fc1.forward(norm2.forward(x))));
+        return x + fc2.Apply(act.forward(fc1.Apply(norm2.forward(x))));
     }
 
     /// <summary>WAttn: tokens B×(r·c)×d → B×(r·c)×d.</summary>

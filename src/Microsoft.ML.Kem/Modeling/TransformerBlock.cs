@@ -43,7 +43,7 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor>
     {
         var h = norm1.forward(x);
         x = x + Drop(attn.forward(h, h));
-        return x + Drop(fc2.forward(Drop(act.forward(fc1.forward(norm2.forward(x))))));
+        return x + Drop(fc2.Apply(Drop(act.forward(fc1.Apply(norm2.forward(x))))));
     }
 
     private Tensor Drop(Tensor x) => Dropout > 0 && training ? nn.functional.dropout(x, Dropout, training: true) : x;

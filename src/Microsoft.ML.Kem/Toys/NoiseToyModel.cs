@@ -197,12 +197,12 @@ public sealed class NoiseToyModel : nn.Module<Tensor, Tensor>
         {
             var (batch, tasks, perTask, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
             var tokens = norm.call(x.reshape(batch, tasks * perTask, width));               // LN([X_1;…;X_T]): B×N×d
-            var q = AttentionKernel.SplitHeads(query.call(tokens), 1);                       // B×1×N×d
-            var kv = keyValue.call(tokens).chunk(2, -1);
+            var q = AttentionKernel.SplitHeads(query.Apply(tokens), 1);                       // B×1×N×d
+            var kv = keyValue.Apply(tokens).chunk(2, -1);
             var k = AttentionKernel.SplitHeads(kv[0], 1);
             var v = AttentionKernel.SplitHeads(kv[1], 1);
             var weights = AttentionKernel.Weights(q, k);                                     // B×1×N×N, softmax over all keys
-            var attended = output.call(AttentionKernel.MergeHeads(weights.matmul(v)));       // B×N×d
+            var attended = output.Apply(AttentionKernel.MergeHeads(weights.matmul(v)));       // B×N×d
             return (x + attended.reshape(batch, tasks, perTask, width), weights);
         }
     }

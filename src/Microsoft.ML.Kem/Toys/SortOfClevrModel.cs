@@ -182,11 +182,11 @@ public sealed class SortOfClevrModel : nn.Module<Tensor, Tensor, Tensor>
             int p = Options.PatchSize, side = Options.ImageSize / p;
             // B×3×S×S → B×3×g×p×g×p → B×g×g×3×p×p → B×g²×3p²  (row-major over the patch grid)
             var patches = images.reshape(batch, 3, side, p, side, p).permute(0, 2, 4, 1, 3, 5).reshape(batch, side * side, 3 * p * p);
-            return cellEmbedding.call(patches) + positions!;
+            return cellEmbedding.Apply(patches) + positions!;
         }
         var grid = cnn!.call(images);                                                 // B×24×g×g
         var features = grid.flatten(2).transpose(1, 2);                                // B×g²×24
-        return cellEmbedding.call(cat([features, cellCoordinates!.expand(batch, -1, -1)], -1));   // B×g²×26 → B×g²×d
+        return cellEmbedding.Apply(cat([features, cellCoordinates!.expand(batch, -1, -1)], -1));   // B×g²×26 → B×g²×d
     }
 
     /// <summary>(x, y) of every cell centre in [−1, 1], row-major, 1×g²×2.</summary>

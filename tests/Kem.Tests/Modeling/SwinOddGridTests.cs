@@ -139,19 +139,22 @@ public sealed class SwinOddGridTests
     /// <summary>
     /// A TinySwin network at 64×64 (all grids even: 16 → 8 → 4 → 2) for a fixed seed and input gives the numbers it gave
     /// before patch merging learnt to pad (recorded with the pre-padding code at commit 90502f1, CPU libtorch): the even path
-    /// is untouched, bit for bit. No task interaction, so that only the backbone and task blocks are pinned here (KEM's own
-    /// numbers are pinned by the KEM tests, and its implementation may change rounding).
+    /// is untouched. Bit for bit until the linear layers on B×L×d inputs became one fused product with the bias
+    /// (FusedLinear), which rounds differently; since then within float rounding (the largest change in these numbers was
+    /// 9e-5 on a sum of 12,288 values, 1.3e-7 on an element). No task interaction, so that only the backbone and task blocks
+    /// are pinned here (KEM's own numbers are pinned by the KEM tests, and its implementation may change rounding).
     /// </summary>
     [TestMethod]
-    public void Even_grids_compute_exactly_what_they_computed_before_padding()
+    public void Even_grids_compute_what_they_computed_before_padding()
     {
         torch.manual_seed(7);
         using var net = new MultiTaskNetwork(Options(64, 64) with { Interaction = new InteractionOptions { Kind = InteractionKind.None } });
         var predictions = Inference.Predict(net, Onnx.OnnxExportTests.Pixels(1, 64, 64), 1);
         float[] segmentation = predictions[0].Scores, depth = predictions[1].Scores;
-        Assert.AreEqual(-102.41567732792464, segmentation.Sum(v => (double)v));
-        Assert.AreEqual(3577.5688531398773, depth.Sum(v => (double)v));
-        CollectionAssert.AreEqual(new[] { 0.44305003f, 0.13298185f, 0.20945826f }, new[] { segmentation[0], segmentation[777], segmentation[^1] });
-        CollectionAssert.AreEqual(new[] { 0.7672393f, 0.85149527f, 0.89574623f }, new[] { depth[0], depth[777], depth[^1] });
+        Assert.AreEqual(-102.41567732792464, segmentation.Sum(v => (double)v), 1e-3);
+        Assert.AreEqual(3577.5688531398773, depth.Sum(v => (double)v), 1e-3);
+        float[] recorded = [0.44305003f, 0.13298185f, 0.20945826f, 0.7672393f, 0.85149527f, 0.89574623f];
+        float[] now = [segmentation[0], segmentation[777], segmentation[^1], depth[0], depth[777], depth[^1]];
+        for (int i = 0; i < recorded.Length; i++) Assert.AreEqual(recorded[i], now[i], 1e-6f, $"value {i}");
     }
 }
