@@ -17,7 +17,7 @@ internal static class FusedLinear
 {
     /// <summary><paramref name="layer"/>(<paramref name="input"/>) for …×d_in → …×d_out, one fused product.</summary>
     public static Tensor Apply(this Linear layer, Tensor input) =>
-        input.dim() <= 2 ? layer.call(input) : layer.call(Rows(input)).view(OutputShape(input, -1));
+        input.dim() <= 2 ? layer.call(input) : layer.call(Rows(input)).view(OutputShape(input, layer.weight!.shape[0]));
 
     /// <summary><c>nn.functional.linear</c> for …×d_in → …×d_out, one fused product.</summary>
     public static Tensor Linear(Tensor input, Tensor weight, Tensor? bias = null) =>

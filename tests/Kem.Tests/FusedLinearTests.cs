@@ -56,4 +56,13 @@ public sealed class FusedLinearTests
         TensorAssert.Close(nn.functional.linear(rows, weight), FusedLinear.Linear(rows, weight), 1e-6, "no bias");
         CollectionAssert.AreEqual(new long[] { 3, 2, 4 }, FusedLinear.Linear(strided, weight, bias).shape);
     }
+
+    [TestMethod]
+    public void An_empty_batch_keeps_its_shape()
+    {
+        using var scope = NewDisposeScope();
+        using var layer = nn.Linear(6, 5);
+        CollectionAssert.AreEqual(new long[] { 0, 7, 5 }, layer.Apply(zeros(0, 7, 6)).shape);
+        CollectionAssert.AreEqual(new long[] { 0, 7, 5 }, FusedLinear.Linear(zeros(0, 7, 6), layer.weight!, layer.bias).shape);
+    }
 }
