@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -72,32 +71,25 @@ public static class AttentionKernel
     // fused kernel kept them in fp32), and the score scale is folded into the head mask in the tensors' dtype (exact for
     // d_h = 64, within bf16 rounding otherwise). fp32 results equal the head-split forms to rounding.
 
-    private static readonly ConcurrentDictionary<(DeviceType Device, int Index, ScalarType Type, long Heads, long Width, float Scale), Tensor> HeadMasks = new();
+    private static readonly ConstantCache<(DeviceType Device, int Index, ScalarType Type, long Heads, long Width, float Scale)> HeadMasks = new();
+    private static readonly ConstantCache<(DeviceType Device, int Index, ScalarType Type, long Heads, long Width, float Scale)> PairMasks = new();
 
     /// <summary>
     /// h×1×d: row i is <paramref name="scale"/> on head i's columns i·d_h … (i+1)·d_h − 1 and 0 elsewhere (cached per
     /// device, dtype, h, d and scale; h·d values).
     /// </summary>
     private static Tensor HeadMask(long heads, long width, float scale, ScalarType type, Device device) =>
-        HeadMasks.GetOrAdd((device.type, device.index, type, heads, width, scale), key =>
+        HeadMasks.Get((device.type, device.index, type, heads, width, scale), key =>
         {
-            using var noGrad = no_grad();
-            using var scope = NewDisposeScope();
             var identity = eye(key.Heads, dtype: ScalarType.Float32, device: device).mul_(key.Scale);   // fp32 first: not every libtorch has a bf16 eye
             return identity.unsqueeze(-1).expand(key.Heads, key.Heads, key.Width / key.Heads).reshape(key.Heads, 1, key.Width)
-                .to(key.Type).contiguous().DetachFromDisposeScope();
+                .to(key.Type).contiguous();
         });
-
-    private static readonly ConcurrentDictionary<(DeviceType Device, int Index, ScalarType Type, long Heads, long Width, float Scale), Tensor> PairMasks = new();
 
     /// <summary>h×1×2d: <see cref="HeadMask"/> with <paramref name="keyScale"/> beside the one with scale 1, for keys and values side by side (cached).</summary>
     private static Tensor PairMask(long heads, long width, float keyScale, ScalarType type, Device device) =>
-        PairMasks.GetOrAdd((device.type, device.index, type, heads, width, keyScale), key =>
-        {
-            using var scope = NewDisposeScope();
-            return cat([HeadMask(key.Heads, key.Width, key.Scale, key.Type, device), HeadMask(key.Heads, key.Width, 1f, key.Type, device)], -1)
-                .DetachFromDisposeScope();
-        });
+        PairMasks.Get((device.type, device.index, type, heads, width, keyScale), key =>
+            cat([HeadMask(key.Heads, key.Width, key.Scale, key.Type, device), HeadMask(key.Heads, key.Width, 1f, key.Type, device)], -1));
 
     /// <summary>
     /// Slot vectors …×m×d (B×m×d or m×d) → the block-diagonal …×(h·m)×d with row i·m + j holding slot j's head-i vector in

@@ -115,14 +115,10 @@ public static class TopKSoftmax
     }
 
     // A 0-dim true on the device, cached per device: expanded, the source of KeepMask's scatter (no kernel per call).
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(DeviceType, int), Tensor> Trues = new();
+    private static readonly ConstantCache<(DeviceType, int)> Trues = new();
 
     private static Tensor True(Device device) =>
-        Trues.GetOrAdd((device.type, device.index), key =>
-        {
-            using var scope = NewDisposeScope();
-            return ones(Array.Empty<long>(), ScalarType.Bool, device).DetachFromDisposeScope();
-        });
+        Trues.Get((device.type, device.index), _ => ones(Array.Empty<long>(), ScalarType.Bool, device));
 
     private static void CheckK(int k)
     {
