@@ -97,21 +97,22 @@ internal static class HostProbe
     private static void Sync(Config c, Gpu gpu, Results results, Budget budget)
     {
         using var a = randn(gpu.IsCuda ? 4096 : 128, gpu.IsCuda ? 4096 : 128, dtype: gpu.IsCuda ? ScalarType.BFloat16 : ScalarType.Float32, device: gpu.Device);
-        // Products per ~40 ms of preload, calibrated once (a CPU run keeps it short)
-        gpu.Sync();
-        var sw = Stopwatch.StartNew();
-        using (var scope = NewDisposeScope()) { for (int i = 0; i < 4; i++) a.matmul(a); gpu.Sync(); }
-        var perProduct = sw.Elapsed.TotalMilliseconds / 4;
-        int products = gpu.IsCuda ? Math.Clamp((int)(40 / Math.Max(perProduct, 1e-3)), 1, 2000) : 1;
-
-        double Preload()
+        void Queue(int count)                                                // matrix products, queued and not waited for
+        {
+            using var scope = NewDisposeScope();
+            for (int i = 0; i < count; i++) a.matmul(a);
+        }
+        double Timed(int count)                                              // ms for count products, idle GPU to idle GPU
         {
             gpu.Sync();
             var clock = Stopwatch.StartNew();
-            using (var scope = NewDisposeScope()) { for (int i = 0; i < products; i++) a.matmul(a); gpu.Sync(); }
+            Queue(count);
+            gpu.Sync();
             return clock.Elapsed.TotalMilliseconds;
         }
-        var preloadMs = Preload();
+        // Products per ~40 ms of preload, calibrated once (a CPU run keeps it to one)
+        int products = gpu.IsCuda ? Math.Clamp((int)(40 / Math.Max(Timed(4) / 4, 1e-3)), 1, 2000) : 1;
+        var preloadMs = Timed(products);
 
         StepBench.ForEachPart(c, gpu, phases: true, segments: true, (bench, part, tasks, iteration) =>
         {
@@ -131,7 +132,7 @@ internal static class HostProbe
                     iteration();
                     if (i > 0) idle.Add(clock.Elapsed.TotalMilliseconds);
                     gpu.Sync();
-                    using (var scope = NewDisposeScope()) for (int p = 0; p < products; p++) a.matmul(a);   // queued, not waited for
+                    Queue(products);
                     clock.Restart();
                     iteration();
                     if (i > 0) loaded.Add(clock.Elapsed.TotalMilliseconds);

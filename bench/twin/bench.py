@@ -355,19 +355,20 @@ def run_probe(c, gpu, results, budget):
 
     size = 4096 if gpu.is_cuda else 128
     a = torch.randn(size, size, dtype=dtype, device=gpu.device)
-    gpu.sync()
-    start = time.perf_counter()
-    for _ in range(4):
-        a @ a
-    gpu.sync()
-    per_product = (time.perf_counter() - start) * 1000.0 / 4
-    products = min(max(int(40 / max(per_product, 1e-3)), 1), 2000) if gpu.is_cuda else 1
-    gpu.sync()
-    start = time.perf_counter()
-    for _ in range(products):
-        a @ a
-    gpu.sync()
-    preload_ms = (time.perf_counter() - start) * 1000.0
+
+    def queue(count):                                                       # matrix products, queued and not waited for
+        for _ in range(count):
+            a @ a
+
+    def timed(count):                                                       # ms for count products, idle GPU to idle GPU
+        gpu.sync()
+        start = time.perf_counter()
+        queue(count)
+        gpu.sync()
+        return (time.perf_counter() - start) * 1000.0
+
+    products = min(max(int(40 / max(timed(4) / 4, 1e-3)), 1), 2000) if gpu.is_cuda else 1
+    preload_ms = timed(products)
     for bench, name, tasks, iteration in parts(c, gpu, True, True):
         row = dict(bench="sync", part=f"{bench}: {name}", kind="kem", tasks=tasks, batch=c["batch"], image=f'{c["height"]}x{c["img_width"]}',
                    dtype="bf16" if gpu.is_cuda else "fp32", device=gpu.name)
@@ -383,8 +384,7 @@ def run_probe(c, gpu, results, budget):
                 if i > 0:
                     idle.append((time.perf_counter() - start) * 1000.0)
                 gpu.sync()
-                for _ in range(products):
-                    a @ a
+                queue(products)
                 start = time.perf_counter()
                 iteration()
                 if i > 0:
