@@ -65,6 +65,7 @@ internal static class HostProbe
         var zero = zeros(Array.Empty<long>(), dtype: type, device: device);
         var logits = randn(2, 5, 4, 8, device: device);
         var target = randint(0, 5, [2, 4, 8], device: device);
+        var (rows, yt, slotBias) = (R(32, 32), R(2, 32, 16), R(16));
         var xg = R(2, 16, 32).requires_grad_(true);
         var wg = R(32, 32).requires_grad_(true);
         return
@@ -72,6 +73,11 @@ internal static class HostProbe
             ("add", () => _ = x + y),
             ("mul_scalar", () => { using var s = 0.5.ToScalar(); _ = x.mul(s); }),
             ("linear", () => _ = F.linear(x, w, b)),
+            ("linear_rows", () => _ = F.linear(x.reshape(-1, 32), w, b).view(2, 16, 96)),
+            ("addmm", () => _ = F.linear(rows, w, b)),
+            ("mm", () => _ = rows.mm(w.t())),
+            ("bmm", () => _ = x.bmm(yt)),
+            ("baddbmm", () => _ = x.baddbmm(yt, slotBias)),
             ("layer_norm", () => _ = F.layer_norm(x, [32], gamma, beta)),
             ("gelu", () => _ = F.gelu(x)),
             ("softmax", () => _ = x.softmax(-1)),

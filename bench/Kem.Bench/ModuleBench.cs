@@ -18,6 +18,16 @@ internal static class ModuleBench
     [
         ("kem", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
         ("kem-gather", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),      // GatheredTopKKem: the previous Retrieve (k gathered rows)
+        ("kem-fold-r", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),      // FoldedKem experiments
+        ("kem-fold-rw", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-fold", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-fold-sm", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-v-lib", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),       // KemVariant experiments
+        ("kem-v-mm", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-v-mm-slot", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-v-mm-all", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-v-slot", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
+        ("kem-v-old", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
         ("skem", new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, EtfInputProjection = true, MemorySlots = 20, TopK = 3 }),
         ("ca", new InteractionOptions { Kind = InteractionKind.CrossAttention }),
         ("seq", null),
@@ -100,8 +110,24 @@ internal static class ModuleBench
     {
         using var built = Build(c, gpu, options, tasks, tokens, dtype, row);
         var (x, g) = (built.X, built.G);
-        using var previous = name == "kem-gather" ? new GatheredTopKKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK) : null;
+        using var previous = name switch
+        {
+            "kem-gather" => new GatheredTopKKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK),
+            "kem-fold-r" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.Retrieve),
+            "kem-fold-rw" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.RetrieveWrite),
+            "kem-fold" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.All),
+            "kem-fold-sm" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.AllSlotMajor),
+            "kem-v-lib" => Variant(false, false, false),
+            "kem-v-mm" => Variant(true, false, false),
+            "kem-v-mm-slot" => Variant(true, true, false),
+            "kem-v-mm-all" => Variant(true, true, true),
+            "kem-v-slot" => Variant(false, true, false),
+            "kem-v-old" => Variant(false, true, true),
+            _ => (nn.Module<Tensor, Tensor>?)null,
+        };
         var module = (nn.Module<Tensor, Tensor>?)previous ?? built.Module;
+        KemVariant Variant(bool scoresMm, bool slotSplit, bool tokenSplit) =>
+            new((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, new KemVariant.Switches(scoresMm, slotSplit, tokenSplit));
 
         void Iteration()
         {
@@ -115,8 +141,28 @@ internal static class ModuleBench
             using (no_grad())
             using (NewDisposeScope())
                 row["max_abs_diff_vs_kem"] = (previous.call(x) - built.Module.call(x)).abs().max().to(ScalarType.Float32).item<float>();   // same values, other layout
+        if (previous is not null) row["max_grad_rel_diff_vs_kem"] = GradientGap(previous, built.Module, x, g);
         Measure.TimeInto(row, gpu, Iteration, c.ModuleSchedule);
         row["parameters"] = built.Module.parameters().Sum(p => p.numel());
+    }
+
+    /// <summary>The largest gap between the two modules' gradients (input and every parameter of <paramref name="reference"/>), relative to the reference's largest entry.</summary>
+    private static double GradientGap(nn.Module<Tensor, Tensor> other, nn.Module<Tensor, Tensor> reference, Tensor x, Tensor g)
+    {
+        using var scope = NewDisposeScope();
+        var inputs = new List<Tensor> { x };
+        inputs.AddRange(reference.parameters());
+        var a = torch.autograd.grad([other.call(x)], inputs, [g], allow_unused: true);
+        var b = torch.autograd.grad([reference.call(x)], inputs, [g], allow_unused: true);
+        double worst = 0;
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            if (b[i] is null || b[i].IsInvalid) continue;
+            var scale = b[i].abs().max().to(ScalarType.Float64).item<double>();
+            var gap = a[i] is null || a[i].IsInvalid ? scale : (a[i] - b[i]).abs().max().to(ScalarType.Float64).item<double>();
+            worst = Math.Max(worst, gap / Math.Max(scale, 1e-30));
+        }
+        return worst;
     }
 
     /// <summary>The keys every module and graph row starts with.</summary>

@@ -197,6 +197,7 @@ def run_profile(c, gpu, results, budget, iterations=5):
                             sort = "self_device_time_total" if hasattr(averages[0], "self_device_time_total") else "self_cuda_time_total"
                         print(f"## profile {kind} T={tasks} n={tokens} {dtype}: {row['kernel_ms']:.3f} ms of kernels, {row['kernels']:.0f} kernels, "
                               f"{queued_ms:.3f} ms queued per iteration\n{averages.table(sort_by=sort, row_limit=14)}", flush=True)
+                        print(f"## profile {kind}: host time by op\n{averages.table(sort_by='self_cpu_time_total', row_limit=24)}", flush=True)
                     except Exception as e:  # noqa: BLE001
                         error(row, e)
                     results.write(row)
@@ -300,11 +301,17 @@ def probe_ops(device, dtype):
     zero = torch.zeros((), dtype=dtype, device=device)
     logits = torch.randn(2, 5, 4, 8, device=device)
     target = torch.randint(0, 5, (2, 4, 8), device=device)
+    rows, yt, slot_bias = r(32, 32), r(2, 32, 16), r(16)
     xg, wg = r(2, 16, 32).requires_grad_(True), r(32, 32).requires_grad_(True)
     return [
         ("add", lambda: x + y),
         ("mul_scalar", lambda: x.mul(0.5)),
         ("linear", lambda: F.linear(x, w, b)),
+        ("linear_rows", lambda: F.linear(x.reshape(-1, 32), w, b).view(2, 16, 96)),
+        ("addmm", lambda: F.linear(rows, w, b)),
+        ("mm", lambda: rows.mm(w.t())),
+        ("bmm", lambda: x.bmm(yt)),
+        ("baddbmm", lambda: torch.baddbmm(slot_bias, x, yt)),
         ("layer_norm", lambda: F.layer_norm(x, [32], gamma, beta)),
         ("gelu", lambda: F.gelu(x)),
         ("softmax", lambda: x.softmax(-1)),
