@@ -131,9 +131,11 @@ public static class AttentionKernel
         var slots = keyValue.shape[1];
         var mask = PairMask(heads, width, scale ?? DefaultScale(width / heads), keyValue.dtype, keyValue.device);   // h×1×2d
         var blocks = mask * keyValue.unsqueeze(-3);                                                     // B×h×m×2d
-        // Views: B×h×m×d halves with row stride 2d, (h, m) merged into h·m rows
-        var keyRows = blocks.narrow(-1, 0, width).reshape(batch, heads * slots, width);
-        var valueRows = blocks.narrow(-1, width, width).reshape(batch, heads * slots, width);
+        // Views: B×h×m×d halves with row stride 2d, (h, m) merged into h·m rows. One chunk, not two narrows: its backward
+        // joins both halves' gradients with one cat, where two narrows each fill a zero tensor and add them up (5 kernels).
+        var halves = blocks.chunk(2, -1);
+        var keyRows = halves[0].reshape(batch, heads * slots, width);
+        var valueRows = halves[1].reshape(batch, heads * slots, width);
         var scores = tokens.bmm(keyRows.transpose(1, 2));                                               // B×L×(h·m)
         var weights = scores.view(batch, length, heads, slots).softmax(-1);                             // over each head's slots
         var flat = weights.view(batch, length, heads * slots);
