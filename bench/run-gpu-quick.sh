@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/gpu-run-common.sh
 ROWS=(--dtypes bf16 --tasks 3 --tokens 252,4032 --kinds kem,ca)
-phase "modules, C#";           timeout 60 "${CS[@]}" --modules "${ROWS[@]}" --kinds kem,kem-gather,ca --budget-s 45
+phase "modules, C#";           timeout 60 "${CS[@]}" --modules "${ROWS[@]}" --kinds kem,ca --budget-s 45
 phase "modules, PyTorch";      timeout 60 "${PY[@]}" --modules "${ROWS[@]}" --budget-s 45
 phase "profile, PyTorch";      timeout 45 "${PY[@]}" --profile "${ROWS[@]}" --budget-s 35
 phase "step, C#";              timeout 45 "${CS[@]}" --step --kinds kem --step-tasks 2 --budget-s 35

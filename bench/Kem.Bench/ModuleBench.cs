@@ -17,17 +17,6 @@ internal static class ModuleBench
     public static readonly (string Name, InteractionOptions? Options)[] Kinds =
     [
         ("kem", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-gather", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),      // GatheredTopKKem: the previous Retrieve (k gathered rows)
-        ("kem-fold-r", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),      // FoldedKem experiments
-        ("kem-fold-rw", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-fold", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-fold-sm", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-v-lib", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),       // KemVariant experiments
-        ("kem-v-mm", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-v-mm-slot", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-v-mm-all", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-v-slot", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
-        ("kem-v-old", new InteractionOptions { Kind = InteractionKind.Kem, MemorySlots = 20, TopK = 3 }),
         ("skem", new InteractionOptions { Kind = InteractionKind.StableKem, EtfMode = EtfMode.TaskVertices, EtfInputProjection = true, MemorySlots = 20, TopK = 3 }),
         ("ca", new InteractionOptions { Kind = InteractionKind.CrossAttention }),
         ("seq", null),
@@ -41,7 +30,7 @@ internal static class ModuleBench
         foreach (var (name, options) in Kinds.Where(k => c.Runs(k.Name)))
         {
             var row = Row(c, gpu, "module", name, tasks, tokens, dtype);
-            results.Write(row, budget, () => Measure1(c, gpu, name, options, tasks, tokens, dtype, row));
+            results.Write(row, budget, () => Measure1(c, gpu, options, tasks, tokens, dtype, row));
         }
     }
 
@@ -106,63 +95,20 @@ internal static class ModuleBench
         return new Built(module, randn(shape, dtype: type, device: gpu.Device).requires_grad_(true), randn(shape, dtype: type, device: gpu.Device));
     }
 
-    private static void Measure1(Config c, Gpu gpu, string name, InteractionOptions? options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
+    private static void Measure1(Config c, Gpu gpu, InteractionOptions? options, int tasks, int tokens, string dtype, Dictionary<string, object?> row)
     {
         using var built = Build(c, gpu, options, tasks, tokens, dtype, row);
-        var (x, g) = (built.X, built.G);
-        using var previous = name switch
-        {
-            "kem-gather" => new GatheredTopKKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK),
-            "kem-fold-r" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.Retrieve),
-            "kem-fold-rw" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.RetrieveWrite),
-            "kem-fold" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.All),
-            "kem-fold-sm" => new FoldedKem((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, FoldedKem.Fold.AllSlotMajor),
-            "kem-v-lib" => Variant(false, false, false),
-            "kem-v-mm" => Variant(true, false, false),
-            "kem-v-mm-slot" => Variant(true, true, false),
-            "kem-v-mm-all" => Variant(true, true, true),
-            "kem-v-slot" => Variant(false, true, false),
-            "kem-v-old" => Variant(false, true, true),
-            _ => (nn.Module<Tensor, Tensor>?)null,
-        };
-        var module = (nn.Module<Tensor, Tensor>?)previous ?? built.Module;
-        KemVariant Variant(bool scoresMm, bool slotSplit, bool tokenSplit) =>
-            new((KnowledgeExtraction)built.Module, c.Heads, tasks, c.TopK, new KemVariant.Switches(scoresMm, slotSplit, tokenSplit));
+        var (module, x, g) = (built.Module, built.X, built.G);
 
         void Iteration()
         {
             using var scope = NewDisposeScope();
-            built.Module.zero_grad();
-            var y = module.call(x);
-            y.backward([g]);
+            module.zero_grad();
+            module.call(x).backward([g]);
         }
 
-        if (previous is not null)
-            using (no_grad())
-            using (NewDisposeScope())
-                row["max_abs_diff_vs_kem"] = (previous.call(x) - built.Module.call(x)).abs().max().to(ScalarType.Float32).item<float>();   // same values, other layout
-        if (previous is not null) row["max_grad_rel_diff_vs_kem"] = GradientGap(previous, built.Module, x, g);
         Measure.TimeInto(row, gpu, Iteration, c.ModuleSchedule);
-        row["parameters"] = built.Module.parameters().Sum(p => p.numel());
-    }
-
-    /// <summary>The largest gap between the two modules' gradients (input and every parameter of <paramref name="reference"/>), relative to the reference's largest entry.</summary>
-    private static double GradientGap(nn.Module<Tensor, Tensor> other, nn.Module<Tensor, Tensor> reference, Tensor x, Tensor g)
-    {
-        using var scope = NewDisposeScope();
-        var inputs = new List<Tensor> { x };
-        inputs.AddRange(reference.parameters());
-        var a = torch.autograd.grad([other.call(x)], inputs, [g], allow_unused: true);
-        var b = torch.autograd.grad([reference.call(x)], inputs, [g], allow_unused: true);
-        double worst = 0;
-        for (int i = 0; i < inputs.Count; i++)
-        {
-            if (b[i] is null || b[i].IsInvalid) continue;
-            var scale = b[i].abs().max().to(ScalarType.Float64).item<double>();
-            var gap = a[i] is null || a[i].IsInvalid ? scale : (a[i] - b[i]).abs().max().to(ScalarType.Float64).item<double>();
-            worst = Math.Max(worst, gap / Math.Max(scale, 1e-30));
-        }
-        return worst;
+        row["parameters"] = module.parameters().Sum(p => p.numel());
     }
 
     /// <summary>The keys every module and graph row starts with.</summary>

@@ -17,6 +17,7 @@ internal sealed record Config
     public int[] TokenCounts { get; init; } = [252, 1008, 4032];
     public string[] Dtypes { get; init; } = ["bf16", "fp32"];   // bf16 first: the targets are bf16
     public int Warmup { get; init; } = 3;
+    public double WarmupSeconds { get; init; } = 0.5;
     public int MinIters { get; init; } = 10;
     public int MaxIters { get; init; } = 50;
     public double MinSeconds { get; init; } = 0.4;
@@ -46,13 +47,13 @@ internal sealed record Config
     {
         // 8, 32, 128 tokens: the 32×64 image at strides 16, 8, 4, so the seq rows have a grid (and pooled keys at 8 and 4)
         Batch = 2, Width = 32, Heads = 4, Slots = 4, TopK = 3, TaskCounts = [2, 3], TokenCounts = [8, 32, 128],
-        Warmup = 1, MinIters = 2, MaxIters = 3, MinSeconds = 0, MaxSeconds = 1,
+        Warmup = 1, WarmupSeconds = 0, MinIters = 2, MaxIters = 3, MinSeconds = 0, MaxSeconds = 1,
         ImageHeight = 32, ImageWidth = 64, TokenStride = 16, BackboneDepth = 1, StepTaskCounts = [2, 3],
         StepWarmup = 1, StepMinIters = 2, StepMaxIters = 3, SoakImages = 8, SoakReportEvery = 5, QueuedIters = 3,
     };
 
-    public Schedule ModuleSchedule => new(Warmup, MinIters, MaxIters, MinSeconds, MaxSeconds, QueuedIters, QueuedSeconds, MemoryIters);
-    public Schedule StepSchedule => new(StepWarmup, StepMinIters, StepMaxIters, MinSeconds, MaxSeconds * 2, QueuedIters, QueuedSeconds, MemoryIters);
+    public Schedule ModuleSchedule => new(Warmup, WarmupSeconds, MinIters, MaxIters, MinSeconds, MaxSeconds, QueuedIters, QueuedSeconds, MemoryIters);
+    public Schedule StepSchedule => new(StepWarmup, WarmupSeconds, StepMinIters, StepMaxIters, MinSeconds, MaxSeconds * 2, QueuedIters, QueuedSeconds, MemoryIters);
 }
 
 /// <summary>Wall-clock budget of the whole run: once spent, remaining rows are written as skipped with the reason.</summary>

@@ -19,17 +19,17 @@ import network  # noqa: E402
 from common import Budget, Gpu, GpuMonitor, Results, measure, queued_pass, sdpa  # noqa: E402
 
 FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
-            warmup=3, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.3, memory_iters=3,
+            warmup=3, warmup_s=0.5, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.3, memory_iters=3,
             height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_min=15, step_max=40,
             soak_images=96, soak_report=50)
 # quick tokens 8, 32, 128: the 32×64 image at strides 16, 8, 4, so the seq rows have a grid (and pooled keys at 8 and 4)
-QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[8, 32, 128], warmup=1, min_iters=2, max_iters=3, min_s=0, max_s=1,
+QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[8, 32, 128], warmup=1, warmup_s=0, min_iters=2, max_iters=3, min_s=0, max_s=1,
              height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5, queued_iters=3)
 
 
 def module_schedule(c):
     """Iteration counts of a module row (Kem.Bench's Config.ModuleSchedule)."""
-    return dict(warmup=c["warmup"], min_iters=c["min_iters"], max_iters=c["max_iters"], min_s=c["min_s"], max_s=c["max_s"],
+    return dict(warmup=c["warmup"], warmup_s=c["warmup_s"], min_iters=c["min_iters"], max_iters=c["max_iters"], min_s=c["min_s"], max_s=c["max_s"],
                 queued_iters=c["queued_iters"], queued_s=c["queued_s"], memory_iters=c["memory_iters"])
 
 

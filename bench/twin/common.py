@@ -172,8 +172,10 @@ def time_it(gpu, iteration, s):
     """Warm-up, the timing pass and the queued pass of schedule `s` (as Kem.Bench's Measure.Time): every timed
     iteration between two device synchronisations (median/p10/p90), the median time for iteration() to return
     (host_ms), then R iterations back to back between one synchronisation pair (queued_ms = total / R)."""
-    for _ in range(s["warmup"]):
+    warm, i = time.perf_counter(), 0
+    while i < s["warmup"] or time.perf_counter() - warm < s["warmup_s"]:   # as Kem.Bench: iterations and seconds
         iteration()
+        i += 1
     gpu.sync()
     times, host = [], []
     t0 = time.perf_counter()
