@@ -32,6 +32,7 @@ internal sealed record Config
     public int BackboneDepth { get; init; } = 4;
     public int[] StepTaskCounts { get; init; } = [2, 3];
     public int StepWarmup { get; init; } = 5;
+    public double StepWarmupSeconds { get; init; } = 2.0;
     public int StepMinIters { get; init; } = 15;
     public int StepMaxIters { get; init; } = 40;
     // Soak / busy
@@ -49,11 +50,11 @@ internal sealed record Config
         Batch = 2, Width = 32, Heads = 4, Slots = 4, TopK = 3, TaskCounts = [2, 3], TokenCounts = [8, 32, 128],
         Warmup = 1, WarmupSeconds = 0, MinIters = 2, MaxIters = 3, MinSeconds = 0, MaxSeconds = 1,
         ImageHeight = 32, ImageWidth = 64, TokenStride = 16, BackboneDepth = 1, StepTaskCounts = [2, 3],
-        StepWarmup = 1, StepMinIters = 2, StepMaxIters = 3, SoakImages = 8, SoakReportEvery = 5, QueuedIters = 3,
+        StepWarmup = 1, StepWarmupSeconds = 0, StepMinIters = 2, StepMaxIters = 3, SoakImages = 8, SoakReportEvery = 5, QueuedIters = 3,
     };
 
     public Schedule ModuleSchedule => new(Warmup, WarmupSeconds, MinIters, MaxIters, MinSeconds, MaxSeconds, QueuedIters, QueuedSeconds, MemoryIters);
-    public Schedule StepSchedule => new(StepWarmup, WarmupSeconds, StepMinIters, StepMaxIters, MinSeconds, MaxSeconds * 2, QueuedIters, QueuedSeconds, MemoryIters);
+    public Schedule StepSchedule => new(StepWarmup, StepWarmupSeconds, StepMinIters, StepMaxIters, MinSeconds, MaxSeconds * 2, QueuedIters, QueuedSeconds, MemoryIters);
 }
 
 /// <summary>Wall-clock budget of the whole run: once spent, remaining rows are written as skipped with the reason.</summary>
@@ -83,8 +84,9 @@ internal static class Program
           --quick             tiny sizes (CPU smoke test)
           --device D          auto (default), cuda or cpu
           --budget-s S        stop measuring after S seconds (remaining rows are written as skipped)
+          --warmup-s S        warm-up of every module row (default 0.5) and whole-step row (default 2), seconds
           --dtypes a,b        subset of fp32,bf16 for --modules / --graphs
-          --kinds a,b         subset of kem,kem-gather,skem,ca,seq (modules) and kem,ca,none (step)
+          --kinds a,b         subset of kem,skem,ca,seq (modules) and kem,ca,none (step)
           --tasks a,b         task counts of --modules / --graphs;  --tokens a,b: tokens per task of --modules / --graphs
           --step-tasks a,b    task counts of --step (2 and/or 3)
           --augment           --soak trains with AugmentationOptions.Nyud (flip, scale, rotate on the device)
@@ -96,6 +98,7 @@ internal static class Program
         int soak = 0;
         string output = ".", deviceName = "auto";
         double budgetSeconds = double.PositiveInfinity;
+        double? warmupSeconds = null;
         string[]? dtypes = null, kinds = null;
         int[]? taskCounts = null, tokenCounts = null, stepTaskCounts = null;
         bool augment = false;
@@ -116,6 +119,7 @@ internal static class Program
                 case "--quick": quick = true; break;
                 case "--device": deviceName = args[++i]; break;
                 case "--budget-s": budgetSeconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--warmup-s": warmupSeconds = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--dtypes": dtypes = args[++i].Split(','); break;
                 case "--kinds": kinds = args[++i].Split(','); break;
                 case "--tasks": taskCounts = Ints(args[++i]); break;
@@ -137,6 +141,7 @@ internal static class Program
         var config = quick ? Config.Quick : new Config();
         if (quick && !gpuDevice(device)) torch.set_num_threads(1);   // tiny CPU smoke test: OpenMP spinning only slows a shared machine
         if (dtypes is not null) config = config with { Dtypes = dtypes };
+        if (warmupSeconds is { } w) config = config with { WarmupSeconds = w, StepWarmupSeconds = w };
         config = config with
         {
             Kinds = kinds, Augment = augment,

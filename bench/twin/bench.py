@@ -20,11 +20,11 @@ from common import Budget, Gpu, GpuMonitor, Results, measure, queued_pass, sdpa 
 
 FULL = dict(batch=8, width=384, heads=6, slots=20, top_k=3, tasks=[2, 3, 5], tokens=[252, 1008, 4032], dtypes=["bf16", "fp32"],
             warmup=3, warmup_s=0.5, min_iters=10, max_iters=50, min_s=0.4, max_s=2.0, queued_iters=10, queued_s=0.3, memory_iters=3,
-            height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_min=15, step_max=40,
+            height=448, img_width=576, stride=16, backbone_depth=4, step_tasks=[2, 3], step_warmup=5, step_warmup_s=2.0, step_min=15, step_max=40,
             soak_images=96, soak_report=50)
 # quick tokens 8, 32, 128: the 32×64 image at strides 16, 8, 4, so the seq rows have a grid (and pooled keys at 8 and 4)
 QUICK = dict(FULL, batch=2, width=32, heads=4, slots=4, tasks=[2, 3], tokens=[8, 32, 128], warmup=1, warmup_s=0, min_iters=2, max_iters=3, min_s=0, max_s=1,
-             height=32, img_width=64, backbone_depth=1, step_warmup=1, step_min=2, step_max=3, soak_images=8, soak_report=5, queued_iters=3)
+             height=32, img_width=64, backbone_depth=1, step_warmup=1, step_warmup_s=0, step_min=2, step_max=3, soak_images=8, soak_report=5, queued_iters=3)
 
 
 def module_schedule(c):
@@ -35,7 +35,7 @@ def module_schedule(c):
 
 def step_schedule(c):
     """Iteration counts of a whole-step row (Kem.Bench's Config.StepSchedule)."""
-    return dict(module_schedule(c), warmup=c["step_warmup"], min_iters=c["step_min"], max_iters=c["step_max"], max_s=c["max_s"] * 2)
+    return dict(module_schedule(c), warmup=c["step_warmup"], warmup_s=c["step_warmup_s"], min_iters=c["step_min"], max_iters=c["step_max"], max_s=c["max_s"] * 2)
 
 
 MODULE_KINDS = ["kem", "skem", "ca", "seq", "kem-naive"]
@@ -547,6 +547,7 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--budget-s", type=float, default=float("inf"))
+    p.add_argument("--warmup-s", type=float, default=None, help="warm-up of every module row (default 0.5) and whole-step row (default 2), seconds")
     p.add_argument("--dtypes", default=None)
     p.add_argument("--kinds", default=None, help="subset of kem,skem,ca,seq (modules; kem includes the naive KEM) and kem,ca,none (step)")
     p.add_argument("--tasks", default=None, help="task counts of --modules / --profile")
@@ -567,6 +568,8 @@ def main():
     if a.dtypes:
         c["dtypes"] = a.dtypes.split(",")
     c["kinds"] = a.kinds.split(",") if a.kinds else None
+    if a.warmup_s is not None:
+        c["warmup_s"] = c["step_warmup_s"] = a.warmup_s
     for key, arg in (("tasks", a.tasks), ("tokens", a.tokens), ("step_tasks", a.step_tasks)):
         if arg:
             c[key] = [int(v) for v in arg.split(",")]
