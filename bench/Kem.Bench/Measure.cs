@@ -7,10 +7,10 @@ namespace Kem.Bench;
 /// Iteration counts of one measurement (<see cref="Measure.TimeInto"/>): warm-up, at least <see cref="Warmup"/> iterations
 /// and <see cref="WarmupSeconds"/> (long enough for .NET's tiered JIT to have replaced the first, unoptimised code of the
 /// hot methods: about half a second of iterations on a CPU probe, where the first 50 iterations of KEM cost 16 % more
-/// host time than later ones; two seconds for a whole step, many of whose methods run once a step); the timing pass, at least
-/// <see cref="MinIters"/> and until <see cref="MinSeconds"/> have passed (at most <see cref="MaxIters"/>, and no more than
-/// 3 once <see cref="MaxSeconds"/> have passed); the queued pass, up to <see cref="QueuedIters"/> iterations back to back
-/// but no more than fit in <see cref="QueuedSeconds"/>; the memory pass, <see cref="MemoryIters"/> iterations.
+/// host time than later ones; two seconds for a whole step, many of whose methods run once a step); the timing pass, at
+/// least <see cref="MinIters"/> and until <see cref="MinSeconds"/> have passed (at most <see cref="MaxIters"/>, and no more
+/// than 3 once <see cref="MaxSeconds"/> have passed); the queued pass, up to <see cref="QueuedIters"/> iterations back to
+/// back but no more than fit in <see cref="QueuedSeconds"/>; the memory pass, <see cref="MemoryIters"/> iterations.
 /// </summary>
 internal sealed record Schedule(int Warmup, double WarmupSeconds, int MinIters, int MaxIters, double MinSeconds, double MaxSeconds,
                                 int QueuedIters, double QueuedSeconds, int MemoryIters);
