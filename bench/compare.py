@@ -133,7 +133,7 @@ def main(folder):
         p("### KEM cost against n and T (C#; ideal: ×4 per ×4 in n, ×T/2 from T=2)\n")
         p("| dtype | T | ms n=252 | ms n=1008 | ms n=4032 | 4032/1008 | T/2-scaled: ms(T)/ms(2) at n=4032 |")
         p("|---|---|---|---|---|---|---|")
-        for dtype in ("fp32", "bf16"):
+        for dtype in [d for d in ("fp32", "bf16") if find(cs, bench="module", kind="kem", dtype=d)]:   # the dtypes that ran
             base = ms(find(cs, bench="module", kind="kem", tasks=2, tokens=4032, dtype=dtype))
             for T in (2, 3, 5):
                 v = [ms(find(cs, bench="module", kind="kem", tasks=T, tokens=n, dtype=dtype)) for n in (252, 1008, 4032)]
