@@ -5,7 +5,8 @@
 # Runs, phase by phase and C# then PyTorch for each (same machine, same call): interaction modules (eager, then replayed
 # as CUDA graphs), whole training step, 1,000 training steps through the loop on generated data. Writes csharp.jsonl, pytorch.jsonl, run.log and
 # summary.md (the tables with C#/PyTorch ratios) to $OUT (default ./bench-out). Bounded to under 9 minutes: each
-# phase has a budget inside the programs (rows past it are written as skipped) and a hard timeout outside.
+# phase has a budget inside the programs (rows past it are written as skipped) and a hard timeout outside. Since the
+# time-based warm-up (0.5 s a module row, 2 s a step row) the last fp32 module rows may fall past their budget.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/gpu-run-common.sh
